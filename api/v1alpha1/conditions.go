@@ -1,0 +1,130 @@
+package v1alpha1
+
+// Condition types. They follow kstatus: Ready is always present once an object has been
+// reconciled; Reconciling and Stalled exist only while they are true, so tools such as Flux and
+// Argo CD read "in progress" and "failed" without knowing chainsync.
+const (
+	// ReadyCondition is True when the object does what its spec asks.
+	ReadyCondition = "Ready"
+
+	// ReconcilingCondition is present (True) while the operator is still working towards the spec,
+	// for example while a user's first cycle runs.
+	ReconcilingCondition = "Reconciling"
+
+	// StalledCondition is present (True) when the operator cannot make progress without a change
+	// from a person: a missing reference, an invalid spec, a delete waiting for approval.
+	StalledCondition = "Stalled"
+
+	// SyncedCondition on a SyncUser is True when its last cycle finished without item errors.
+	SyncedCondition = "Synced"
+
+	// CompletedCondition on a SyncUser is True once it reached the last step of its chain and synced
+	// clean there; on an OnboardingChain, once every one of its users has.
+	CompletedCondition = "Completed"
+)
+
+// Reasons shared by every kind.
+const (
+	// ProgressingReason explains Reconciling while work towards the spec is under way.
+	ProgressingReason = "Progressing"
+
+	// InvalidSpecReason explains Stalled when the spec passed admission but cannot work, for
+	// example a cron expression that does not parse.
+	InvalidSpecReason = "InvalidSpec"
+
+	// SuspendedReason explains Ready=False while spec.suspend is true.
+	SuspendedReason = "Suspended"
+)
+
+// SyncPolicy reasons.
+const (
+	// SyncPolicyReadyReason: the policy is valid and its users' cycles are scheduled.
+	SyncPolicyReadyReason = "PolicyReady"
+
+	// SyncPolicySecretNotFoundReason: a Secret named by an endpoint does not exist or lacks a key.
+	SyncPolicySecretNotFoundReason = "SecretNotFound"
+
+	// SyncPolicyStoreNotFoundReason: the record store's PersistentVolumeClaim does not exist.
+	SyncPolicyStoreNotFoundReason = "StoreNotFound"
+
+	// SyncPolicyUsersFailingReason: at least one user's last cycle failed.
+	SyncPolicyUsersFailingReason = "UsersFailing"
+)
+
+// OnboardingChain reasons.
+const (
+	// OnboardingChainReadyReason: every step's policy exists and is ready.
+	OnboardingChainReadyReason = "ChainReady"
+
+	// OnboardingChainPolicyNotFoundReason: a step names a SyncPolicy that does not exist.
+	OnboardingChainPolicyNotFoundReason = "PolicyNotFound"
+
+	// OnboardingChainMixedStoresReason: the steps' policies use different record stores, so a user
+	// moving between them would lose its transaction records and be synced again from scratch.
+	OnboardingChainMixedStoresReason = "MixedRecordStores"
+
+	// OnboardingChainStepStuckReason: users cannot leave a step (failing users, or its policy is
+	// suspended or not ready).
+	OnboardingChainStepStuckReason = "StepStuck"
+
+	// OnboardingChainCompletedReason: every user of the chain has completed it.
+	OnboardingChainCompletedReason = "ChainCompleted"
+)
+
+// SyncUser reasons.
+const (
+	// SyncUserSyncedReason: the last cycle finished with no item errors.
+	SyncUserSyncedReason = "CycleSucceeded"
+
+	// SyncUserCycleFailedReason: the last cycle could not run (endpoint unreachable, bad
+	// credentials) or ended with item errors.
+	SyncUserCycleFailedReason = "CycleFailed"
+
+	// SyncUserChainAdvancedReason: an empty cycle moved the user to the next step of its chain.
+	SyncUserChainAdvancedReason = "ChainAdvanced"
+
+	// SyncUserChainCompletedReason: the user synced clean on the last step of its chain.
+	SyncUserChainCompletedReason = "ChainCompleted"
+
+	// SyncUserPolicyNotFoundReason: the referenced SyncPolicy, OnboardingChain or start step does
+	// not exist.
+	SyncUserPolicyNotFoundReason = "PolicyNotFound"
+
+	// SyncUserDestinationClaimedReason: another policy already syncs this user into the same
+	// target endpoint; two would fight over the same items.
+	SyncUserDestinationClaimedReason = "DestinationClaimed"
+
+	// SyncUserDeleteThresholdExceededReason: a cycle would delete more than the policy allows; it
+	// deleted nothing and waits for the approve-deletes annotation naming that cycle.
+	SyncUserDeleteThresholdExceededReason = "DeleteThresholdExceeded"
+
+	// SyncUserWaitingForCycleReason: the user is placed and waits for its first cycle.
+	SyncUserWaitingForCycleReason = "WaitingForCycle"
+)
+
+// Annotations a person (or a script) sets to ask for something now. Each takes a value, and a
+// request is handled once per new value, as Flux's reconcile.fluxcd.io/requestedAt is.
+const (
+	// RequestedAtAnnotation on a SyncPolicy or SyncUser asks for a cycle now; any new value does.
+	RequestedAtAnnotation = "sync.chainsync.dev/requested-at"
+
+	// ApproveDeletesAnnotation on a SyncUser approves the deletes held back by the delete
+	// threshold in the cycle whose ID is the value.
+	ApproveDeletesAnnotation = "sync.chainsync.dev/approve-deletes"
+
+	// ReinitAnnotation on a SyncUser re-initialises it: "resync" runs a Complete cycle against the
+	// kept records; "clear" forgets the records and runs an Initial cycle that links by matchOn.
+	ReinitAnnotation = "sync.chainsync.dev/reinit"
+)
+
+// Reinit values for ReinitAnnotation.
+const (
+	ReinitResync = "resync"
+	ReinitClear  = "clear"
+)
+
+// Labels the operator puts on the Jobs it launches, so a person can select them.
+const (
+	PolicyLabel = "sync.chainsync.dev/policy"
+	UserLabel   = "sync.chainsync.dev/user"
+)

@@ -1,0 +1,591 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// ConnectorType names the kind of system an endpoint is.
+// +kubebuilder:validation:Enum=csv;sqlite;postgres
+type ConnectorType string
+
+const (
+	// CSVConnector reads and writes a full-extract CSV file.
+	CSVConnector ConnectorType = "csv"
+	// SQLiteConnector reads and writes tables of an SQLite database file.
+	SQLiteConnector ConnectorType = "sqlite"
+	// PostgresConnector reads and writes tables or views of a PostgreSQL database.
+	PostgresConnector ConnectorType = "postgres"
+)
+
+// Direction says which way changes flow.
+// +kubebuilder:validation:Enum=OneWay;TwoWay
+type Direction string
+
+const (
+	// OneWay copies changes from the source to the target only.
+	OneWay Direction = "OneWay"
+	// TwoWay copies changes both ways; conflictResolution settles items changed on both sides.
+	TwoWay Direction = "TwoWay"
+)
+
+// ConflictResolution is the rule for an item changed on both sides since the last sync.
+// +kubebuilder:validation:Enum=SourceWins;TargetWins;NewestWins;Manual
+type ConflictResolution string
+
+const (
+	// SourceWins keeps the source's version.
+	SourceWins ConflictResolution = "SourceWins"
+	// TargetWins keeps the target's version.
+	TargetWins ConflictResolution = "TargetWins"
+	// NewestWins keeps the version with the later modification time; ties go to the source.
+	NewestWins ConflictResolution = "NewestWins"
+	// Manual changes neither side and reports the conflict every cycle until a person resolves it.
+	Manual ConflictResolution = "Manual"
+)
+
+// PostgresSSLMode is libpq's sslmode.
+// +kubebuilder:validation:Enum=disable;allow;prefer;require;verify-ca;verify-full
+type PostgresSSLMode string
+
+// SyncPolicySpec says what to sync between two endpoints, and how.
+// +kubebuilder:validation:XValidation:rule="self.source.name != self.target.name",message="source.name and target.name must differ: they identify the two systems in the transaction records"
+// +kubebuilder:validation:XValidation:rule="self.conflictResolution != 'NewestWins' || self.entities.all(e, has(e.source.modifiedField) && has(e.target.modifiedField))",message="conflictResolution NewestWins needs source.modifiedField and target.modifiedField on every entity"
+// +kubebuilder:validation:XValidation:rule="self.source.connector != 'csv' || self.entities.all(e, !has(e.source.where))",message="entities[].source.where needs an SQL connector (sqlite or postgres); use scope with csv"
+// +kubebuilder:validation:XValidation:rule="self.target.connector != 'csv' || self.entities.all(e, !has(e.target.where))",message="entities[].target.where needs an SQL connector (sqlite or postgres); use scope with csv"
+type SyncPolicySpec struct {
+	// source is the endpoint changes come from. In TwoWay, changes also flow back into it.
+	// +required
+	Source Endpoint `json:"source"`
+
+	// target is the endpoint changes go to.
+	// +required
+	Target Endpoint `json:"target"`
+
+	// entities are the kinds of item to sync (contacts, accounts, events...), each a collection on
+	// the source mapped to a collection on the target.
+	// +required
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:XValidation:rule="self.all(e, self.exists_one(f, f.name == e.name))",message="entity names must be unique"
+	Entities []Entity `json:"entities"`
+
+	// direction is OneWay (source to target) or TwoWay.
+	// +optional
+	// +kubebuilder:default=OneWay
+	Direction Direction `json:"direction,omitempty"`
+
+	// conflictResolution settles an item changed on both sides since the last sync (TwoWay only):
+	// SourceWins, TargetWins, NewestWins (by modification time) or Manual (reported, left alone).
+	// +optional
+	// +kubebuilder:default=SourceWins
+	ConflictResolution ConflictResolution `json:"conflictResolution,omitempty"`
+
+	// schedule says how often each user's cycle runs. New users and requested cycles run at once.
+	// +optional
+	// +kubebuilder:default={interval: "15m"}
+	Schedule Schedule `json:"schedule,omitzero"`
+
+	// deletes says whether deletions propagate and how many one cycle may make unapproved.
+	// +optional
+	// +kubebuilder:default={propagate: false}
+	Deletes DeletePolicy `json:"deletes,omitzero"`
+
+	// dryRun computes and reports what each cycle would do and writes nothing, to either endpoint
+	// or to the transaction records.
+	// +optional
+	// +kubebuilder:default=false
+	DryRun bool `json:"dryRun,omitempty"`
+
+	// suspend stops new cycles; running ones finish.
+	// +optional
+	// +kubebuilder:default=false
+	Suspend bool `json:"suspend,omitempty"`
+
+	// jobTemplate shapes the Kubernetes Jobs that run the cycles.
+	// +optional
+	// +kubebuilder:default={usersPerJob: 50}
+	JobTemplate CycleJobTemplate `json:"jobTemplate,omitzero"`
+
+	// store is where the transaction records live. Policies that sync the same endpoints should
+	// share a store, so that moving a user between them never creates items twice.
+	// +required
+	Store RecordStore `json:"store"`
+}
+
+// Endpoint is one of the two systems a policy syncs.
+// +kubebuilder:validation:XValidation:rule="(has(self.csv) ? 1 : 0) + (has(self.sqlite) ? 1 : 0) + (has(self.postgres) ? 1 : 0) == 1",message="set exactly one of csv, sqlite or postgres"
+// +kubebuilder:validation:XValidation:rule="self.connector != 'csv' || has(self.csv)",message="connector is csv, so the csv block must be set"
+// +kubebuilder:validation:XValidation:rule="self.connector != 'sqlite' || has(self.sqlite)",message="connector is sqlite, so the sqlite block must be set"
+// +kubebuilder:validation:XValidation:rule="self.connector != 'postgres' || has(self.postgres)",message="connector is postgres, so the postgres block must be set"
+type Endpoint struct {
+	// name identifies the system in the transaction records. Keep it stable: policies that name the
+	// same endpoints share records, and renaming one makes the next cycle start from scratch.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Name string `json:"name"`
+
+	// connector is the kind of system: csv, sqlite or postgres. The block of the same name configures it.
+	// +required
+	Connector ConnectorType `json:"connector"`
+
+	// csv configures a directory of full-extract CSV files, one file per entity collection.
+	// +optional
+	CSV *CSVEndpoint `json:"csv,omitempty"`
+
+	// sqlite configures an SQLite database file.
+	// +optional
+	SQLite *SQLiteEndpoint `json:"sqlite,omitempty"`
+
+	// postgres configures a PostgreSQL database.
+	// +optional
+	Postgres *PostgresEndpoint `json:"postgres,omitempty"`
+}
+
+// VolumePath is a file or directory on a PersistentVolumeClaim that the cycle Jobs mount.
+type VolumePath struct {
+	// claimName is the PersistentVolumeClaim holding the path. Empty means the policy's record store claim.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	ClaimName string `json:"claimName,omitempty"`
+
+	// path is relative to the root of the claim, for example "exports/hr".
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	// +kubebuilder:validation:XValidation:rule="!self.startsWith('/') && !self.split('/').exists(p, p == '..')",message="path must be relative to the claim and must not contain '..'"
+	Path string `json:"path"`
+}
+
+// CSVEndpoint configures a directory of CSV files; each entity's collection is a file name in it.
+type CSVEndpoint struct {
+	// directory holds the CSV files.
+	// +required
+	Directory VolumePath `json:"directory"`
+
+	// delimiter separates fields.
+	// +optional
+	// +kubebuilder:default=","
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1
+	Delimiter string `json:"delimiter,omitempty"`
+
+	// comment, when set, starts lines to ignore.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1
+	Comment string `json:"comment,omitempty"`
+
+	// encoding of the files.
+	// +optional
+	// +kubebuilder:default=utf-8
+	// +kubebuilder:validation:Enum=utf-8;utf-16le;utf-16be;latin1;windows-1252
+	Encoding string `json:"encoding,omitempty"`
+}
+
+// SQLiteEndpoint configures an SQLite database file; each entity's collection is a table in it.
+type SQLiteEndpoint struct {
+	// file is the database file.
+	// +required
+	File VolumePath `json:"file"`
+}
+
+// PostgresEndpoint configures a PostgreSQL database; each entity's collection is a table or view.
+type PostgresEndpoint struct {
+	// host is the server's DNS name or address.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Host string `json:"host"`
+
+	// port is the server's TCP port.
+	// +optional
+	// +kubebuilder:default=5432
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	Port int32 `json:"port,omitempty"`
+
+	// database is the database to connect to.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Database string `json:"database"`
+
+	// schema qualifies collections that name no schema.
+	// +optional
+	// +kubebuilder:default=public
+	// +kubebuilder:validation:MaxLength=63
+	Schema string `json:"schema,omitempty"`
+
+	// credentialsSecretRef names the Secret holding the user name and password.
+	// +required
+	CredentialsSecretRef CredentialsSecretReference `json:"credentialsSecretRef"`
+
+	// sslMode is libpq's sslmode.
+	// +optional
+	// +kubebuilder:default=require
+	SSLMode PostgresSSLMode `json:"sslMode,omitempty"`
+
+	// caSecretRef names a Secret key holding the PEM certificate authority that verify-ca and
+	// verify-full check the server against.
+	// +optional
+	CASecretRef *SecretKeyReference `json:"caSecretRef,omitempty"`
+}
+
+// CredentialsSecretReference names a Secret in the policy's namespace and the keys in it.
+type CredentialsSecretReference struct {
+	// name of the Secret.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// usernameKey is the key holding the user name.
+	// +optional
+	// +kubebuilder:default=username
+	// +kubebuilder:validation:MaxLength=253
+	UsernameKey string `json:"usernameKey,omitempty"`
+
+	// passwordKey is the key holding the password.
+	// +optional
+	// +kubebuilder:default=password
+	// +kubebuilder:validation:MaxLength=253
+	PasswordKey string `json:"passwordKey,omitempty"`
+}
+
+// SecretKeyReference names one key of a Secret in the policy's namespace.
+type SecretKeyReference struct {
+	// name of the Secret.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// key in the Secret.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Key string `json:"key"`
+}
+
+// Entity is one kind of item synced between a source collection and a target collection.
+// +kubebuilder:validation:XValidation:rule="self.fields.all(f, self.fields.exists_one(g, g.target == f.target))",message="two field mappings write the same target field"
+// +kubebuilder:validation:XValidation:rule="!has(self.matchOn) || self.matchOn.all(m, self.fields.exists(f, f.source == m))",message="every matchOn field must be the source of a field mapping"
+type Entity struct {
+	// name identifies the entity in status and in the transaction records, for example "contacts".
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Name string `json:"name"`
+
+	// source is the entity's collection on the source endpoint.
+	// +required
+	Source Collection `json:"source"`
+
+	// target is the entity's collection on the target endpoint.
+	// +required
+	Target Collection `json:"target"`
+
+	// fields maps source fields to target fields. Fields not mapped are neither read nor written,
+	// and changing the mapping makes the next cycle a Complete one for this entity.
+	// +required
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=64
+	Fields []FieldMapping `json:"fields"`
+
+	// matchOn lists source fields (of the mappings) whose values link an item that already exists
+	// on both sides at a user's first cycle, instead of creating it twice. Two or more candidates
+	// for one item are quarantined and reported.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=8
+	// +kubebuilder:validation:items:MaxLength=128
+	MatchOn []string `json:"matchOn,omitempty"`
+}
+
+// Collection is a table, view or file on one endpoint, and how to find one user's items in it.
+type Collection struct {
+	// collection is the table or view (sqlite, postgres) or the file name (csv).
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Collection string `json:"collection"`
+
+	// keyFields identify an item within the collection; several make a composite key.
+	// +required
+	// +listType=set
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=8
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=128
+	KeyFields []string `json:"keyFields"`
+
+	// modifiedField holds each item's last modification time. With it, cycles read only what
+	// changed since the last one, and NewestWins can compare versions.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	ModifiedField string `json:"modifiedField,omitempty"`
+
+	// scope selects one user's items: every listed field must equal the named identity value.
+	// Without scope and where, every item of the collection belongs to every user of the policy.
+	// +optional
+	// +kubebuilder:validation:MaxItems=8
+	Scope []ScopeMatch `json:"scope,omitempty"`
+
+	// where is an SQL condition selecting one user's items (sqlite, postgres). Identity values are
+	// bound as parameters, never pasted into the SQL: @email, @name and @attr_<key>.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	Where string `json:"where,omitempty"`
+}
+
+// ScopeMatch requires a field to equal one of the user's identity values.
+type ScopeMatch struct {
+	// field is the field compared.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	Field string `json:"field"`
+
+	// identity is the identity value it must equal: "email", "name" or "attributes.<key>".
+	// +required
+	// +kubebuilder:validation:MaxLength=80
+	// +kubebuilder:validation:Pattern=`^(email|name|attributes\.[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)$`
+	Identity string `json:"identity"`
+}
+
+// FieldMapping copies one source field to one target field (and back, in TwoWay).
+type FieldMapping struct {
+	// source field name.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	Source string `json:"source"`
+
+	// target field name.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	Target string `json:"target"`
+}
+
+// Schedule says when cycles run: a fixed interval (spread by jitter) or a cron expression.
+// +kubebuilder:validation:XValidation:rule="has(self.interval) != has(self.cron)",message="set either schedule.interval or schedule.cron, not both"
+type Schedule struct {
+	// interval between the end of one cycle and the start of the next, for example "15m" or "1h30m".
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('10s')",message="interval must be at least 10s"
+	Interval string `json:"interval,omitempty"`
+
+	// cron is a five-field cron expression ("0 */6 * * *") or a macro such as "@daily", in UTC.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|\S+( \S+){4})$`
+	Cron string `json:"cron,omitempty"`
+
+	// jitterPercent spreads users' interval cycles by up to this share of the interval, so that
+	// thousands of users do not all start together.
+	// +optional
+	// +kubebuilder:default=10
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=50
+	JitterPercent int32 `json:"jitterPercent,omitempty"`
+}
+
+// DeletePolicy says whether an item deleted on one side is deleted on the other, and caps how many
+// deletes one cycle may make before a person approves them.
+type DeletePolicy struct {
+	// propagate deletes on the other side the items deleted on one side. When false, such items
+	// are left alone and only unlinked in the records.
+	// +optional
+	// +kubebuilder:default=false
+	Propagate bool `json:"propagate,omitempty"`
+
+	// maxCount holds back a cycle's deletes when there are more than this many.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000000
+	MaxCount *int32 `json:"maxCount,omitempty"`
+
+	// maxPercent holds back a cycle's deletes when they exceed this percentage of the user's items.
+	// A held-back cycle deletes nothing and waits for the approve-deletes annotation.
+	// +optional
+	// +kubebuilder:default=10
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	MaxPercent *int32 `json:"maxPercent,omitempty"`
+}
+
+// CycleJobTemplate shapes the Kubernetes Jobs that run a policy's cycles.
+type CycleJobTemplate struct {
+	// usersPerJob is how many users one Job cycles; 10,000 users never mean 10,000 Jobs.
+	// +optional
+	// +kubebuilder:default=50
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000
+	UsersPerJob int32 `json:"usersPerJob,omitempty"`
+
+	// parallelism is how many pods share one Job's users (an Indexed Job).
+	// +optional
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	Parallelism int32 `json:"parallelism,omitempty"`
+
+	// concurrency is how many users one pod cycles at the same time.
+	// +optional
+	// +kubebuilder:default=4
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=64
+	Concurrency int32 `json:"concurrency,omitempty"`
+
+	// resources of the cycle container.
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitzero"`
+
+	// serviceAccountName runs the cycle pods. It needs to read the policy's Secrets and patch
+	// SyncUser status; config/rbac has a least-privilege role for it.
+	// +optional
+	// +kubebuilder:default=chainsync-cycle
+	// +kubebuilder:validation:MaxLength=253
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
+
+	// backoffLimit is how often a failed cycle pod is retried.
+	// +optional
+	// +kubebuilder:default=2
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=10
+	BackoffLimit *int32 `json:"backoffLimit,omitempty"`
+
+	// activeDeadlineSeconds stops a cycle Job that runs longer.
+	// +optional
+	// +kubebuilder:validation:Minimum=60
+	ActiveDeadlineSeconds *int64 `json:"activeDeadlineSeconds,omitempty"`
+
+	// ttlSecondsAfterFinished removes finished Jobs after this long.
+	// +optional
+	// +kubebuilder:default=3600
+	// +kubebuilder:validation:Minimum=0
+	TTLSecondsAfterFinished *int32 `json:"ttlSecondsAfterFinished,omitempty"`
+
+	// successfulJobsHistoryLimit is how many succeeded Jobs are kept.
+	// +optional
+	// +kubebuilder:default=3
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	SuccessfulJobsHistoryLimit *int32 `json:"successfulJobsHistoryLimit,omitempty"`
+
+	// failedJobsHistoryLimit is how many failed Jobs are kept.
+	// +optional
+	// +kubebuilder:default=3
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	FailedJobsHistoryLimit *int32 `json:"failedJobsHistoryLimit,omitempty"`
+}
+
+// RecordStore is the volume holding the transaction records.
+type RecordStore struct {
+	// claimName is the PersistentVolumeClaim mounted into every cycle Job.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	ClaimName string `json:"claimName"`
+
+	// subPath is a directory inside the claim, so several stores can share one volume.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="!self.startsWith('/') && !self.split('/').exists(p, p == '..')",message="subPath must be relative to the claim and must not contain '..'"
+	SubPath string `json:"subPath,omitempty"`
+}
+
+// UserCounts counts a policy's users by state.
+type UserCounts struct {
+	// assigned users are on this policy, directly or through a chain step.
+	// +optional
+	Assigned int32 `json:"assigned"`
+
+	// syncing users are in a running cycle.
+	// +optional
+	Syncing int32 `json:"syncing"`
+
+	// synced users' last cycle finished with no item errors.
+	// +optional
+	Synced int32 `json:"synced"`
+
+	// failing users' last cycle failed or had item errors.
+	// +optional
+	Failing int32 `json:"failing"`
+}
+
+// SyncPolicyStatus is what the operator observed of a policy.
+type SyncPolicyStatus struct {
+	// observedGeneration is the spec generation this status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// conditions: Ready, and Reconciling or Stalled while true.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=8
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// users counts the policy's users by state.
+	// +optional
+	Users UserCounts `json:"users,omitempty"`
+
+	// lastCycleTime is when the latest cycle Job started.
+	// +optional
+	LastCycleTime *metav1.Time `json:"lastCycleTime,omitempty"`
+
+	// nextCycleTime is when the next scheduled cycle is due.
+	// +optional
+	NextCycleTime *metav1.Time `json:"nextCycleTime,omitempty"`
+
+	// activeJobs are the running cycle Jobs.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=256
+	ActiveJobs []string `json:"activeJobs,omitempty"`
+}
+
+// SyncPolicy says what to sync between two endpoints, one way or two, on what schedule, with which
+// conflict rule and delete safety. Users are placed on it directly or through an OnboardingChain.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=sp,categories=chainsync
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Synced",type=integer,JSONPath=`.status.users.synced`
+// +kubebuilder:printcolumn:name="Assigned",type=integer,JSONPath=`.status.users.assigned`
+// +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type SyncPolicy struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec is what to sync and how.
+	// +required
+	Spec SyncPolicySpec `json:"spec"`
+
+	// status is what the operator observed.
+	// +optional
+	Status SyncPolicyStatus `json:"status,omitempty"`
+}
+
+// SyncPolicyList is a list of SyncPolicy.
+// +kubebuilder:object:root=true
+type SyncPolicyList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []SyncPolicy `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&SyncPolicy{}, &SyncPolicyList{})
+}
