@@ -1,0 +1,310 @@
+package delta
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"iter"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+
+	"github.com/chainsync/chainsync/internal/connector"
+)
+
+func item(id string, kv ...string) connector.Item {
+	fields := map[string]connector.Value{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		fields[kv[i]] = connector.String(kv[i+1])
+	}
+	return connector.Item{ID: id, Fields: fields}
+}
+
+func items(list ...connector.Item) iter.Seq2[connector.Item, error] {
+	return func(yield func(connector.Item, error) bool) {
+		for _, it := range list {
+			if !yield(it, nil) {
+				return
+			}
+		}
+	}
+}
+
+type prepared struct {
+	keys     []string
+	entries  []Entry
+	rejected map[RejectReason][]string
+}
+
+func prepare(t *testing.T, c Cleansing, list ...connector.Item) prepared {
+	t.Helper()
+	p := prepared{rejected: map[RejectReason][]string{}}
+	sorter, sorted, err := c.Prepare(items(list...), func(error) {}, func(r Rejected) {
+		p.rejected[r.Reason] = append(p.rejected[r.Reason], r.Entry.ID)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sorter.Close()
+	for e, err := range sorted {
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.keys = append(p.keys, e.Key)
+		p.entries = append(p.entries, e)
+	}
+	return p
+}
+
+func TestCleansing(t *testing.T) {
+	huge := strings.Repeat("x", 1<<20)
+	cases := []struct {
+		name         string
+		cleansing    Cleansing
+		items        []connector.Item
+		wantIDs      []string
+		wantNullKey  []string
+		wantDupes    []string
+		wantFieldsOf map[string][]string
+	}{{
+		name:      "sorted by native ID, unused columns dropped",
+		cleansing: Cleansing{Fields: []string{"email"}},
+		items:     []connector.Item{item("b", "email", "b@x", "secret", "s"), item("a", "email", "a@x")},
+		wantIDs:   []string{"a", "b"},
+		wantFieldsOf: map[string][]string{
+			"b": {"email"},
+		},
+	}, {
+		name:        "empty native ID is a null key",
+		cleansing:   Cleansing{Fields: []string{"email"}},
+		items:       []connector.Item{item("", "email", "ghost@x"), item("a", "email", "a@x")},
+		wantIDs:     []string{"a"},
+		wantNullKey: []string{""},
+	}, {
+		name:        "null and empty key fields are null keys",
+		cleansing:   Cleansing{Fields: []string{"email"}, KeyFields: []string{"email"}},
+		items:       []connector.Item{item("1", "email", ""), item("2"), item("3", "email", "c@x")},
+		wantIDs:     []string{"3"},
+		wantNullKey: []string{"1", "2"},
+	}, {
+		name:      "identical duplicates collapse to one and are reported",
+		cleansing: Cleansing{Fields: []string{"email"}},
+		items:     []connector.Item{item("a", "email", "a@x"), item("a", "email", "a@x")},
+		wantIDs:   []string{"a"},
+		wantDupes: []string{"a"},
+	}, {
+		name:      "differing duplicates are all set aside",
+		cleansing: Cleansing{Fields: []string{"email"}},
+		items:     []connector.Item{item("a", "email", "a@x"), item("b"), item("a", "email", "other@x")},
+		wantIDs:   []string{"b"},
+		wantDupes: []string{"a", "a"},
+	}, {
+		name:      "composite keys order by first field then second",
+		cleansing: Cleansing{Fields: []string{"last", "first"}, KeyFields: []string{"last", "first"}},
+		items: []connector.Item{
+			item("1", "last", "ab", "first", "c"),
+			item("2", "last", "a", "first", "bc"),
+			item("3", "last", "a", "first", "b"),
+		},
+		wantIDs: []string{"3", "2", "1"},
+	}, {
+		name:      "composite keys that concatenate alike stay distinct",
+		cleansing: Cleansing{Fields: []string{"x", "y"}, KeyFields: []string{"x", "y"}},
+		items:     []connector.Item{item("1", "x", "a", "y", "bc"), item("2", "x", "ab", "y", "c")},
+		wantIDs:   []string{"1", "2"},
+	}, {
+		name:      "unicode keys sort bytewise",
+		cleansing: Cleansing{Fields: []string{"n"}},
+		items:     []connector.Item{item("ünïcode"), item("zebra"), item("Émile"), item("日本")},
+		wantIDs:   []string{"zebra", "Émile", "ünïcode", "日本"},
+	}, {
+		name:      "huge fields pass through a spill intact",
+		cleansing: Cleansing{Fields: []string{"blob"}, MaxInMemory: 1},
+		items:     []connector.Item{item("b", "blob", huge), item("a", "blob", "small")},
+		wantIDs:   []string{"a", "b"},
+	}}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			got := prepare(t, tc.cleansing, tc.items...)
+			var ids []string
+			for _, e := range got.entries {
+				ids = append(ids, e.ID)
+			}
+			g.Expect(ids).To(Equal(tc.wantIDs))
+			g.Expect(got.rejected[NullKey]).To(ConsistOf(stringsAsAny(tc.wantNullKey)...))
+			g.Expect(got.rejected[Duplicate]).To(ConsistOf(stringsAsAny(tc.wantDupes)...))
+			for id, want := range tc.wantFieldsOf {
+				for _, e := range got.entries {
+					if e.ID == id {
+						g.Expect(slices.Sorted(mapsKeys(e.Fields))).To(Equal(want))
+					}
+				}
+			}
+			for _, e := range got.entries {
+				for _, it := range tc.items {
+					if it.ID == e.ID && it.Fields["blob"].Text == huge {
+						g.Expect(e.Fields["blob"].Text).To(Equal(huge))
+					}
+				}
+			}
+		})
+	}
+}
+
+func stringsAsAny(s []string) []any {
+	out := make([]any, len(s))
+	for i, v := range s {
+		out[i] = v
+	}
+	return out
+}
+
+func mapsKeys[V any](m map[string]V) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// A column the mapping does not use must not make an item look changed.
+func TestUnusedColumnDoesNotChangeHash(t *testing.T) {
+	g := NewWithT(t)
+	c := Cleansing{Fields: []string{"email"}}
+	before, _ := c.Project(item("a", "email", "a@x", "lastLogin", "monday"))
+	after, _ := c.Project(item("a", "email", "a@x", "lastLogin", "tuesday"))
+	g.Expect(after.Hash).To(Equal(before.Hash))
+	changed, _ := c.Project(item("a", "email", "new@x"))
+	g.Expect(changed.Hash).NotTo(Equal(before.Hash))
+}
+
+func recordsOf(list ...Recorded) iter.Seq2[Recorded, error] {
+	return func(yield func(Recorded, error) bool) {
+		for _, r := range list {
+			if !yield(r, nil) {
+				return
+			}
+		}
+	}
+}
+
+func entriesOf(list ...Entry) iter.Seq2[Entry, error] {
+	return func(yield func(Entry, error) bool) {
+		for _, e := range list {
+			if !yield(e, nil) {
+				return
+			}
+		}
+	}
+}
+
+func TestMerge(t *testing.T) {
+	g := NewWithT(t)
+	current := entriesOf(Entry{Key: "a", Hash: "1"}, Entry{Key: "b", Hash: "2"}, Entry{Key: "d", Hash: "4"})
+	recorded := recordsOf(Recorded{Key: "a", Hash: "1"}, Recorded{Key: "b", Hash: "old"}, Recorded{Key: "c", Hash: "3"})
+	var got []string
+	for c, err := range Merge(current, recorded) {
+		g.Expect(err).NotTo(HaveOccurred())
+		key := c.Current.Key
+		if c.Kind == Delete {
+			key = c.Recorded.Key
+		}
+		got = append(got, c.Kind.String()+" "+key)
+	}
+	g.Expect(got).To(Equal([]string{"unchanged a", "update b", "delete c", "insert d"}))
+}
+
+func TestMergeRefusesUnorderedRecords(t *testing.T) {
+	g := NewWithT(t)
+	var lastErr error
+	for _, err := range Merge(entriesOf(), recordsOf(Recorded{Key: "b"}, Recorded{Key: "a"})) {
+		lastErr = err
+	}
+	g.Expect(lastErr).To(MatchError(ContainSubstring("out of order")))
+}
+
+func TestSpilledSortMatchesInMemorySort(t *testing.T) {
+	g := NewWithT(t)
+	s := NewSorter(t.TempDir(), 7)
+	defer s.Close()
+	var want []string
+	for i := range 100 {
+		key := fmt.Sprintf("%03d", (i*37)%100)
+		want = append(want, key)
+		g.Expect(s.Add(Entry{Key: key, ModTime: time.Unix(int64(i), 0)})).To(Succeed())
+	}
+	slices.Sort(want)
+	sorted, err := s.Sorted()
+	g.Expect(err).NotTo(HaveOccurred())
+	var got []string
+	for e, err := range sorted {
+		g.Expect(err).NotTo(HaveOccurred())
+		got = append(got, e.Key)
+	}
+	g.Expect(got).To(Equal(want))
+}
+
+// FuzzEntryCodec: any bytes either decode or fail cleanly, and every entry
+// survives a round trip through a spill run.
+func FuzzEntryCodec(f *testing.F) {
+	f.Add("key", "id", "field", "value", int64(0), []byte{})
+	f.Add("", "", "", "", int64(-1), []byte{3, 'a', 'b', 'c', 200, 200, 200, 200, 200, 1})
+	f.Add("k\x00", "ü", "n", strings.Repeat("z", 300), int64(1e18), []byte{0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Fuzz(func(t *testing.T, key, id, name, text string, mod int64, garbage []byte) {
+		e := Entry{Key: key, ID: id, Hash: Hash(nil, nil), Fields: map[string]connector.Value{name: connector.String(text)}}
+		if mod != 0 {
+			e.ModTime = time.Unix(0, mod).UTC()
+		}
+		var buf bytes.Buffer
+		w := bufio.NewWriter(&buf)
+		encodeEntry(w, &e)
+		w.Flush()
+		back, err := decodeEntry(bufio.NewReader(&buf))
+		if err != nil {
+			t.Fatalf("decoding what was encoded: %v", err)
+		}
+		if back.Key != e.Key || back.ID != e.ID || !back.ModTime.Equal(e.ModTime) || back.Fields[name] != e.Fields[name] {
+			t.Fatalf("round trip changed the entry: %+v -> %+v", e, back)
+		}
+		r := bufio.NewReader(bytes.NewReader(garbage))
+		for range 100 {
+			if _, err := decodeEntry(r); err != nil {
+				break
+			}
+		}
+	})
+}
+
+// FuzzEncodeKey: composite keys are injective and preserve tuple order,
+// which the merge relies on.
+func FuzzEncodeKey(f *testing.F) {
+	f.Add("a", "bc", "ab", "c")
+	f.Add("a\x00", "b", "a", "\x00b")
+	f.Add("é", "", "e", "x")
+	f.Fuzz(func(t *testing.T, a1, a2, b1, b2 string) {
+		fields := func(x, y string) map[string]connector.Value {
+			return map[string]connector.Value{"x": connector.String(x), "y": connector.String(y)}
+		}
+		ka, okA := EncodeKey(fields(a1, a2), []string{"x", "y"})
+		kb, okB := EncodeKey(fields(b1, b2), []string{"x", "y"})
+		if okA != (a1 != "" && a2 != "") || okB != (b1 != "" && b2 != "") {
+			t.Fatalf("null key detection wrong")
+		}
+		if !okA || !okB {
+			return
+		}
+		tupleOrder := strings.Compare(a1, b1)
+		if tupleOrder == 0 {
+			tupleOrder = strings.Compare(a2, b2)
+		}
+		if got := strings.Compare(ka, kb); got != tupleOrder {
+			t.Fatalf("key order %d, tuple order %d for (%q,%q) vs (%q,%q)", got, tupleOrder, a1, a2, b1, b2)
+		}
+	})
+}

@@ -1,0 +1,157 @@
+package delta
+
+import (
+	"bufio"
+	"cmp"
+	"container/heap"
+	"fmt"
+	"io"
+	"iter"
+	"os"
+	"slices"
+)
+
+// DefaultMaxInMemory entries are sorted in memory before a run is spilled.
+const DefaultMaxInMemory = 100_000
+
+// Sorter is an external merge sort of entries by key: it sorts in memory up
+// to a bound, spills sorted runs to temporary files past it, and merges the
+// runs on read. Close removes the runs.
+type Sorter struct {
+	dir         string
+	maxInMemory int
+	buffer      []Entry
+	runs        []*os.File
+}
+
+// NewSorter returns a sorter spilling to dir ("" for the system temp dir).
+func NewSorter(dir string, maxInMemory int) *Sorter {
+	if maxInMemory <= 0 {
+		maxInMemory = DefaultMaxInMemory
+	}
+	return &Sorter{dir: dir, maxInMemory: maxInMemory}
+}
+
+func byKey(a, b Entry) int { return cmp.Compare(a.Key, b.Key) }
+
+// Add adds one entry, spilling a run when the memory bound is reached.
+func (s *Sorter) Add(e Entry) error {
+	s.buffer = append(s.buffer, e)
+	if len(s.buffer) >= s.maxInMemory {
+		return s.spill()
+	}
+	return nil
+}
+
+func (s *Sorter) spill() error {
+	slices.SortStableFunc(s.buffer, byKey)
+	f, err := os.CreateTemp(s.dir, "chainsync-sort-*.run")
+	if err != nil {
+		return fmt.Errorf("creating sort run: %w", err)
+	}
+	// Unlinked at once: the run vanishes even if the process is killed.
+	os.Remove(f.Name())
+	s.runs = append(s.runs, f)
+	w := bufio.NewWriterSize(f, 1<<20)
+	for i := range s.buffer {
+		encodeEntry(w, &s.buffer[i])
+	}
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("writing sort run: %w", err)
+	}
+	clear(s.buffer)
+	s.buffer = s.buffer[:0]
+	return nil
+}
+
+// Sorted returns the entries in key order (equal keys in insertion order
+// within a run). Call it once, after the last Add.
+func (s *Sorter) Sorted() (iter.Seq2[Entry, error], error) {
+	if len(s.runs) == 0 {
+		slices.SortStableFunc(s.buffer, byKey)
+		return func(yield func(Entry, error) bool) {
+			for _, e := range s.buffer {
+				if !yield(e, nil) {
+					return
+				}
+			}
+		}, nil
+	}
+	if len(s.buffer) > 0 {
+		if err := s.spill(); err != nil {
+			return nil, err
+		}
+	}
+	readers := make([]*bufio.Reader, len(s.runs))
+	for i, f := range s.runs {
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return nil, fmt.Errorf("rewinding sort run: %w", err)
+		}
+		readers[i] = bufio.NewReaderSize(f, 256<<10)
+	}
+	return func(yield func(Entry, error) bool) {
+		h := &runHeap{}
+		for i, r := range readers {
+			e, err := decodeEntry(r)
+			if err == io.EOF {
+				continue
+			}
+			if err != nil {
+				yield(Entry{}, fmt.Errorf("reading sort run: %w", err))
+				return
+			}
+			heap.Push(h, runHead{entry: e, run: i})
+		}
+		for h.Len() > 0 {
+			head := (*h)[0]
+			if !yield(head.entry, nil) {
+				return
+			}
+			next, err := decodeEntry(readers[head.run])
+			switch {
+			case err == io.EOF:
+				heap.Pop(h)
+			case err != nil:
+				yield(Entry{}, fmt.Errorf("reading sort run: %w", err))
+				return
+			default:
+				(*h)[0].entry = next
+				heap.Fix(h, 0)
+			}
+		}
+	}, nil
+}
+
+// Close releases the runs and the buffer.
+func (s *Sorter) Close() error {
+	for _, f := range s.runs {
+		f.Close()
+	}
+	s.runs, s.buffer = nil, nil
+	return nil
+}
+
+type runHead struct {
+	entry Entry
+	run   int
+}
+
+// runHeap orders run heads by key, then by run number so that equal keys
+// come out in the order they were added.
+type runHeap []runHead
+
+func (h runHeap) Len() int { return len(h) }
+func (h runHeap) Less(i, j int) bool {
+	if c := cmp.Compare(h[i].entry.Key, h[j].entry.Key); c != 0 {
+		return c < 0
+	}
+	return h[i].run < h[j].run
+}
+func (h runHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *runHeap) Push(x any)   { *h = append(*h, x.(runHead)) }
+func (h *runHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
