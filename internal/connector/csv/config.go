@@ -1,0 +1,136 @@
+// Package csv is the connector for a directory of full-extract CSV files, one
+// file per entity, as an HR export drops them: a header row, then one row per
+// item, keyed by one or more columns.
+//
+// Reads stream the file row by row, so files larger than memory work. The
+// engine cleanses what is read (package delta sets aside rows with a null
+// key or a duplicate key); RejectReport writes those rows to the
+// <entity>.nullpk.csv and <entity>.duplicates.csv files a user can open.
+//
+// As a target, every Write rewrites the file atomically: the new content
+// goes to a temporary file in the same directory, is synced, then renamed
+// over the old one, so a reader or a crash never sees half a file. Rows
+// outside the user's scope (other users' rows in a shared file) are copied
+// unchanged. Comment lines are not kept by a rewrite.
+//
+// CSV has no change feed, so the connector is not incremental, and no
+// hidden column for an origin token, so it does not offer Origin.
+package csv
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/chainsync/chainsync/internal/connector/collection"
+)
+
+// Config configures a csv endpoint from resolved values.
+type Config struct {
+	// Side is "source" or "target": how the SyncPolicy names this endpoint,
+	// so that errors name the field at fault (source.csv.delimiter).
+	Side string
+	// Directory is the local path of the directory holding the files.
+	Directory string
+	// Delimiter separates fields; "" means ",".
+	Delimiter string
+	// Comment, when set, starts lines to ignore.
+	Comment string
+	// Encoding is utf-8 (default), utf-16le, utf-16be, latin1 or
+	// windows-1252.
+	Encoding string
+	// Entities maps entity names to their files.
+	Entities map[string]collection.Collection
+	// MissingFileIsEmpty makes an absent file read as an entity with no
+	// items, as a target that has not been written yet is. For a source it
+	// should stay false: reading a vanished export as empty would look like
+	// every item was deleted.
+	MissingFileIsEmpty bool
+}
+
+func (c Config) side() string {
+	if c.Side == "" {
+		return "endpoint"
+	}
+	return c.Side
+}
+
+func (c Config) entityPath(entity string) string {
+	return fmt.Sprintf("entities[%s].%s", entity, c.side())
+}
+
+// Validate checks the configuration without reading any file, and names the
+// field at fault in the SyncPolicy's terms.
+func (c Config) Validate() error {
+	var errs []error
+	prefix := c.side() + ".csv."
+	if c.Directory == "" {
+		errs = append(errs, fmt.Errorf("%sdirectory: must be set", prefix))
+	} else if fi, err := os.Stat(c.Directory); err != nil {
+		errs = append(errs, fmt.Errorf("%sdirectory: %w", prefix, err))
+	} else if !fi.IsDir() {
+		errs = append(errs, fmt.Errorf("%sdirectory: %s is not a directory", prefix, c.Directory))
+	}
+	if c.Delimiter != "" {
+		if r, err := singleRune(c.Delimiter); err != nil || !validDelim(r) {
+			errs = append(errs, fmt.Errorf("%sdelimiter: %q cannot separate fields (one character, not a quote, newline or the replacement character)", prefix, c.Delimiter))
+		}
+	}
+	if c.Comment != "" {
+		r, err := singleRune(c.Comment)
+		if err != nil || !validDelim(r) || r == c.delimiter() {
+			errs = append(errs, fmt.Errorf("%scomment: %q must be one character other than the delimiter", prefix, c.Comment))
+		}
+	}
+	if _, err := lookupEncoding(c.Encoding); err != nil {
+		errs = append(errs, fmt.Errorf("%sencoding: %w", prefix, err))
+	}
+	if len(c.Entities) == 0 {
+		errs = append(errs, errors.New("entities: at least one entity is required"))
+	}
+	for name, coll := range c.Entities {
+		path := c.entityPath(name)
+		if err := coll.Validate(path, false); err != nil {
+			errs = append(errs, err)
+		}
+		if coll.Name != "" && (strings.ContainsAny(coll.Name, `/\`) || coll.Name == "." || coll.Name == "..") {
+			errs = append(errs, fmt.Errorf("%s.collection: %q must be a file name in %s, not a path", path, coll.Name, c.Directory))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (c Config) delimiter() rune {
+	if c.Delimiter == "" {
+		return ','
+	}
+	r, _ := utf8.DecodeRuneInString(c.Delimiter)
+	return r
+}
+
+func (c Config) comment() rune {
+	if c.Comment == "" {
+		return 0
+	}
+	r, _ := utf8.DecodeRuneInString(c.Comment)
+	return r
+}
+
+func (c Config) file(coll collection.Collection) string {
+	return filepath.Join(c.Directory, coll.Name)
+}
+
+func singleRune(s string) (rune, error) {
+	r, size := utf8.DecodeRuneInString(s)
+	if size != len(s) {
+		return 0, errors.New("not one character")
+	}
+	return r, nil
+}
+
+func validDelim(r rune) bool {
+	return r != 0 && r != '"' && r != '\r' && r != '\n' && r != utf8.RuneError
+}
