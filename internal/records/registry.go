@@ -1,0 +1,116 @@
+package records
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+const registryFile = "registry.db"
+
+var bucketClaims = []byte("claims")
+
+// Claim says that a policy syncs a user into a target endpoint, like Riva's
+// syncDestinations: two policies writing one user into one target would
+// fight over the same items.
+type Claim struct {
+	User   string    `json:"user"`
+	Target string    `json:"target"`
+	Policy string    `json:"policy"`
+	Since  time.Time `json:"since"`
+}
+
+func claimKey(user, target string) []byte {
+	b, _ := json.Marshal([2]string{target, user})
+	return b
+}
+
+func (s *Store) withRegistry(write bool, fn func(*bolt.Bucket) error) error {
+	// Opened per call and closed at once: cycles of different users share
+	// the registry, and each holds its lock for a moment only.
+	db, err := bolt.Open(filepath.Join(s.root, registryFile), 0o640, &bolt.Options{Timeout: 30 * time.Second})
+	if err != nil {
+		return fmt.Errorf("opening claims registry: %w", classifyOpenError(err))
+	}
+	defer db.Close()
+	run := db.View
+	if write {
+		run = db.Update
+	}
+	return run(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketClaims)
+		if b == nil && write {
+			if b, err = tx.CreateBucket(bucketClaims); err != nil {
+				return err
+			}
+		}
+		return fn(b)
+	})
+}
+
+// ClaimTarget records that policy syncs user into target. Claiming again for
+// the same policy is a no-op; a claim by another policy is refused with
+// ErrClaimed naming the holder.
+func (s *Store) ClaimTarget(user, target, policy string, now time.Time) error {
+	return s.withRegistry(true, func(b *bolt.Bucket) error {
+		key := claimKey(user, target)
+		if raw := b.Get(key); raw != nil {
+			var held Claim
+			if err := json.Unmarshal(raw, &held); err != nil {
+				return fmt.Errorf("%w: claims registry entry %s: %v", ErrCorrupt, key, err)
+			}
+			if held.Policy == policy {
+				return nil
+			}
+			return fmt.Errorf("policy %q cannot sync %s into %q: %w (%q, since %s)",
+				policy, user, target, ErrClaimed, held.Policy, held.Since.Format(time.RFC3339))
+		}
+		raw, _ := json.Marshal(Claim{User: user, Target: target, Policy: policy, Since: now})
+		return b.Put(key, raw)
+	})
+}
+
+// ReleaseTarget drops policy's claim on user's target, when it holds it.
+func (s *Store) ReleaseTarget(user, target, policy string) error {
+	return s.withRegistry(true, func(b *bolt.Bucket) error {
+		key := claimKey(user, target)
+		raw := b.Get(key)
+		if raw == nil {
+			return nil
+		}
+		var held Claim
+		if err := json.Unmarshal(raw, &held); err != nil {
+			return fmt.Errorf("%w: claims registry entry %s: %v", ErrCorrupt, key, err)
+		}
+		if held.Policy != policy {
+			return nil
+		}
+		return b.Delete(key)
+	})
+}
+
+// Claims lists every claim.
+func (s *Store) Claims() ([]Claim, error) {
+	var claims []Claim
+	err := s.withRegistry(false, func(b *bolt.Bucket) error {
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			var c Claim
+			if err := json.Unmarshal(v, &c); err != nil {
+				return fmt.Errorf("%w: claims registry entry %s: %v", ErrCorrupt, k, err)
+			}
+			claims = append(claims, c)
+			return nil
+		})
+	})
+	if errors.Is(err, bolt.ErrDatabaseNotOpen) {
+		return nil, nil
+	}
+	return claims, err
+}
