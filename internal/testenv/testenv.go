@@ -15,12 +15,11 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
+	chainsyncscheme "github.com/chainsync/chainsync/internal/scheme"
 )
 
 // Env is a running control plane with the chainsync CRDs installed.
@@ -35,18 +34,6 @@ type Env struct {
 	env *envtest.Environment
 }
 
-// NewScheme returns a scheme with the Kubernetes built-in kinds and the chainsync kinds.
-func NewScheme() (*runtime.Scheme, error) {
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		return nil, err
-	}
-	if err := syncv1alpha1.AddToScheme(scheme); err != nil {
-		return nil, err
-	}
-	return scheme, nil
-}
-
 // Start starts kube-apiserver and etcd and installs the CRDs from config/crd/bases.
 func Start() (*Env, error) {
 	root, err := RepoRoot()
@@ -57,7 +44,7 @@ func Start() (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	scheme, err := NewScheme()
+	scheme, err := chainsyncscheme.New()
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,37 @@
+package cli
+
+import (
+	"github.com/spf13/cobra"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/chainsync/chainsync/internal/manager"
+)
+
+func newManagerCommand() *cobra.Command {
+	opts := manager.Options{}
+	cmd := &cobra.Command{
+		Use:   "manager",
+		Short: "Run the operator against the cluster of the current kubeconfig or service account",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := ctrl.GetConfig()
+			if err != nil {
+				return err
+			}
+			mgr, err := manager.New(cfg, opts)
+			if err != nil {
+				return err
+			}
+			ctrl.Log.WithName("manager").Info("Starting the operator", "leaderElection", opts.LeaderElection)
+			return mgr.Start(ctrl.SetupSignalHandler())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.MetricsAddr, "metrics-bind-address", ":8080", `Address serving Prometheus metrics; "0" turns them off`)
+	f.StringVar(&opts.ProbeAddr, "health-probe-bind-address", ":8081", "Address serving /healthz and /readyz")
+	f.BoolVar(&opts.LeaderElection, "leader-elect", false, "Elect a leader so only one replica reconciles at a time")
+	f.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the pod's)")
+	f.StringSliceVar(&opts.Namespaces, "namespace", nil, "Watch only these namespaces (repeatable; default: all)")
+	bindLogFlags(cmd)
+	return cmd
+}
