@@ -40,7 +40,8 @@ envtest: ## Build (or reuse) kube-apiserver and etcd; prints the KUBEBUILDER_ASS
 	@hack/envtest.sh
 
 .PHONY: test
-test: ## Run every test: unit, generated-output staleness and envtest integration.
+test: ## Run every test: unit, generated-output staleness, PostgreSQL and envtest integration.
+	@hack/ensure-postgres.sh
 	@assets=$$(hack/envtest.sh | tail -n 1); \
 	KUBEBUILDER_ASSETS="$$assets" go test -count=1 ./... $(TESTFLAGS)
 
