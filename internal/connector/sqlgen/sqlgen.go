@@ -1,0 +1,263 @@
+// Package sqlgen writes the statements the sqlite and postgres connectors
+// run: reads of one user's rows (scope matches and the policy's where
+// clause, with identity values always bound as parameters), change reads
+// past a watermark, and keyed inserts, updates and deletes. The dialects
+// differ only in placeholders and the table name's qualification.
+package sqlgen
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/chainsync/chainsync/internal/connector"
+	"github.com/chainsync/chainsync/internal/connector/collection"
+)
+
+// OriginColumn is the optional hidden column that stores the engine's
+// origin token with each row. A table that has it gives the connector the
+// Origin capability; the column is never read or written as a field.
+const OriginColumn = "chainsync_origin"
+
+// Quote quotes an identifier for both SQLite and PostgreSQL.
+func Quote(ident string) string { return `"` + strings.ReplaceAll(ident, `"`, `""`) + `"` }
+
+// Table describes one entity's table for statement building.
+type Table struct {
+	// QualifiedName is the quoted table name, schema-qualified if needed.
+	QualifiedName string
+	Coll          collection.Collection
+	Where         collection.Where
+	// Columns are the table's columns in order, excluding OriginColumn.
+	Columns []string
+	// HasOrigin is true when the table has OriginColumn.
+	HasOrigin bool
+	// Placeholder renders the n-th (1-based) bound argument.
+	Placeholder func(n int) string
+}
+
+// Args accumulates bound arguments and hands out their placeholders.
+type Args struct {
+	values []any
+	ph     func(int) string
+}
+
+// Add binds v and returns its placeholder.
+func (a *Args) Add(v any) string {
+	a.values = append(a.values, v)
+	return a.ph(len(a.values))
+}
+
+// Values are the arguments to bind, in order.
+func (a *Args) Values() []any { return a.values }
+
+func (t Table) newArgs() *Args { return &Args{ph: t.Placeholder} }
+
+// scopeCondition is the user's part of the table: scope matches and the
+// where clause, all bound.
+func (t Table) scopeCondition(s connector.Scope, args *Args) (string, error) {
+	var conds []string
+	values, err := t.Coll.ScopeValues(s)
+	if err != nil {
+		return "", err
+	}
+	for _, m := range t.Coll.Scope {
+		conds = append(conds, Quote(m.Field)+" = "+args.Add(values[m.Field]))
+	}
+	if !t.Where.IsEmpty() {
+		first := len(args.values) + 1
+		sql, vals, err := t.Where.Render(s, first, t.Placeholder)
+		if err != nil {
+			return "", err
+		}
+		args.values = append(args.values, vals...)
+		conds = append(conds, "("+sql+")")
+	}
+	return strings.Join(conds, " AND "), nil
+}
+
+// SelectColumns lists the columns a read returns: the key, modification
+// and scope columns and the requested fields (all when fields is nil),
+// then the origin column when the table has one.
+func (t Table) SelectColumns(fields []string) []string {
+	var cols []string
+	if fields == nil {
+		cols = append(cols, t.Columns...)
+	} else {
+		want := map[string]bool{}
+		for _, f := range append(append([]string(nil), fields...), t.Coll.Fields()...) {
+			want[f] = true
+		}
+		for _, c := range t.Columns {
+			if want[c] {
+				cols = append(cols, c)
+			}
+		}
+	}
+	if t.HasOrigin {
+		cols = append(cols, OriginColumn)
+	}
+	return cols
+}
+
+// Select reads the user's rows; with since set, only rows whose
+// modification column is at or after it, or null (a row whose time is
+// unknown must not be missed). Re-reading the rows at the boundary instant
+// is what makes equal timestamps safe: the engine ignores unchanged items.
+func (t Table) Select(s connector.Scope, cols []string, since any) (string, []any, error) {
+	args := t.newArgs()
+	cond, err := t.scopeCondition(s, args)
+	if err != nil {
+		return "", nil, err
+	}
+	var conds []string
+	if cond != "" {
+		conds = append(conds, cond)
+	}
+	if since != nil {
+		mod := Quote(t.Coll.ModifiedField)
+		conds = append(conds, fmt.Sprintf("(%s >= %s OR %s IS NULL)", mod, args.Add(since), mod))
+	}
+	sql := "SELECT " + quoteAll(cols) + " FROM " + t.QualifiedName
+	if len(conds) > 0 {
+		sql += " WHERE " + strings.Join(conds, " AND ")
+	}
+	return sql, args.Values(), nil
+}
+
+// MaxModified reads the newest modification time among the user's rows.
+func (t Table) MaxModified(s connector.Scope) (string, []any, error) {
+	args := t.newArgs()
+	cond, err := t.scopeCondition(s, args)
+	if err != nil {
+		return "", nil, err
+	}
+	sql := "SELECT max(" + Quote(t.Coll.ModifiedField) + ") FROM " + t.QualifiedName
+	if cond != "" {
+		sql += " WHERE " + cond
+	}
+	return sql, args.Values(), nil
+}
+
+// keyCondition matches one row by its decoded key within the user's scope.
+func (t Table) keyCondition(s connector.Scope, keys []any, args *Args) (string, error) {
+	var conds []string
+	for i, k := range t.Coll.KeyFields {
+		conds = append(conds, Quote(k)+" = "+args.Add(keys[i]))
+	}
+	cond, err := t.scopeCondition(s, args)
+	if err != nil {
+		return "", err
+	}
+	if cond != "" {
+		conds = append(conds, cond)
+	}
+	return strings.Join(conds, " AND "), nil
+}
+
+// Returning lists what a write returns: the key columns, then the
+// modification column when there is one.
+func (t Table) Returning() string {
+	cols := append([]string(nil), t.Coll.KeyFields...)
+	if t.Coll.ModifiedField != "" {
+		cols = append(cols, t.Coll.ModifiedField)
+	}
+	return " RETURNING " + quoteAll(cols)
+}
+
+// Insert creates a row from columns and their bound values.
+func (t Table) Insert(cols []string, vals []any) (string, []any) {
+	args := t.newArgs()
+	ph := make([]string, len(vals))
+	for i, v := range vals {
+		ph[i] = args.Add(v)
+	}
+	return "INSERT INTO " + t.QualifiedName + " (" + quoteAll(cols) + ") VALUES (" + strings.Join(ph, ", ") + ")" + t.Returning(), args.Values()
+}
+
+// Update sets columns of the user's row with the given key.
+func (t Table) Update(s connector.Scope, keys []any, cols []string, vals []any) (string, []any, error) {
+	args := t.newArgs()
+	sets := make([]string, len(cols))
+	for i, c := range cols {
+		sets[i] = Quote(c) + " = " + args.Add(vals[i])
+	}
+	cond, err := t.keyCondition(s, keys, args)
+	if err != nil {
+		return "", nil, err
+	}
+	return "UPDATE " + t.QualifiedName + " SET " + strings.Join(sets, ", ") + " WHERE " + cond + t.Returning(), args.Values(), nil
+}
+
+// Delete removes the user's row with the given key.
+func (t Table) Delete(s connector.Scope, keys []any) (string, []any, error) {
+	args := t.newArgs()
+	cond, err := t.keyCondition(s, keys, args)
+	if err != nil {
+		return "", nil, err
+	}
+	return "DELETE FROM " + t.QualifiedName + " WHERE " + cond, args.Values(), nil
+}
+
+func quoteAll(cols []string) string {
+	q := make([]string, len(cols))
+	for i, c := range cols {
+		q[i] = Quote(c)
+	}
+	return strings.Join(q, ", ")
+}
+
+// Bind is how a dialect passes a value: as its canonical text, which the
+// database parses by the column's type, so what is read back has the same
+// canonical text (null as NULL, bytes as bytes).
+func Bind(v connector.Value) any {
+	switch v.Kind {
+	case connector.KindNull:
+		return nil
+	case connector.KindBytes:
+		b, err := v.AsBytes()
+		if err != nil {
+			return v.Text
+		}
+		return b
+	}
+	return v.Text
+}
+
+// WriteColumns turns a create or update into columns and values: the
+// write's fields, the user's scope values (a create cannot name another
+// user), the modification time when the write does not set it, and the
+// origin token when the table keeps one.
+func (t Table) WriteColumns(w connector.Write, scope map[string]string, now connector.Value) ([]string, []any, error) {
+	known := make(map[string]bool, len(t.Columns))
+	for _, c := range t.Columns {
+		known[c] = true
+	}
+	var cols []string
+	var vals []any
+	set := map[string]bool{}
+	for name, v := range w.Fields {
+		if !known[name] {
+			return nil, nil, fmt.Errorf("column %q does not exist in table %s", name, t.QualifiedName)
+		}
+		if want, scoped := scope[name]; scoped && !v.IsNull() && v.Text != want {
+			return nil, nil, fmt.Errorf("scope column %s is %q, not the user's %q", name, v.Text, want)
+		}
+		cols, vals = append(cols, name), append(vals, Bind(v))
+		set[name] = true
+	}
+	if w.Op == connector.OpCreate {
+		for field, v := range scope {
+			if !set[field] {
+				cols, vals = append(cols, field), append(vals, v)
+				set[field] = true
+			}
+		}
+	}
+	if m := t.Coll.ModifiedField; m != "" && !set[m] {
+		cols, vals = append(cols, m), append(vals, Bind(now))
+	}
+	if t.HasOrigin {
+		cols, vals = append(cols, OriginColumn), append(vals, w.Origin)
+	}
+	return cols, vals, nil
+}

@@ -1,0 +1,543 @@
+// Package sqlite is the connector for tables of an SQLite database file, with
+// the pure-Go modernc.org/sqlite driver (no cgo), the embedded default for
+// trying chainsync with no server at all.
+//
+// Values are written as their canonical text and SQLite's column affinity
+// stores them (a "42" in an INTEGER column becomes 42), so what is read back
+// hashes the same as what was written.
+//
+// With a modifiedField the connector is incremental: the watermark is the
+// newest modification value among the user's rows, and a change read takes
+// every row at or after it (and rows with no modification value). Rows at
+// the boundary instant are therefore read again by the next cycle, which is
+// harmless (the engine ignores unchanged items) and is what guarantees that
+// a row written later with the same timestamp is not missed. A change read
+// cannot see deletes (SQLite keeps no tombstones); the engine finds them in
+// its full reads.
+//
+// A table with a column named chainsync_origin stores the engine's origin
+// token in it; when every entity's table has one, the connector offers the
+// Origin capability.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"iter"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/chainsync/chainsync/internal/connector"
+	"github.com/chainsync/chainsync/internal/connector/collection"
+	"github.com/chainsync/chainsync/internal/connector/sqlgen"
+)
+
+// MaxBatch bounds one Write call: one transaction holds SQLite's write lock
+// for the whole batch.
+const MaxBatch = 1000
+
+// Config configures an sqlite endpoint from resolved values.
+type Config struct {
+	// Side is "source" or "target", for error messages in the policy's
+	// terms (source.sqlite.file).
+	Side string
+	// File is the local path of the database file. It must exist: the
+	// connector never creates a database or a table.
+	File string
+	// Entities maps entity names to their tables.
+	Entities map[string]collection.Collection
+}
+
+func (c Config) side() string {
+	if c.Side == "" {
+		return "endpoint"
+	}
+	return c.Side
+}
+
+func (c Config) entityPath(entity string) string {
+	return fmt.Sprintf("entities[%s].%s", entity, c.side())
+}
+
+// Validate checks the configuration without opening the database.
+func (c Config) Validate() error {
+	var errs []error
+	if c.File == "" {
+		errs = append(errs, fmt.Errorf("%s.sqlite.file: must be set", c.side()))
+	} else if fi, err := os.Stat(c.File); err != nil {
+		errs = append(errs, fmt.Errorf("%s.sqlite.file: %w", c.side(), err))
+	} else if fi.IsDir() {
+		errs = append(errs, fmt.Errorf("%s.sqlite.file: %s is a directory", c.side(), c.File))
+	}
+	if len(c.Entities) == 0 {
+		errs = append(errs, errors.New("entities: at least one entity is required"))
+	}
+	for name, coll := range c.Entities {
+		if err := coll.Validate(c.entityPath(name), true); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Connector reads and writes the tables of one SQLite database.
+type Connector struct {
+	cfg    Config
+	db     *sql.DB
+	tables map[string]sqlgen.Table
+	caps   connector.Capabilities
+	// now stamps the modification column of written rows; tests replace it.
+	now func() time.Time
+}
+
+var (
+	_ connector.Connector    = (*Connector)(nil)
+	_ connector.ChangeReader = (*Connector)(nil)
+)
+
+// New validates cfg, opens the database and checks every entity's table
+// and columns, so a misconfigured policy fails before anything is read.
+func New(ctx context.Context, cfg Config) (*Connector, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	abs, err := filepath.Abs(cfg.File)
+	if err != nil {
+		return nil, err
+	}
+	// mode=rw: a missing file is an error, not a new empty database.
+	// Writes take the lock up front, and wait for other writers.
+	q := url.Values{}
+	q.Set("mode", "rw")
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Set("_txlock", "immediate")
+	db, err := sql.Open("sqlite", (&url.URL{Scheme: "file", Path: abs, RawQuery: q.Encode()}).String())
+	if err != nil {
+		return nil, fmt.Errorf("%s.sqlite.file: %w", cfg.side(), err)
+	}
+	c := &Connector{cfg: cfg, db: db, tables: map[string]sqlgen.Table{}, now: time.Now}
+	if err := c.inspect(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Close closes the database.
+func (c *Connector) Close() error { return c.db.Close() }
+
+func (c *Connector) inspect(ctx context.Context) error {
+	c.caps = connector.Capabilities{Incremental: true, ModTime: true, Origin: true, MaxBatch: MaxBatch}
+	var errs []error
+	for name, coll := range c.cfg.Entities {
+		path := c.cfg.entityPath(name)
+		rows, err := c.db.QueryContext(ctx, `SELECT name FROM pragma_table_info(?)`, coll.Name)
+		if err != nil {
+			return fmt.Errorf("%s.sqlite.file: opening %s: %w", c.cfg.side(), c.cfg.File, err)
+		}
+		var cols []string
+		hasOrigin := false
+		for rows.Next() {
+			var col string
+			if err := rows.Scan(&col); err != nil {
+				rows.Close()
+				return err
+			}
+			if col == sqlgen.OriginColumn {
+				hasOrigin = true
+				continue
+			}
+			cols = append(cols, col)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("%s.sqlite.file: reading %s: %w", c.cfg.side(), c.cfg.File, err)
+		}
+		if len(cols) == 0 {
+			errs = append(errs, fmt.Errorf("%s.collection: table %q does not exist in %s", path, coll.Name, filepath.Base(c.cfg.File)))
+			continue
+		}
+		if err := checkColumns(path, coll, cols); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		where, _ := collection.ParseWhere(coll.Where)
+		c.tables[name] = sqlgen.Table{QualifiedName: sqlgen.Quote(coll.Name), Coll: coll, Where: where, Columns: cols,
+			HasOrigin: hasOrigin, Placeholder: func(n int) string { return "?" + strconv.Itoa(n) }}
+		c.caps.Incremental = c.caps.Incremental && coll.ModifiedField != ""
+		c.caps.ModTime = c.caps.Incremental
+		c.caps.Origin = c.caps.Origin && hasOrigin
+	}
+	return errors.Join(errs...)
+}
+
+// checkColumns names every configured column the table lacks.
+func checkColumns(path string, coll collection.Collection, cols []string) error {
+	have := map[string]bool{}
+	for _, c := range cols {
+		have[c] = true
+	}
+	var errs []error
+	need := func(field, col string) {
+		if !have[col] {
+			errs = append(errs, fmt.Errorf("%s.%s: column %q does not exist in table %q", path, field, col, coll.Name))
+		}
+	}
+	for _, k := range coll.KeyFields {
+		need("keyFields", k)
+	}
+	if coll.ModifiedField != "" {
+		need("modifiedField", coll.ModifiedField)
+	}
+	for i, m := range coll.Scope {
+		need(fmt.Sprintf("scope[%d].field", i), m.Field)
+	}
+	return errors.Join(errs...)
+}
+
+// Capabilities: incremental with modification times when every entity has a
+// modifiedField; Origin when every table has a chainsync_origin column.
+func (c *Connector) Capabilities() connector.Capabilities { return c.caps }
+
+func (c *Connector) table(entity string) (sqlgen.Table, error) {
+	t, ok := c.tables[entity]
+	if !ok {
+		return sqlgen.Table{}, fmt.Errorf("entity %q is not configured for the %s sqlite endpoint", entity, c.cfg.side())
+	}
+	return t, nil
+}
+
+// ReadAll streams the user's rows of the entity's table.
+func (c *Connector) ReadAll(ctx context.Context, req connector.ReadRequest) iter.Seq2[connector.Item, error] {
+	return c.read(ctx, req, nil)
+}
+
+// CurrentWatermark is the newest modification value among the user's rows,
+// or "" when there are none (the next change read then reads everything).
+func (c *Connector) CurrentWatermark(ctx context.Context, req connector.ReadRequest) (connector.Watermark, error) {
+	t, err := c.incrementalTable(req.Entity)
+	if err != nil {
+		return "", err
+	}
+	q, args, err := t.MaxModified(req.Scope)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", c.cfg.entityPath(req.Entity), err)
+	}
+	var max any
+	if err := c.db.QueryRowContext(ctx, q, args...).Scan(&max); err != nil {
+		return "", fmt.Errorf("reading the watermark of %s: %w", t.Coll.Name, err)
+	}
+	return encodeWatermark(max)
+}
+
+// ReadChanges streams the rows modified at or after the watermark.
+func (c *Connector) ReadChanges(ctx context.Context, req connector.ReadRequest, since connector.Watermark) iter.Seq2[connector.Item, error] {
+	if _, err := c.incrementalTable(req.Entity); err != nil {
+		return func(yield func(connector.Item, error) bool) { yield(connector.Item{}, err) }
+	}
+	if since == "" {
+		return c.read(ctx, req, nil)
+	}
+	bound, err := decodeWatermark(since)
+	if err != nil {
+		return func(yield func(connector.Item, error) bool) { yield(connector.Item{}, err) }
+	}
+	return c.read(ctx, req, bound)
+}
+
+func (c *Connector) incrementalTable(entity string) (sqlgen.Table, error) {
+	t, err := c.table(entity)
+	if err == nil && t.Coll.ModifiedField == "" {
+		err = fmt.Errorf("%s.modifiedField: incremental reads need a modification column", c.cfg.entityPath(entity))
+	}
+	return t, err
+}
+
+func (c *Connector) read(ctx context.Context, req connector.ReadRequest, since any) iter.Seq2[connector.Item, error] {
+	return func(yield func(connector.Item, error) bool) {
+		t, err := c.table(req.Entity)
+		if err != nil {
+			yield(connector.Item{}, err)
+			return
+		}
+		cols := t.SelectColumns(req.Fields)
+		q, args, err := t.Select(req.Scope, cols, since)
+		if err != nil {
+			yield(connector.Item{}, fmt.Errorf("%s: %w", c.cfg.entityPath(req.Entity), err))
+			return
+		}
+		rows, err := c.db.QueryContext(ctx, q, args...)
+		if err != nil {
+			yield(connector.Item{}, fmt.Errorf("reading %s: %w", t.Coll.Name, err))
+			return
+		}
+		defer rows.Close()
+		raw := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range raw {
+			ptrs[i] = &raw[i]
+		}
+		for rows.Next() {
+			if err := rows.Scan(ptrs...); err != nil {
+				yield(connector.Item{}, fmt.Errorf("reading %s: %w", t.Coll.Name, err))
+				return
+			}
+			item, err := toItem(t, cols, raw)
+			if err != nil {
+				err = connector.NewItemError(item.ID, err)
+			}
+			if !yield(item, err) {
+				return
+			}
+		}
+		if err := rows.Err(); err != nil {
+			yield(connector.Item{}, fmt.Errorf("reading %s: %w", t.Coll.Name, err))
+		}
+	}
+}
+
+func toItem(t sqlgen.Table, cols []string, raw []any) (connector.Item, error) {
+	item := connector.Item{Fields: make(map[string]connector.Value, len(cols))}
+	for i, col := range cols {
+		if col == sqlgen.OriginColumn {
+			if s, ok := raw[i].(string); ok {
+				item.Origin = s
+			}
+			continue
+		}
+		item.Fields[col] = value(raw[i])
+	}
+	item.ID, _ = t.Coll.ItemID(item.Fields)
+	if m := t.Coll.ModifiedField; m != "" {
+		mt, err := modTime(item.Fields[m], raw[indexOf(cols, m)])
+		if err != nil {
+			return item, fmt.Errorf("%s: %w", m, err)
+		}
+		item.ModTime = mt
+	}
+	return item, nil
+}
+
+func indexOf(cols []string, col string) int {
+	for i, c := range cols {
+		if c == col {
+			return i
+		}
+	}
+	return -1
+}
+
+// value maps what the driver returns to a canonical Value.
+func value(v any) connector.Value {
+	switch v := v.(type) {
+	case nil:
+		return connector.Null()
+	case int64:
+		return connector.Int(v)
+	case float64:
+		return connector.Float(v)
+	case bool:
+		return connector.Bool(v)
+	case time.Time:
+		return connector.Time(v)
+	case []byte:
+		return connector.Bytes(v)
+	case string:
+		return connector.String(v)
+	}
+	return connector.String(fmt.Sprint(v))
+}
+
+// modTime reads a modification value: a DATETIME column, a text time, or
+// an integer of Unix seconds.
+func modTime(v connector.Value, raw any) (time.Time, error) {
+	switch r := raw.(type) {
+	case nil:
+		return time.Time{}, nil
+	case time.Time:
+		return r.UTC(), nil
+	case int64:
+		return time.Unix(r, 0).UTC(), nil
+	case float64:
+		return time.UnixMilli(int64(r * 1000)).UTC(), nil
+	}
+	return collection.ParseTime(v.Text)
+}
+
+// A watermark keeps the storage class of the value, so that it compares
+// with the column the way max() ordered it.
+func encodeWatermark(v any) (connector.Watermark, error) {
+	switch v := v.(type) {
+	case nil:
+		return "", nil
+	case int64:
+		return connector.Watermark("i:" + strconv.FormatInt(v, 10)), nil
+	case float64:
+		return connector.Watermark("f:" + strconv.FormatFloat(v, 'g', -1, 64)), nil
+	case string:
+		return connector.Watermark("s:" + v), nil
+	case []byte:
+		return connector.Watermark("s:" + string(v)), nil
+	case time.Time:
+		return connector.Watermark("s:" + v.Format("2006-01-02 15:04:05.999999999-07:00")), nil
+	}
+	return "", fmt.Errorf("unsupported modification value %T", v)
+}
+
+func decodeWatermark(w connector.Watermark) (any, error) {
+	kind, text, ok := strings.Cut(string(w), ":")
+	if ok {
+		switch kind {
+		case "i":
+			return strconv.ParseInt(text, 10, 64)
+		case "f":
+			return strconv.ParseFloat(text, 64)
+		case "s":
+			return text, nil
+		}
+	}
+	return nil, fmt.Errorf("watermark %q was not made by the sqlite connector", w)
+}
+
+// Write applies a batch in one transaction. A row that breaks a constraint
+// fails alone: SQLite undoes just that statement and the batch goes on.
+func (c *Connector) Write(ctx context.Context, req connector.WriteRequest) ([]connector.WriteResult, error) {
+	t, err := c.table(req.Entity)
+	if err != nil {
+		return nil, err
+	}
+	if len(req.Writes) > MaxBatch {
+		return nil, fmt.Errorf("batch of %d writes exceeds the sqlite connector's MaxBatch %d", len(req.Writes), MaxBatch)
+	}
+	scope, err := t.Coll.ScopeValues(req.Scope)
+	if err != nil {
+		return nil, fmt.Errorf("%s.scope: %w", c.cfg.entityPath(req.Entity), err)
+	}
+	now := connector.Time(c.now())
+	tx, err := c.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("starting a write to %s: %w", c.cfg.File, err)
+	}
+	defer tx.Rollback()
+	results := make([]connector.WriteResult, len(req.Writes))
+	for i, w := range req.Writes {
+		res, err := c.writeOne(ctx, tx, t, req.Scope, scope, w, now)
+		if err != nil && !connector.IsItemError(err) {
+			return nil, err
+		}
+		res.Err = err
+		results[i] = res
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("committing a write to %s: %w", c.cfg.File, err)
+	}
+	return results, nil
+}
+
+func (c *Connector) writeOne(ctx context.Context, tx *sql.Tx, t sqlgen.Table, s connector.Scope, scope map[string]string,
+	w connector.Write, now connector.Value) (connector.WriteResult, error) {
+	var q string
+	var args []any
+	switch w.Op {
+	case connector.OpCreate:
+		cols, vals, err := t.WriteColumns(w, scope, now)
+		if err != nil {
+			return connector.WriteResult{}, connector.NewItemError(w.ID, err)
+		}
+		q, args = t.Insert(cols, vals)
+	case connector.OpUpdate, connector.OpDelete:
+		keys, err := decodeKeys(w.ID, len(t.Coll.KeyFields))
+		if err != nil {
+			return connector.WriteResult{}, connector.NewItemError(w.ID, err)
+		}
+		if w.Op == connector.OpDelete {
+			q, args, err = t.Delete(s, keys)
+			if err != nil {
+				return connector.WriteResult{}, err
+			}
+			res, err := tx.ExecContext(ctx, q, args...)
+			if err != nil {
+				return connector.WriteResult{}, classify(w.ID, err)
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				return connector.WriteResult{ID: w.ID}, connector.NewItemError(w.ID, connector.ErrNotFound)
+			}
+			return connector.WriteResult{ID: w.ID}, nil
+		}
+		cols, vals, err := t.WriteColumns(w, scope, now)
+		if err != nil {
+			return connector.WriteResult{}, connector.NewItemError(w.ID, err)
+		}
+		if len(cols) == 0 { // nothing to change, but the row must exist
+			cols, vals = []string{t.Coll.KeyFields[0]}, []any{keys[0]}
+		}
+		q, args, err = t.Update(s, keys, cols, vals)
+		if err != nil {
+			return connector.WriteResult{}, err
+		}
+	default:
+		return connector.WriteResult{}, connector.NewItemError(w.ID, fmt.Errorf("unknown write op %v", w.Op))
+	}
+	returned := make([]any, len(t.Coll.KeyFields), len(t.Coll.KeyFields)+1)
+	if t.Coll.ModifiedField != "" {
+		returned = append(returned, nil)
+	}
+	ptrs := make([]any, len(returned))
+	for i := range returned {
+		ptrs[i] = &returned[i]
+	}
+	err := tx.QueryRowContext(ctx, q, args...).Scan(ptrs...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return connector.WriteResult{ID: w.ID}, connector.NewItemError(w.ID, connector.ErrNotFound)
+	}
+	if err != nil {
+		return connector.WriteResult{ID: w.ID}, classify(w.ID, err)
+	}
+	texts := make([]string, len(t.Coll.KeyFields))
+	for i := range texts {
+		texts[i] = value(returned[i]).Text
+	}
+	res := connector.WriteResult{}
+	res.ID, _ = collection.EncodeID(texts)
+	if t.Coll.ModifiedField != "" {
+		raw := returned[len(returned)-1]
+		res.ModTime, _ = modTime(value(raw), raw)
+	}
+	return res, nil
+}
+
+// decodeKeys splits an ID into the values bound for its key columns.
+func decodeKeys(id string, n int) ([]any, error) {
+	parts, err := collection.DecodeID(id, n)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]any, n)
+	for i, p := range parts {
+		keys[i] = p
+	}
+	return keys, nil
+}
+
+// classify tells a row's own failure (a constraint, a type a STRICT table
+// refuses, a value too big) from a failure of the database.
+func classify(id string, err error) error {
+	var serr *sqlite.Error
+	if errors.As(err, &serr) {
+		switch serr.Code() & 0xff {
+		case sqlite3.SQLITE_CONSTRAINT, sqlite3.SQLITE_MISMATCH, sqlite3.SQLITE_TOOBIG:
+			return connector.NewItemError(id, err)
+		}
+	}
+	return fmt.Errorf("writing item %q: %w", id, err)
+}
