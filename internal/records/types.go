@@ -99,10 +99,13 @@ type Pending struct {
 	Pair Pair        `json:"pair"`
 	Kind PendingKind `json:"kind"`
 	// Side and Key name the item the entry is about.
-	Side      Side      `json:"side"`
-	Key       string    `json:"key"`
-	ID        string    `json:"id,omitempty"`
-	Reason    string    `json:"reason"`
+	Side   Side   `json:"side"`
+	Key    string `json:"key"`
+	ID     string `json:"id,omitempty"`
+	Reason string `json:"reason"`
+	// Hash is the content the entry is about; a Failing item whose content
+	// changed is retried afresh.
+	Hash      string    `json:"hash,omitempty"`
 	CycleID   string    `json:"cycleID,omitempty"`
 	Attempts  int       `json:"attempts,omitempty"`
 	NextRetry time.Time `json:"nextRetry,omitzero"`

@@ -1,0 +1,300 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+
+	"github.com/chainsync/chainsync/internal/connector"
+	"github.com/chainsync/chainsync/internal/delta"
+	"github.com/chainsync/chainsync/internal/records"
+)
+
+// observed is what one side's read found, relative to the records.
+type observed struct {
+	read bool
+	// changed and deleted are keyed by the link's side-0 key.
+	changed map[string]delta.Entry
+	deleted map[string]bool
+	// unchanged holds current entries of linked items only where the other
+	// side drifted (a one-way restore needs the source's content).
+	unchanged map[string]delta.Entry
+	inserts   []delta.Entry
+	watermark connector.Watermark
+}
+
+// action is one write to one side.
+type action struct {
+	op   connector.Op
+	side records.Side // the side written
+	// from is the content copied, from the other side (create, update).
+	from delta.Entry
+	// link is the existing link (update, delete, re-create).
+	link    records.Link
+	hasLink bool
+	// deleteKey is the key, on the other side, of the deleted item that
+	// this delete propagates.
+	deleteKey string
+}
+
+// sourceKey identifies the action's item on the side it is copied from, for
+// retries and pending deletes.
+func (a action) sourceKey() string {
+	if a.op == connector.OpDelete {
+		return a.deleteKey
+	}
+	return a.from.Key
+}
+
+type entityPlan struct {
+	entity      Entity
+	pair        records.Pair
+	sides       [2]*side
+	mode        Mode
+	state       records.PairState
+	openIntents []records.Intent
+	pending     map[string]records.Pending // by pendingID
+	obs         [2]*observed
+
+	actions  []action
+	putLinks []records.Link
+	dropKeys []string // side-0 keys of links to forget
+	// newPending are entries to store; seenPending are ids still current.
+	newPending  []records.Pending
+	seenPending map[string]bool
+	counts      Counts
+	reports     []ItemReport
+	reset       bool
+}
+
+func pendingID(kind records.PendingKind, s records.Side, key string) string {
+	return string(kind) + "\x00" + strconv.Itoa(int(s)) + "\x00" + key
+}
+
+func (p *entityPlan) report(s *side, kind, key, id, reason string) {
+	p.reports = append(p.reports, ItemReport{Endpoint: s.endpoint, Key: key, ID: id, Kind: kind, Reason: reason})
+}
+
+func (r *runner) planEntity(ctx context.Context, e Entity) (*entityPlan, error) {
+	pol := r.cycle.Policy
+	src := &side{endpoint: pol.Source.Name, entity: e.sourceEntity(), conn: r.cycle.Source, keyFields: e.SourceKeyFields, matchOn: e.MatchOn, isSource: true}
+	tgt := &side{endpoint: pol.Target.Name, entity: e.targetEntity(), conn: r.cycle.Target, keyFields: e.TargetKeyFields}
+	for _, f := range e.Fields {
+		src.fields = append(src.fields, f.Source)
+		tgt.fields = append(tgt.fields, f.Target)
+	}
+	for _, m := range e.MatchOn {
+		i := slices.IndexFunc(e.Fields, func(f FieldMapping) bool { return f.Source == m })
+		tgt.matchOn = append(tgt.matchOn, e.Fields[i].Target)
+	}
+	pair, srcIndex := records.PairOf(records.Endpoint{Name: src.endpoint, Entity: src.entity}, records.Endpoint{Name: tgt.endpoint, Entity: tgt.entity})
+	src.index, tgt.index = srcIndex, srcIndex.Other()
+	src.caps, tgt.caps = src.conn.Capabilities(), tgt.conn.Capabilities()
+	p := &entityPlan{entity: e, pair: pair, pending: map[string]records.Pending{}, seenPending: map[string]bool{}}
+	p.sides[src.index], p.sides[tgt.index] = src, tgt
+
+	err := r.view(func(tx *records.Tx) error {
+		var err error
+		if p.state, err = tx.State(pair); err != nil {
+			return err
+		}
+		for i, err := range tx.Intents(pair) {
+			if err != nil {
+				return err
+			}
+			p.openIntents = append(p.openIntents, i)
+		}
+		for pe, err := range tx.PendingItems(pair) {
+			if err != nil {
+				return err
+			}
+			p.pending[pendingID(pe.Kind, pe.Side, pe.Key)] = pe
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("loading records: %w", err)
+	}
+	p.mode = r.chooseMode(p)
+	if p.mode == Initial && p.state.Initialized {
+		p.reset = true // a reinit request: forget the pair's records
+		p.pending = map[string]records.Pending{}
+		p.openIntents = nil
+	}
+
+	// The target is read first so that a one-way source read knows which
+	// unchanged source items must be restored onto a drifted target.
+	for _, s := range []*side{tgt, src} {
+		if s == tgt && pol.Direction == OneWay && p.mode == Incremental {
+			p.obs[s.index] = &observed{}
+			continue
+		}
+		obs, err := r.readSide(ctx, p, s)
+		if err != nil {
+			return nil, fmt.Errorf("reading %s/%s: %w", s.endpoint, s.entity, err)
+		}
+		p.obs[s.index] = obs
+	}
+	if err := r.decide(p); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func (r *runner) chooseMode(p *entityPlan) Mode {
+	pol := r.cycle.Policy
+	if !p.state.Initialized || slices.Contains(pol.Reinit, p.entity.Name) {
+		return Initial
+	}
+	incremental := func(s *side) bool {
+		_, ok := s.conn.(connector.ChangeReader)
+		return s.caps.Incremental && ok && len(s.keyFields) == 0 && p.state.Watermarks[s.index] != ""
+	}
+	switch {
+	case pol.Complete,
+		p.state.MappingFingerprint != p.entity.fingerprint(),
+		// Open intents, retries, conflicts, quarantined items and held-back
+		// deletes are all looked at again, which needs a full read.
+		len(p.openIntents) > 0, len(p.pending) > 0,
+		!incremental(p.sides[0]) && !(pol.Direction == OneWay && !p.sides[0].isSource),
+		!incremental(p.sides[1]) && !(pol.Direction == OneWay && !p.sides[1].isSource):
+		return Complete
+	}
+	return Incremental
+}
+
+func (r *runner) readSide(ctx context.Context, p *entityPlan, s *side) (*observed, error) {
+	obs := &observed{read: true, changed: map[string]delta.Entry{}, deleted: map[string]bool{}, unchanged: map[string]delta.Entry{}}
+	req := connector.ReadRequest{Scope: r.cycle.Scope, Entity: s.entity, Fields: append(slices.Clone(s.fields), s.keyFields...)}
+	cr, canIncrement := s.conn.(connector.ChangeReader)
+	if canIncrement && s.caps.Incremental {
+		// Taken before reading: a change made during the read is seen
+		// again next cycle instead of lost.
+		wm, err := cr.CurrentWatermark(ctx, req)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrEndpoint, err)
+		}
+		obs.watermark = wm
+	}
+	cleansing := delta.Cleansing{Fields: s.fields, KeyFields: s.keyFields, SpillDir: r.cycle.SpillDir}
+	onItemError := func(err error) {
+		p.counts.Errors++
+		var ie *connector.ItemError
+		errors.As(err, &ie)
+		p.report(s, "Error", "", ie.ID, err.Error())
+	}
+	onReject := func(rej delta.Rejected) {
+		p.counts.Skipped++
+		p.report(s, string(rej.Reason), rej.Entry.Key, rej.Entry.ID, "set aside by cleansing")
+	}
+	other := p.obs[s.index.Other()]
+	driftedOther := func(key0 string) bool {
+		if other == nil {
+			return false
+		}
+		_, changed := other.changed[key0]
+		return changed || other.deleted[key0]
+	}
+
+	if p.mode == Incremental {
+		for item, err := range cr.ReadChanges(ctx, req, p.state.Watermarks[s.index]) {
+			if err != nil {
+				if connector.IsItemError(err) {
+					onItemError(err)
+					continue
+				}
+				return nil, fmt.Errorf("%w: %w", ErrEndpoint, err)
+			}
+			err := r.view(func(tx *records.Tx) error {
+				if item.Deleted {
+					l, ok, err := tx.Link(p.pair, s.index, item.ID)
+					if ok && !l.Sides[s.index].Gone {
+						obs.deleted[l.Sides[0].Key] = true
+					}
+					return err
+				}
+				e, ok := cleansing.Project(item)
+				if !ok {
+					onReject(delta.Rejected{Reason: delta.NullKey, Entry: e})
+					return nil
+				}
+				l, ok, err := tx.Link(p.pair, s.index, e.Key)
+				switch {
+				case err != nil:
+					return err
+				case !ok:
+					obs.inserts = append(obs.inserts, e)
+				case l.Sides[s.index].Hash != e.Hash:
+					obs.changed[l.Sides[0].Key] = e
+					delete(obs.deleted, l.Sides[0].Key)
+				}
+				return nil
+			})
+			if err != nil {
+				return nil, fmt.Errorf("looking up records: %w", err)
+			}
+		}
+		return obs, nil
+	}
+
+	sorter, sorted, err := cleansing.Prepare(s.conn.ReadAll(ctx, req), onItemError, onReject)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrEndpoint, err)
+	}
+	defer sorter.Close()
+	err = r.view(func(tx *records.Tx) error {
+		recorded := func(yield func(delta.Recorded, error) bool) {
+			if p.reset {
+				return
+			}
+			for l, err := range tx.Links(p.pair, s.index) {
+				st := l.Sides[s.index]
+				hash := st.Hash
+				if st.Gone {
+					hash = ""
+				}
+				if !yield(delta.Recorded{Key: st.Key, Hash: hash, Ref: l.Sides[0].Key}, err) {
+					return
+				}
+			}
+		}
+		for c, err := range delta.Merge(sorted, recorded) {
+			if err != nil {
+				return err
+			}
+			switch c.Kind {
+			case delta.Insert:
+				obs.inserts = append(obs.inserts, c.Current)
+			case delta.Update:
+				obs.changed[c.Recorded.Ref] = c.Current
+			case delta.Delete:
+				if c.Recorded.Hash != "" {
+					obs.deleted[c.Recorded.Ref] = true
+				}
+			case delta.Unchanged:
+				if driftedOther(c.Recorded.Ref) {
+					obs.unchanged[c.Recorded.Ref] = c.Current
+				}
+			}
+		}
+		return nil
+	})
+	if r.user == nil && err == nil && !p.reset {
+		// A dry run of a new user: no records, every item is new.
+		for e, err := range sorted {
+			if err != nil {
+				return nil, err
+			}
+			obs.inserts = append(obs.inserts, e)
+		}
+	}
+	if err != nil {
+		if errors.Is(err, records.ErrCorrupt) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %w", ErrEndpoint, err)
+	}
+	return obs, nil
+}
