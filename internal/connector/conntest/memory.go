@@ -42,10 +42,10 @@ type Memory struct {
 }
 
 type memoryState struct {
-	NextID   int                                    `json:"nextID"`
-	Seq      int                                    `json:"seq"`
-	Entities map[string]map[string]*storedItem      `json:"entities"`
-	Deleted  map[string]map[string]int              `json:"deleted"` // entity -> id -> seq
+	NextID   int                               `json:"nextID"`
+	Seq      int                               `json:"seq"`
+	Entities map[string]map[string]*storedItem `json:"entities"`
+	Deleted  map[string]map[string]int         `json:"deleted"` // entity -> id -> seq
 }
 
 type storedItem struct {
@@ -114,8 +114,8 @@ func (m *Memory) persist() error {
 // SetClock sets the clock used for modification times.
 func (m *Memory) SetClock(now func() time.Time) { m.mu.Lock(); m.now = now; m.mu.Unlock() }
 
-// FailItem makes every write to the item with this ID (for a create, the
-// value of its "name" field, see CreateKey) fail with an ItemError.
+// FailItem makes every write to the item with this ID fail with an
+// ItemError; a create fails when any of its field values equals id.
 // A nil err clears it.
 func (m *Memory) FailItem(id string, err error) {
 	m.mu.Lock()
@@ -146,9 +146,6 @@ func (m *Memory) OnEachWrite(f func()) { m.mu.Lock(); m.onEachWrite = f; m.mu.Un
 
 // Writes is the number of single writes applied so far.
 func (m *Memory) Writes() int { m.mu.Lock(); defer m.mu.Unlock(); return m.writesSeen }
-
-// CreateKey is the ID FailItem matches for creates: the "name" field.
-const CreateKey = "name"
 
 // Put creates or replaces an item directly, as a user editing the system
 // would, bumping its modification time. An empty ID gets a fresh one.
@@ -336,12 +333,15 @@ func (m *Memory) Write(ctx context.Context, req connector.WriteRequest) ([]conne
 }
 
 func (m *Memory) apply(entity string, w connector.Write) connector.WriteResult {
-	failKey := w.ID
-	if w.Op == connector.OpCreate {
-		failKey = w.Fields[CreateKey].Text
+	if err := m.failItems[w.ID]; err != nil && w.Op != connector.OpCreate {
+		return connector.WriteResult{ID: w.ID, Err: connector.NewItemError(w.ID, err)}
 	}
-	if err := m.failItems[failKey]; err != nil {
-		return connector.WriteResult{ID: w.ID, Err: connector.NewItemError(failKey, err)}
+	if w.Op == connector.OpCreate {
+		for _, v := range w.Fields {
+			if err := m.failItems[v.Text]; err != nil {
+				return connector.WriteResult{Err: connector.NewItemError(v.Text, err)}
+			}
+		}
 	}
 	now := m.now()
 	switch w.Op {
