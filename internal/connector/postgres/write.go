@@ -1,0 +1,366 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/chainsync/chainsync/internal/connector"
+	"github.com/chainsync/chainsync/internal/connector/collection"
+	"github.com/chainsync/chainsync/internal/connector/sqlgen"
+)
+
+// op is one Write turned into SQL.
+type op struct {
+	write connector.Write
+	cols  []string
+	vals  []any
+	sql   string
+	args  []any
+	// copyID is set for a create that names its whole key, which COPY can
+	// load without returning anything.
+	copyID string
+}
+
+// errReplay says a row broke a constraint in the fast path: the batch must
+// be replayed row by row to find which.
+var errReplay = errors.New("a row failed; replaying the batch row by row")
+
+// Write applies a batch in one transaction (see the package doc).
+func (c *Connector) Write(ctx context.Context, req connector.WriteRequest) ([]connector.WriteResult, error) {
+	t, err := c.table(req.Entity)
+	if err != nil {
+		return nil, err
+	}
+	if len(req.Writes) > MaxBatch {
+		return nil, fmt.Errorf("batch of %d writes exceeds the postgres connector's MaxBatch %d", len(req.Writes), MaxBatch)
+	}
+	scope, err := t.Coll.ScopeValues(req.Scope)
+	if err != nil {
+		return nil, fmt.Errorf("%s.scope: %w", c.cfg.entityPath(req.Entity), err)
+	}
+	now := connector.Time(c.now())
+	results := make([]connector.WriteResult, len(req.Writes))
+	ops := make([]*op, len(req.Writes))
+	for i, w := range req.Writes {
+		o, err := c.prepare(t, req.Scope, scope, w, now)
+		if err != nil {
+			results[i] = connector.WriteResult{ID: w.ID, Err: err}
+			continue
+		}
+		ops[i] = o
+	}
+	fast := make([]connector.WriteResult, len(results))
+	copy(fast, results)
+	err = c.writeFast(ctx, t, ops, fast, now)
+	if err == nil {
+		return fast, nil
+	}
+	if !errors.Is(err, errReplay) {
+		return nil, err
+	}
+	if err := c.writeOneByOne(ctx, t, ops, results); err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+func (c *Connector) prepare(t table, s connector.Scope, scope map[string]string, w connector.Write, now connector.Value) (*op, error) {
+	o := &op{write: w}
+	var err error
+	switch w.Op {
+	case connector.OpCreate:
+		o.cols, o.vals, err = t.WriteColumns(w, scope, now)
+		if err != nil {
+			return nil, connector.NewItemError(w.ID, err)
+		}
+		o.sql, o.args = t.Insert(o.cols, o.vals)
+		o.copyID = copyableID(t, o.cols, o.vals)
+	case connector.OpUpdate:
+		keys, err := decodeKeys(w.ID, len(t.Coll.KeyFields))
+		if err != nil {
+			return nil, connector.NewItemError(w.ID, err)
+		}
+		o.cols, o.vals, err = t.WriteColumns(w, scope, now)
+		if err != nil {
+			return nil, connector.NewItemError(w.ID, err)
+		}
+		if len(o.cols) == 0 { // nothing to change, but the row must exist
+			o.cols, o.vals = []string{t.Coll.KeyFields[0]}, []any{keys[0]}
+		}
+		o.sql, o.args, err = t.Update(s, keys, o.cols, o.vals)
+		if err != nil {
+			return nil, err
+		}
+	case connector.OpDelete:
+		keys, err := decodeKeys(w.ID, len(t.Coll.KeyFields))
+		if err != nil {
+			return nil, connector.NewItemError(w.ID, err)
+		}
+		o.sql, o.args, err = t.Delete(s, keys)
+		if err != nil {
+			return nil, err
+		}
+	default:
+		return nil, connector.NewItemError(w.ID, fmt.Errorf("unknown write op %v", w.Op))
+	}
+	return o, nil
+}
+
+// copyableID is the ID of a create that sets every key column, "" when the
+// server must assign part of the key (the create then needs RETURNING).
+func copyableID(t table, cols []string, vals []any) string {
+	texts := make([]string, len(t.Coll.KeyFields))
+	for i, k := range t.Coll.KeyFields {
+		for j, c := range cols {
+			if c == k {
+				if s, ok := vals[j].(string); ok {
+					texts[i] = s
+				}
+			}
+		}
+	}
+	id, err := collection.EncodeID(texts)
+	if err != nil {
+		return ""
+	}
+	return id
+}
+
+func decodeKeys(id string, n int) ([]any, error) {
+	parts, err := collection.DecodeID(id, n)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]any, n)
+	for i, p := range parts {
+		keys[i] = p
+	}
+	return keys, nil
+}
+
+// writeFast runs updates, deletes and server-keyed creates as one pipelined
+// batch, then COPYs the other creates, all in one transaction.
+func (c *Connector) writeFast(ctx context.Context, t table, ops []*op, results []connector.WriteResult, now connector.Value) error {
+	tx, err := c.pool.Begin(ctx)
+	if err != nil {
+		return c.endpointError(err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+
+	batch := &pgx.Batch{}
+	var queued []int
+	for i, o := range ops {
+		if o == nil || o.copyID != "" {
+			continue
+		}
+		batch.Queue(o.sql, o.args...)
+		queued = append(queued, i)
+	}
+	if len(queued) > 0 {
+		br := tx.SendBatch(ctx, batch)
+		for _, i := range queued {
+			res, err := c.runOne(t, ops[i], func(sql string, args ...any) (pgconn.CommandTag, pgx.Row) {
+				if ops[i].write.Op == connector.OpDelete {
+					tag, err := br.Exec()
+					return tag, errRow{err}
+				}
+				return pgconn.CommandTag{}, br.QueryRow()
+			})
+			if err != nil {
+				br.Close()
+				if connector.IsItemError(err) {
+					return errReplay
+				}
+				return err
+			}
+			results[i] = res
+		}
+		if err := br.Close(); err != nil {
+			return c.classifyBatch(err)
+		}
+	}
+
+	groups := map[string][]int{}
+	var order []string
+	for i, o := range ops {
+		if o == nil || o.copyID == "" {
+			continue
+		}
+		key := strings.Join(o.cols, "\x00")
+		if _, ok := groups[key]; !ok {
+			order = append(order, key)
+		}
+		groups[key] = append(groups[key], i)
+	}
+	for _, key := range order {
+		idx := groups[key]
+		var buf bytes.Buffer
+		for _, i := range idx {
+			for j, v := range ops[i].vals {
+				if j > 0 {
+					buf.WriteByte('\t')
+				}
+				appendCopyText(&buf, v)
+			}
+			buf.WriteByte('\n')
+		}
+		cols := make([]string, len(ops[idx[0]].cols))
+		for j, col := range ops[idx[0]].cols {
+			cols[j] = sqlgen.Quote(col)
+		}
+		stmt := "COPY " + t.QualifiedName + " (" + strings.Join(cols, ", ") + ") FROM STDIN"
+		if _, err := tx.Conn().PgConn().CopyFrom(ctx, &buf, stmt); err != nil {
+			return c.classifyBatch(err)
+		}
+		for _, i := range idx {
+			results[i] = connector.WriteResult{ID: ops[i].copyID, ModTime: writtenModTime(t, ops[i], now)}
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return c.classifyBatch(err)
+	}
+	return nil
+}
+
+// classifyBatch turns a row's failure into errReplay and anything else into
+// an endpoint failure.
+func (c *Connector) classifyBatch(err error) error {
+	if isItemFailure(err) {
+		return errReplay
+	}
+	return c.endpointError(err)
+}
+
+// writeOneByOne replays a batch with a savepoint around each row, so the
+// rows that break constraints fail alone and the rest are applied.
+func (c *Connector) writeOneByOne(ctx context.Context, t table, ops []*op, results []connector.WriteResult) error {
+	tx, err := c.pool.Begin(ctx)
+	if err != nil {
+		return c.endpointError(err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	for i, o := range ops {
+		if o == nil {
+			continue
+		}
+		if _, err := tx.Exec(ctx, "SAVEPOINT chainsync_row"); err != nil {
+			return c.endpointError(err)
+		}
+		res, err := c.runOne(t, o, func(sql string, args ...any) (pgconn.CommandTag, pgx.Row) {
+			if o.write.Op == connector.OpDelete {
+				tag, err := tx.Exec(ctx, sql, args...)
+				return tag, errRow{err}
+			}
+			return pgconn.CommandTag{}, tx.QueryRow(ctx, sql, args...)
+		})
+		if err != nil && !connector.IsItemError(err) {
+			return err
+		}
+		if err != nil && !errors.Is(err, connector.ErrNotFound) {
+			if _, rerr := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT chainsync_row"); rerr != nil {
+				return c.endpointError(rerr)
+			}
+		} else if _, err := tx.Exec(ctx, "RELEASE SAVEPOINT chainsync_row"); err != nil {
+			return c.endpointError(err)
+		}
+		res.Err = err
+		results[i] = res
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return c.endpointError(err)
+	}
+	return nil
+}
+
+// errRow is the Row of an Exec: it carries only the error.
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
+
+// runOne executes one op through run and reads its result: an item error
+// for a row's own failure or a missing row, any other error for the
+// endpoint.
+func (c *Connector) runOne(t table, o *op, run func(sql string, args ...any) (pgconn.CommandTag, pgx.Row)) (connector.WriteResult, error) {
+	id := o.write.ID
+	if o.write.Op == connector.OpDelete {
+		tag, row := run(o.sql, o.args...)
+		if err := row.Scan(); err != nil {
+			return connector.WriteResult{ID: id}, c.rowError(id, err)
+		}
+		if tag.RowsAffected() == 0 {
+			return connector.WriteResult{ID: id}, connector.NewItemError(id, connector.ErrNotFound)
+		}
+		return connector.WriteResult{ID: id}, nil
+	}
+	// RETURNING gives the key columns, then the modification column.
+	n := len(t.Coll.KeyFields)
+	if t.Coll.ModifiedField != "" {
+		n++
+	}
+	returned := make([]*string, n)
+	ptrs := make([]any, n)
+	for i := range ptrs {
+		ptrs[i] = &returned[i]
+	}
+	_, row := run(o.sql, o.args...)
+	if err := row.Scan(ptrs...); err != nil {
+		if errors.Is(err, pgx.ErrNoRows) {
+			return connector.WriteResult{ID: id}, connector.NewItemError(id, connector.ErrNotFound)
+		}
+		return connector.WriteResult{ID: id}, c.rowError(id, err)
+	}
+	texts := make([]string, len(t.Coll.KeyFields))
+	for i := range texts {
+		if returned[i] != nil {
+			texts[i] = *returned[i]
+		}
+	}
+	var res connector.WriteResult
+	res.ID, _ = collection.EncodeID(texts)
+	if t.Coll.ModifiedField != "" && returned[n-1] != nil {
+		res.ModTime, _ = collection.ParseTime(*returned[n-1])
+	}
+	return res, nil
+}
+
+func (c *Connector) rowError(id string, err error) error {
+	if isItemFailure(err) {
+		return connector.NewItemError(id, err)
+	}
+	return c.endpointError(fmt.Errorf("writing item %q: %w", id, err))
+}
+
+// isItemFailure: data exceptions (22), integrity violations (23) and
+// exceptions raised by triggers (P0001) concern the row, not the server.
+func isItemFailure(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	return strings.HasPrefix(pgErr.Code, "22") || strings.HasPrefix(pgErr.Code, "23") || pgErr.Code == "P0001"
+}
+
+// writtenModTime is the modification time a COPY-loaded row got: the value
+// the write set, or the stamp.
+func writtenModTime(t table, o *op, now connector.Value) time.Time {
+	if t.Coll.ModifiedField == "" {
+		return time.Time{}
+	}
+	for j, col := range o.cols {
+		if col == t.Coll.ModifiedField {
+			if s, ok := o.vals[j].(string); ok {
+				mt, _ := modTime(connector.String(s))
+				return mt
+			}
+		}
+	}
+	mt, _ := now.AsTime()
+	return mt
+}
