@@ -137,7 +137,8 @@ func (m *Memory) FailReads(err error) { m.mu.Lock(); m.failRead = err; m.mu.Unlo
 func (m *Memory) FailWrites(err error) { m.mu.Lock(); m.failWrite = err; m.mu.Unlock() }
 
 // CrashAfterWrites lets n more single writes succeed, then fails every
-// write with ErrCrashed; n < 0 disables it.
+// write with ErrCrashed and reports no result for the batch that crashed,
+// as if the process had died mid-batch; n < 0 disables it.
 func (m *Memory) CrashAfterWrites(n int) { m.mu.Lock(); m.crashAfter = n; m.mu.Unlock() }
 
 // OnEachWrite runs f after each single write is applied (and persisted), for
@@ -309,7 +310,9 @@ func (m *Memory) Write(ctx context.Context, req connector.WriteRequest) ([]conne
 		}
 		if m.crashAfter == 0 {
 			m.mu.Unlock()
-			return results, ErrCrashed
+			// As if the process died: what this batch applied is not
+			// reported, so only the engine's intents can tell.
+			return nil, ErrCrashed
 		}
 		res := m.apply(req.Entity, w)
 		if res.Err == nil {
