@@ -207,3 +207,5 @@ func TestKillNineAnywhere(t *testing.T) {
 	defer u.Close()
 	g.Expect(u.Verify()).To(Succeed())
 }
+
+func recordsOpen() records.OpenOptions { return records.OpenOptions{} }
