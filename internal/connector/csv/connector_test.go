@@ -298,7 +298,8 @@ func TestCleansingReports(t *testing.T) {
 	dir, records := t.TempDir(), t.TempDir()
 	writeFile(t, dir, "people.csv", "id,name\n1,Ann\n,No Key\n2,Bob\n2,Robert\n3,Cy\n3,Cy\n")
 	c := newConnector(t, dir, nil)
-	report := NewRejectReport(records, "people", []string{"name"})
+	nullpk, dups := filepath.Join(records, "people.nullpk.csv"), filepath.Join(records, "people.duplicates.csv")
+	report := NewRejectReport(nullpk, dups, []string{"name"})
 	cl := delta.Cleansing{Fields: []string{"id", "name"}}
 	var reportErr error
 	sorter, sorted, err := cl.Prepare(c.ReadAll(context.Background(), connector.ReadRequest{Entity: "people", Scope: ann}),
@@ -315,16 +316,16 @@ func TestCleansingReports(t *testing.T) {
 	g.Expect(report.Close()).To(Succeed())
 	g.Expect(kept).To(Equal([]string{"1", "3"}))
 
-	nullpk, _ := os.ReadFile(filepath.Join(records, "people.nullpk.csv"))
-	g.Expect(string(nullpk)).To(Equal("id,name\n,No Key\n"))
-	dups, _ := os.ReadFile(filepath.Join(records, "people.duplicates.csv"))
-	g.Expect(strings.Split(strings.TrimSpace(string(dups)), "\n")).To(ConsistOf("id,name", "2,Bob", "2,Robert", "3,Cy"))
+	b, _ := os.ReadFile(nullpk)
+	g.Expect(string(b)).To(Equal("id,name\n,No Key\n"))
+	b, _ = os.ReadFile(dups)
+	g.Expect(strings.Split(strings.TrimSpace(string(b)), "\n")).To(ConsistOf("id,name", "2,Bob", "2,Robert", "3,Cy"))
 
 	// Next cycle, clean data: the stale reports go away.
-	report = NewRejectReport(records, "people", []string{"name"})
+	report = NewRejectReport(nullpk, dups, []string{"name"})
 	g.Expect(report.Close()).To(Succeed())
-	g.Expect(filepath.Join(records, "people.nullpk.csv")).NotTo(BeAnExistingFile())
-	g.Expect(filepath.Join(records, "people.duplicates.csv")).NotTo(BeAnExistingFile())
+	g.Expect(nullpk).NotTo(BeAnExistingFile())
+	g.Expect(dups).NotTo(BeAnExistingFile())
 }
 
 // A file several times larger than the memory the read uses: the read must

@@ -20,8 +20,7 @@ import (
 // opens them. Each cycle replaces the previous cycle's reports; a report
 // with no rows is removed, so a stale one never outlives the problem.
 type RejectReport struct {
-	dir     string
-	entity  string
+	paths   map[delta.RejectReason]string
 	columns []string
 	files   map[delta.RejectReason]*reportFile
 }
@@ -33,18 +32,15 @@ type reportFile struct {
 	rows int
 }
 
-// NewRejectReport starts the reports of one entity in dir (the user's record
-// folder). columns are the fields to show, in order.
-func NewRejectReport(dir, entity string, columns []string) *RejectReport {
-	return &RejectReport{dir: dir, entity: entity, columns: columns, files: map[delta.RejectReason]*reportFile{}}
-}
-
-// ReportFileName is the name of the report for a reason.
-func ReportFileName(entity string, reason delta.RejectReason) string {
-	if reason == delta.NullKey {
-		return entity + ".nullpk.csv"
+// NewRejectReport starts the reports of one entity: nullKeyPath and
+// duplicatesPath are where they go (records.Store.ReportPath gives the
+// user's <entity>.nullpk.csv and <entity>.duplicates.csv). columns are the
+// fields to show, in order.
+func NewRejectReport(nullKeyPath, duplicatesPath string, columns []string) *RejectReport {
+	return &RejectReport{
+		paths:   map[delta.RejectReason]string{delta.NullKey: nullKeyPath, delta.Duplicate: duplicatesPath},
+		columns: columns, files: map[delta.RejectReason]*reportFile{},
 	}
-	return entity + ".duplicates.csv"
 }
 
 // Add writes one rejected item. It has the shape of delta's onReject
@@ -67,7 +63,11 @@ func (r *RejectReport) file(reason delta.RejectReason) (*reportFile, error) {
 	if f, ok := r.files[reason]; ok {
 		return f, nil
 	}
-	tmp, err := os.CreateTemp(r.dir, "."+ReportFileName(r.entity, reason)+".*.tmp")
+	dst, ok := r.paths[reason]
+	if !ok {
+		return nil, fmt.Errorf("no report file for %s", reason)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".*.tmp")
 	if err != nil {
 		return nil, fmt.Errorf("creating the %s report: %w", reason, err)
 	}
@@ -85,7 +85,7 @@ func (r *RejectReport) file(reason delta.RejectReason) (*reportFile, error) {
 func (r *RejectReport) Close() error {
 	var errs []error
 	for _, reason := range []delta.RejectReason{delta.NullKey, delta.Duplicate} {
-		dst := filepath.Join(r.dir, ReportFileName(r.entity, reason))
+		dst := r.paths[reason]
 		f, ok := r.files[reason]
 		if !ok {
 			if err := os.Remove(dst); err != nil && !errors.Is(err, fs.ErrNotExist) {
