@@ -548,6 +548,10 @@ type SyncPolicyStatus struct {
 	// +optional
 	NextCycleTime *metav1.Time `json:"nextCycleTime,omitempty"`
 
+	// lastHandledRequestedAt is the requested-at annotation value last acted on.
+	// +optional
+	LastHandledRequestedAt string `json:"lastHandledRequestedAt,omitempty"`
+
 	// activeJobs are the running cycle Jobs.
 	// +optional
 	// +listType=set

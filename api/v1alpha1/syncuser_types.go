@@ -171,6 +171,12 @@ type CycleResult struct {
 	// +optional
 	Empty bool `json:"empty"`
 
+	// failureReason is a machine-readable cause when the cycle could not run, for example
+	// EndpointUnavailable or DestinationClaimed.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	FailureReason string `json:"failureReason,omitempty"`
+
 	// failure says why the cycle could not run, for example an unreachable endpoint.
 	// +optional
 	// +kubebuilder:validation:MaxLength=1024
@@ -194,10 +200,6 @@ type StepHistoryEntry struct {
 	// completedTime is when an empty cycle moved the user on.
 	// +optional
 	CompletedTime *metav1.Time `json:"completedTime,omitempty"`
-
-	// cycles run on the step.
-	// +optional
-	Cycles int32 `json:"cycles,omitempty"`
 }
 
 // SyncUserStatus is where a user is and how its last cycle went.
@@ -212,6 +214,10 @@ type SyncUserStatus struct {
 	// +listMapKey=type
 	// +kubebuilder:validation:MaxItems=8
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// chain the user is on now; empty for a user placed directly on a policy.
+	// +optional
+	Chain string `json:"chain,omitempty"`
 
 	// policy the user is on now.
 	// +optional

@@ -1,14 +1,18 @@
 package cli
 
 import (
+	"os"
+
 	"github.com/spf13/cobra"
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/chainsync/chainsync/controllers"
 	"github.com/chainsync/chainsync/internal/manager"
 )
 
 func newManagerCommand() *cobra.Command {
 	opts := manager.Options{}
+	var cycleImage string
 	cmd := &cobra.Command{
 		Use:   "manager",
 		Short: "Run the operator against the cluster of the current kubeconfig or service account",
@@ -22,8 +26,14 @@ func newManagerCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			ctx := ctrl.SetupSignalHandler()
+			if err := controllers.SetupWithManager(ctx, mgr, controllers.Options{
+				Jobs: controllers.CycleJobBuilder{Image: cycleImage},
+			}); err != nil {
+				return err
+			}
 			ctrl.Log.WithName("manager").Info("Starting the operator", "leaderElection", opts.LeaderElection)
-			return mgr.Start(ctrl.SetupSignalHandler())
+			return mgr.Start(ctx)
 		},
 	}
 	f := cmd.Flags()
@@ -32,6 +42,15 @@ func newManagerCommand() *cobra.Command {
 	f.BoolVar(&opts.LeaderElection, "leader-elect", false, "Elect a leader so only one replica reconciles at a time")
 	f.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the pod's)")
 	f.StringSliceVar(&opts.Namespaces, "namespace", nil, "Watch only these namespaces (repeatable; default: all)")
+	f.StringVar(&cycleImage, "cycle-image", envOr("CHAINSYNC_IMAGE", "chainsync:dev"),
+		"Image the cycle Jobs run: this chainsync build's image (env CHAINSYNC_IMAGE)")
 	bindLogFlags(cmd)
 	return cmd
+}
+
+func envOr(key, fallback string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return fallback
 }

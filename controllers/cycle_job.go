@@ -1,0 +1,236 @@
+package controllers
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
+)
+
+const (
+	// VolumesRoot is where a cycle pod mounts each PersistentVolumeClaim it needs, one directory
+	// per claim name; endpoint paths and the record store are resolved under it.
+	VolumesRoot = "/chainsync/volumes"
+
+	// ManagedByLabel marks the Jobs chainsync launches.
+	ManagedByLabel = "app.kubernetes.io/managed-by"
+	managedBy      = "chainsync"
+
+	// forgetUserAnnotation on a records-deletion Job names the SyncUser it works for.
+	forgetUserAnnotation = "sync.chainsync.dev/forget-user"
+
+	// cycleUID is the non-root user cycle pods run as (distroless' nonroot).
+	cycleUID = 65532
+)
+
+// CycleJobBuilder turns a policy and a batch of its users into the Job that cycles them.
+type CycleJobBuilder struct {
+	// Image is the chainsync image; its binary runs `chainsync cycle`.
+	Image string
+	// PullPolicy of the image; empty lets the cluster decide.
+	PullPolicy corev1.PullPolicy
+}
+
+// cycleJobName derives a Job name from the policy and the keys of the cycles it runs, so the
+// same batch always gets the same name. Job names end up in a label, hence at most 63 characters.
+func cycleJobName(policy string, keys []string) string {
+	h := sha256.New()
+	for _, k := range keys {
+		h.Write([]byte(k))
+		h.Write([]byte{0})
+	}
+	return truncate(policy, 46) + "-" + hex.EncodeToString(h.Sum(nil))[:10]
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.TrimRight(s[:n], "-.")
+}
+
+// CycleJob returns the Job that cycles users (SyncUser names) on policy. The users are spread
+// over up to jobTemplate.parallelism pods of an Indexed Job; pod i takes users i, i+n, i+2n...
+func (b CycleJobBuilder) CycleJob(policy *syncv1alpha1.SyncPolicy, name string, users []string) *batchv1.Job {
+	tmpl := policy.Spec.JobTemplate
+	pods := max(1, min(int32(len(users)), tmpl.Parallelism))
+	args := []string{"cycle",
+		"--namespace", policy.Namespace,
+		"--policy", policy.Name,
+		"--job", name,
+		"--store", storePath(policy),
+		"--concurrency", strconv.Itoa(int(max(1, tmpl.Concurrency))),
+		"--",
+	}
+	job := b.job(policy, name, append(args, users...))
+	job.Spec.CompletionMode = ptr.To(batchv1.IndexedCompletion)
+	job.Spec.Completions = ptr.To(pods)
+	job.Spec.Parallelism = ptr.To(pods)
+	return job
+}
+
+// ForgetJob returns the Job that deletes a user's records from its policy's store.
+func (b CycleJobBuilder) ForgetJob(policy *syncv1alpha1.SyncPolicy, user *syncv1alpha1.SyncUser) *batchv1.Job {
+	name := truncate(user.Name, 45) + "-forget-" + string(user.UID)[:min(8, len(user.UID))]
+	job := b.job(policy, name, []string{"cycle",
+		"--namespace", policy.Namespace,
+		"--policy", policy.Name,
+		"--job", name,
+		"--store", storePath(policy),
+		"--forget-records",
+		"--", user.Name,
+	})
+	job.Annotations = map[string]string{forgetUserAnnotation: user.Name}
+	return job
+}
+
+func (b CycleJobBuilder) job(policy *syncv1alpha1.SyncPolicy, name string, args []string) *batchv1.Job {
+	tmpl := policy.Spec.JobTemplate
+	labels := map[string]string{ManagedByLabel: managedBy, syncv1alpha1.PolicyLabel: policy.Name}
+	mounts := []corev1.VolumeMount{{Name: "tmp", MountPath: "/tmp"}}
+	volumes := []corev1.Volume{{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+	for i, claim := range claimsOf(policy) {
+		vol := "claim-" + strconv.Itoa(i)
+		volumes = append(volumes, corev1.Volume{Name: vol, VolumeSource: corev1.VolumeSource{
+			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim}}})
+		mounts = append(mounts, corev1.VolumeMount{Name: vol, MountPath: path.Join(VolumesRoot, claim)})
+	}
+	return &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: policy.Namespace, Labels: labels},
+		Spec: batchv1.JobSpec{
+			BackoffLimit:            tmpl.BackoffLimit,
+			ActiveDeadlineSeconds:   tmpl.ActiveDeadlineSeconds,
+			TTLSecondsAfterFinished: tmpl.TTLSecondsAfterFinished,
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{
+					RestartPolicy:                corev1.RestartPolicyNever,
+					ServiceAccountName:           tmpl.ServiceAccountName,
+					AutomountServiceAccountToken: ptr.To(true),
+					SecurityContext: &corev1.PodSecurityContext{
+						RunAsNonRoot:   ptr.To(true),
+						RunAsUser:      ptr.To[int64](cycleUID),
+						RunAsGroup:     ptr.To[int64](cycleUID),
+						FSGroup:        ptr.To[int64](cycleUID),
+						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+					},
+					Containers: []corev1.Container{{
+						Name:            "cycle",
+						Image:           b.Image,
+						ImagePullPolicy: b.PullPolicy,
+						Command:         []string{"/chainsync"},
+						Args:            args,
+						Env:             []corev1.EnvVar{{Name: "TMPDIR", Value: "/tmp"}},
+						Resources:       tmpl.Resources,
+						VolumeMounts:    mounts,
+						SecurityContext: &corev1.SecurityContext{
+							AllowPrivilegeEscalation: ptr.To(false),
+							ReadOnlyRootFilesystem:   ptr.To(true),
+							Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+						},
+					}},
+					Volumes: volumes,
+				},
+			},
+		},
+	}
+}
+
+// storePath is where a cycle pod finds the policy's record store.
+func storePath(policy *syncv1alpha1.SyncPolicy) string {
+	return path.Join(VolumesRoot, policy.Spec.Store.ClaimName, policy.Spec.Store.SubPath)
+}
+
+// claimsOf lists, sorted and once each, the PersistentVolumeClaims a policy's cycles mount: the
+// record store's and those of file-based endpoints.
+func claimsOf(policy *syncv1alpha1.SyncPolicy) []string {
+	claims := []string{policy.Spec.Store.ClaimName}
+	for _, ep := range []syncv1alpha1.Endpoint{policy.Spec.Source, policy.Spec.Target} {
+		var vp *syncv1alpha1.VolumePath
+		switch {
+		case ep.CSV != nil:
+			vp = &ep.CSV.Directory
+		case ep.SQLite != nil:
+			vp = &ep.SQLite.File
+		}
+		if vp != nil && vp.ClaimName != "" {
+			claims = append(claims, vp.ClaimName)
+		}
+	}
+	slices.Sort(claims)
+	return slices.Compact(claims)
+}
+
+// secretsOf lists the Secrets a policy's endpoints read.
+func secretsOf(policy *syncv1alpha1.SyncPolicy) []syncv1alpha1.SecretKeyReference {
+	var refs []syncv1alpha1.SecretKeyReference
+	for _, ep := range []syncv1alpha1.Endpoint{policy.Spec.Source, policy.Spec.Target} {
+		if pg := ep.Postgres; pg != nil {
+			c := pg.CredentialsSecretRef
+			refs = append(refs,
+				syncv1alpha1.SecretKeyReference{Name: c.Name, Key: c.UsernameKey},
+				syncv1alpha1.SecretKeyReference{Name: c.Name, Key: c.PasswordKey})
+			if pg.CASecretRef != nil {
+				refs = append(refs, *pg.CASecretRef)
+			}
+		}
+	}
+	return refs
+}
+
+// jobUsers returns the SyncUser names a cycle Job runs: its arguments after "--".
+func jobUsers(job *batchv1.Job) []string {
+	if len(job.Spec.Template.Spec.Containers) == 0 {
+		return nil
+	}
+	args := job.Spec.Template.Spec.Containers[0].Args
+	if i := slices.Index(args, "--"); i >= 0 {
+		return args[i+1:]
+	}
+	return nil
+}
+
+type outcome int
+
+const (
+	jobRunning outcome = iota
+	jobSucceeded
+	jobFailed
+)
+
+func jobOutcome(job *batchv1.Job) outcome {
+	for _, c := range job.Status.Conditions {
+		if c.Status != corev1.ConditionTrue {
+			continue
+		}
+		switch c.Type {
+		case batchv1.JobComplete:
+			return jobSucceeded
+		case batchv1.JobFailed:
+			return jobFailed
+		}
+	}
+	return jobRunning
+}
+
+// jobEnded is when a finished Job ended (its completion time, or the Failed condition's time).
+func jobEnded(job *batchv1.Job) metav1.Time {
+	if job.Status.CompletionTime != nil {
+		return *job.Status.CompletionTime
+	}
+	for _, c := range job.Status.Conditions {
+		if c.Type == batchv1.JobFailed && c.Status == corev1.ConditionTrue {
+			return c.LastTransitionTime
+		}
+	}
+	return job.CreationTimestamp
+}

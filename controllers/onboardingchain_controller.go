@@ -1,0 +1,86 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
+)
+
+// OnboardingChainReconciler checks a chain's steps and reports how its users progress.
+type OnboardingChainReconciler struct {
+	client.Client
+}
+
+// Reconcile handles one OnboardingChain.
+func (r *OnboardingChainReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, retErr error) {
+	chain := &syncv1alpha1.OnboardingChain{}
+	if err := r.Get(ctx, req.NamespacedName, chain); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	base := chain.DeepCopy()
+	defer func() {
+		chain.Status.ObservedGeneration = chain.Generation
+		if err := r.Status().Patch(ctx, chain, client.MergeFrom(base)); err != nil && !apierrors.IsNotFound(err) {
+			retErr = errors.Join(retErr, fmt.Errorf("patching status of OnboardingChain %s: %w", klog.KObj(chain), err))
+		}
+	}()
+
+	policies := make([]*syncv1alpha1.SyncPolicy, len(chain.Spec.Steps))
+	for i, step := range chain.Spec.Steps {
+		p := &syncv1alpha1.SyncPolicy{}
+		err := r.Get(ctx, client.ObjectKey{Namespace: chain.Namespace, Name: step.Policy}, p)
+		switch {
+		case apierrors.IsNotFound(err):
+			p = nil
+		case err != nil:
+			return ctrl.Result{}, fmt.Errorf("getting SyncPolicy %s of step %s: %w", step.Policy, step.Name, err)
+		}
+		policies[i] = p
+	}
+	var users syncv1alpha1.SyncUserList
+	if err := r.List(ctx, &users, client.InNamespace(chain.Namespace), client.MatchingFields{userChainIndex: chain.Name}); err != nil {
+		return ctrl.Result{}, fmt.Errorf("listing users: %w", err)
+	}
+	summarizeChain(chain, policies, users.Items)
+	return ctrl.Result{}, nil
+}
+
+// SetupWithManager watches chains, their users and their policies.
+func (r *OnboardingChainReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&syncv1alpha1.OnboardingChain{}).
+		Watches(&syncv1alpha1.SyncUser{}, handler.EnqueueRequestsFromMapFunc(chainOfUser)).
+		Watches(&syncv1alpha1.SyncPolicy{}, handler.EnqueueRequestsFromMapFunc(r.chainsOfPolicy)).
+		Named("onboardingchain").
+		Complete(r)
+}
+
+func chainOfUser(_ context.Context, obj client.Object) []reconcile.Request {
+	ref := obj.(*syncv1alpha1.SyncUser).Spec.ChainRef
+	if ref == nil {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: obj.GetNamespace(), Name: ref.Name}}}
+}
+
+func (r *OnboardingChainReconciler) chainsOfPolicy(ctx context.Context, obj client.Object) []reconcile.Request {
+	var chains syncv1alpha1.OnboardingChainList
+	if err := r.List(ctx, &chains, client.InNamespace(obj.GetNamespace()), client.MatchingFields{chainPolicyIndex: obj.GetName()}); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Listing chains to reconcile")
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(chains.Items))
+	for i := range chains.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&chains.Items[i])})
+	}
+	return reqs
+}

@@ -1,0 +1,253 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
+)
+
+// SyncPolicyReconciler launches the cycles of a policy's users as Jobs, on schedule, at once for
+// new users and on request, and reports the policy's users and Jobs in its status.
+type SyncPolicyReconciler struct {
+	client.Client
+	// APIReader reads Jobs uncached just before launching, so a Job created a moment ago and not
+	// yet in the cache cannot lead to a user being cycled twice.
+	APIReader client.Reader
+	Scheme    *runtime.Scheme
+	Clock     clock.PassiveClock
+	Recorder  events.EventRecorder
+	Jobs      CycleJobBuilder
+}
+
+// Reconcile handles one SyncPolicy.
+func (r *SyncPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	policy := &syncv1alpha1.SyncPolicy{}
+	if err := r.Get(ctx, req.NamespacedName, policy); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !policy.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil // Its Jobs are owned by it and go with it.
+	}
+
+	base := policy.DeepCopy()
+	defer func() {
+		policy.Status.ObservedGeneration = policy.Generation
+		if err := r.Status().Patch(ctx, policy, client.MergeFrom(base)); err != nil && !apierrors.IsNotFound(err) {
+			retErr = errors.Join(retErr, fmt.Errorf("patching status of SyncPolicy %s: %w", klog.KObj(policy), err))
+		}
+	}()
+
+	sched, err := parseSchedule(policy.Spec.Schedule)
+	if err != nil {
+		setPolicyStalled(policy, syncv1alpha1.InvalidSpecReason, err.Error())
+		return ctrl.Result{}, reconcile.TerminalError(err)
+	}
+	if problem, err := r.checkReferences(ctx, policy); err != nil {
+		return ctrl.Result{}, fmt.Errorf("checking references: %w", err)
+	} else if problem != nil {
+		setPolicyStalled(policy, problem.reason, problem.message)
+		return ctrl.Result{}, nil // The Secrets and claims are watched: fixed, they requeue this policy.
+	}
+
+	var users syncv1alpha1.SyncUserList
+	if err := r.List(ctx, &users, client.InNamespace(policy.Namespace), client.MatchingFields{userPolicyIndex: policy.Name}); err != nil {
+		return ctrl.Result{}, fmt.Errorf("listing users: %w", err)
+	}
+	var jobs batchv1.JobList
+	if err := r.List(ctx, &jobs, client.InNamespace(policy.Namespace), client.MatchingFields{jobOwnerIndex: policy.Name}); err != nil {
+		return ctrl.Result{}, fmt.Errorf("listing cycle Jobs: %w", err)
+	}
+	world := observeJobs(jobs.Items)
+	if err := r.pruneJobHistory(ctx, policy, jobs.Items); err != nil {
+		return ctrl.Result{}, fmt.Errorf("removing old cycle Jobs: %w", err)
+	}
+
+	now := r.Clock.Now()
+	policyRequest := ""
+	if v := policy.Annotations[syncv1alpha1.RequestedAtAnnotation]; v != "" && v != policy.Status.LastHandledRequestedAt {
+		policyRequest = v
+	}
+	plan := planCycles(sched, policy, users.Items, world, policyRequest, now)
+
+	if !policy.Spec.Suspend && len(plan.due) > 0 {
+		launched, err := r.launch(ctx, policy, plan.due)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		for _, name := range launched {
+			world.active = append(world.active, name)
+		}
+		for _, d := range plan.due {
+			world.running[d.user] = true
+		}
+		if len(launched) > 0 {
+			policy.Status.LastCycleTime = &metav1.Time{Time: now}
+		}
+	}
+	if policyRequest != "" && !policy.Spec.Suspend {
+		policy.Status.LastHandledRequestedAt = policyRequest
+	}
+
+	policy.Status.Users = countUsers(policy, users.Items, world)
+	policy.Status.ActiveJobs = world.active
+	policy.Status.NextCycleTime = nil
+	if !plan.next.IsZero() && !policy.Spec.Suspend {
+		policy.Status.NextCycleTime = &metav1.Time{Time: plan.next.Truncate(time.Second)}
+		result.RequeueAfter = plan.next.Sub(now)
+	}
+	setPolicyReady(policy, waitingForFirstCycle(policy, users.Items))
+	return result, nil
+}
+
+// launch creates the Jobs for the due users, leaving out any user that a Job the cache has not
+// seen yet already runs, and returns the names of the Jobs it created.
+func (r *SyncPolicyReconciler) launch(ctx context.Context, policy *syncv1alpha1.SyncPolicy, due []userCycle) ([]string, error) {
+	var live batchv1.JobList
+	if err := r.APIReader.List(ctx, &live, client.InNamespace(policy.Namespace),
+		client.MatchingLabels{syncv1alpha1.PolicyLabel: policy.Name}); err != nil {
+		return nil, fmt.Errorf("listing cycle Jobs: %w", err)
+	}
+	running := observeJobs(live.Items).running
+	due = slices.DeleteFunc(slices.Clone(due), func(d userCycle) bool { return running[d.user] })
+
+	var created []string
+	for _, batch := range batchCycles(due, int(policy.Spec.JobTemplate.UsersPerJob)) {
+		keys := make([]string, 0, len(batch))
+		users := make([]string, 0, len(batch))
+		for _, d := range batch {
+			keys = append(keys, d.user+"@"+d.due.key)
+			users = append(users, d.user)
+		}
+		job := r.Jobs.CycleJob(policy, cycleJobName(policy.Name, keys), users)
+		if err := ctrl.SetControllerReference(policy, job, r.Scheme); err != nil {
+			return created, err
+		}
+		if err := r.Create(ctx, job); err != nil {
+			if apierrors.IsAlreadyExists(err) {
+				continue // Launched by an earlier reconcile of the same world.
+			}
+			return created, fmt.Errorf("creating cycle Job %s: %w", job.Name, err)
+		}
+		cyclesLaunched.WithLabelValues(policy.Namespace, policy.Name).Add(float64(len(users)))
+		ctrl.LoggerFrom(ctx).V(1).Info("Launched cycle Job", "job", klog.KObj(job), "users", len(users))
+		r.Recorder.Eventf(policy, job, corev1.EventTypeNormal, "CycleLaunched", "Launch", "Job %s cycles %d users", job.Name, len(users))
+		created = append(created, job.Name)
+	}
+	return created, nil
+}
+
+// pruneJobHistory deletes finished cycle Jobs beyond the policy's history limits, oldest first.
+func (r *SyncPolicyReconciler) pruneJobHistory(ctx context.Context, policy *syncv1alpha1.SyncPolicy, jobs []batchv1.Job) error {
+	var succeeded, failed []*batchv1.Job
+	for i := range jobs {
+		switch jobOutcome(&jobs[i]) {
+		case jobSucceeded:
+			succeeded = append(succeeded, &jobs[i])
+		case jobFailed:
+			failed = append(failed, &jobs[i])
+		}
+	}
+	limit := func(p *int32, def int) int {
+		if p == nil {
+			return def
+		}
+		return int(*p)
+	}
+	for _, group := range []struct {
+		jobs  []*batchv1.Job
+		limit int
+	}{{succeeded, limit(policy.Spec.JobTemplate.SuccessfulJobsHistoryLimit, 3)}, {failed, limit(policy.Spec.JobTemplate.FailedJobsHistoryLimit, 3)}} {
+		sort.Slice(group.jobs, func(i, j int) bool { return jobEnded(group.jobs[i]).Time.Before(jobEnded(group.jobs[j]).Time) })
+		for _, job := range group.jobs[:max(0, len(group.jobs)-group.limit)] {
+			if err := r.Delete(ctx, job, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+type referenceProblem struct{ reason, message string }
+
+// checkReferences finds the first missing PersistentVolumeClaim, Secret or Secret key.
+func (r *SyncPolicyReconciler) checkReferences(ctx context.Context, policy *syncv1alpha1.SyncPolicy) (*referenceProblem, error) {
+	for _, claim := range claimsOf(policy) {
+		pvc := &corev1.PersistentVolumeClaim{}
+		err := r.Get(ctx, client.ObjectKey{Namespace: policy.Namespace, Name: claim}, pvc)
+		if apierrors.IsNotFound(err) {
+			return &referenceProblem{syncv1alpha1.SyncPolicyStoreNotFoundReason,
+				fmt.Sprintf("PersistentVolumeClaim %q not found", claim)}, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	for _, ref := range secretsOf(policy) {
+		secret := &corev1.Secret{}
+		err := r.Get(ctx, client.ObjectKey{Namespace: policy.Namespace, Name: ref.Name}, secret)
+		if apierrors.IsNotFound(err) {
+			return &referenceProblem{syncv1alpha1.SyncPolicySecretNotFoundReason, fmt.Sprintf("Secret %q not found", ref.Name)}, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if _, ok := secret.Data[ref.Key]; !ok {
+			return &referenceProblem{syncv1alpha1.SyncPolicySecretNotFoundReason,
+				fmt.Sprintf("Secret %q has no key %q", ref.Name, ref.Key)}, nil
+		}
+	}
+	return nil, nil
+}
+
+// SetupWithManager watches policies, their Jobs, their users, and the Secrets and claims they name.
+func (r *SyncPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&syncv1alpha1.SyncPolicy{}).
+		Owns(&batchv1.Job{}).
+		Watches(&syncv1alpha1.SyncUser{}, handler.EnqueueRequestsFromMapFunc(policyOfUser)).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.policiesByIndex(policySecretIndex))).
+		Watches(&corev1.PersistentVolumeClaim{}, handler.EnqueueRequestsFromMapFunc(r.policiesByIndex(policyClaimIndex))).
+		Named("syncpolicy").
+		Complete(r)
+}
+
+func policyOfUser(_ context.Context, obj client.Object) []reconcile.Request {
+	user := obj.(*syncv1alpha1.SyncUser)
+	if user.Status.Policy == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: user.Namespace, Name: user.Status.Policy}}}
+}
+
+func (r *SyncPolicyReconciler) policiesByIndex(index string) handler.MapFunc {
+	return func(ctx context.Context, obj client.Object) []reconcile.Request {
+		var policies syncv1alpha1.SyncPolicyList
+		if err := r.List(ctx, &policies, client.InNamespace(obj.GetNamespace()), client.MatchingFields{index: obj.GetName()}); err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "Listing policies to reconcile", "index", index)
+			return nil
+		}
+		reqs := make([]reconcile.Request, 0, len(policies.Items))
+		for i := range policies.Items {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&policies.Items[i])})
+		}
+		return reqs
+	}
+}

@@ -1,0 +1,164 @@
+package controllers
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
+)
+
+// jobWorld is what a policy's Jobs say about its users.
+type jobWorld struct {
+	// active are the names of running Jobs, sorted.
+	active []string
+	// running users are in a running Job.
+	running map[string]bool
+	// lastFailed is when the latest failed Job holding each user ended.
+	lastFailed map[string]time.Time
+}
+
+func observeJobs(jobs []batchv1.Job) jobWorld {
+	w := jobWorld{running: map[string]bool{}, lastFailed: map[string]time.Time{}}
+	for i := range jobs {
+		job := &jobs[i]
+		if job.Annotations[forgetUserAnnotation] != "" {
+			continue
+		}
+		switch jobOutcome(job) {
+		case jobRunning:
+			w.active = append(w.active, job.Name)
+			for _, u := range jobUsers(job) {
+				w.running[u] = true
+			}
+		case jobFailed:
+			ended := jobEnded(job).Time
+			for _, u := range jobUsers(job) {
+				if ended.After(w.lastFailed[u]) {
+					w.lastFailed[u] = ended
+				}
+			}
+		}
+	}
+	sort.Strings(w.active)
+	return w
+}
+
+// userCycle is one user's due cycle.
+type userCycle struct {
+	user string
+	due  dueCycle
+}
+
+// cyclePlan is what a policy should launch now, and when to look again.
+type cyclePlan struct {
+	// due users, not running, whose cycle is due now, sorted by name.
+	due []userCycle
+	// next is the earliest time a user not due now becomes due; zero when none.
+	next time.Time
+}
+
+func planCycles(sched cycleSchedule, policy *syncv1alpha1.SyncPolicy, users []syncv1alpha1.SyncUser,
+	world jobWorld, policyRequest string, now time.Time) cyclePlan {
+	var plan cyclePlan
+	for i := range users {
+		u := &users[i]
+		if world.running[u.Name] || !u.DeletionTimestamp.IsZero() {
+			continue
+		}
+		due, ok := userDue(sched, policy, u, policyRequest, world.lastFailed[u.Name], now)
+		if !ok {
+			continue
+		}
+		if !due.at.After(now) {
+			plan.due = append(plan.due, userCycle{u.Name, due})
+		} else if plan.next.IsZero() || due.at.Before(plan.next) {
+			plan.next = due.at
+		}
+	}
+	sort.Slice(plan.due, func(i, j int) bool { return plan.due[i].user < plan.due[j].user })
+	return plan
+}
+
+// batchCycles splits the due users into Jobs of at most perJob users.
+func batchCycles(due []userCycle, perJob int) [][]userCycle {
+	perJob = max(1, perJob)
+	var batches [][]userCycle
+	for len(due) > 0 {
+		n := min(perJob, len(due))
+		batches = append(batches, due[:n])
+		due = due[n:]
+	}
+	return batches
+}
+
+// countUsers counts the policy's users by state, from their last cycle on this policy.
+func countUsers(policy *syncv1alpha1.SyncPolicy, users []syncv1alpha1.SyncUser, world jobWorld) syncv1alpha1.UserCounts {
+	var n syncv1alpha1.UserCounts
+	for i := range users {
+		u := &users[i]
+		n.Assigned++
+		if world.running[u.Name] {
+			n.Syncing++
+		}
+		c := cycleOnCurrentStep(&u.Status)
+		switch {
+		case c == nil || c.Policy != policy.Name:
+		case cycleClean(c):
+			n.Synced++
+		default:
+			n.Failing++
+		}
+	}
+	return n
+}
+
+// waitingForFirstCycle counts the users that have not finished a cycle on this policy yet.
+func waitingForFirstCycle(policy *syncv1alpha1.SyncPolicy, users []syncv1alpha1.SyncUser) int {
+	n := 0
+	for i := range users {
+		if c := cycleOnCurrentStep(&users[i].Status); c == nil || c.Policy != policy.Name {
+			n++
+		}
+	}
+	return n
+}
+
+func setPolicyStalled(policy *syncv1alpha1.SyncPolicy, reason, message string) {
+	conds := &policy.Status.Conditions
+	gen := policy.Generation
+	meta.SetStatusCondition(conds, metav1.Condition{Type: syncv1alpha1.StalledCondition, Status: metav1.ConditionTrue, Reason: reason, Message: message, ObservedGeneration: gen})
+	meta.SetStatusCondition(conds, metav1.Condition{Type: syncv1alpha1.ReadyCondition, Status: metav1.ConditionFalse, Reason: reason, Message: message, ObservedGeneration: gen})
+	meta.RemoveStatusCondition(conds, syncv1alpha1.ReconcilingCondition)
+}
+
+// setPolicyReady marks a policy whose spec and references are good. Ready speaks of the policy
+// itself: failing users show in its message and counts, and in their own conditions.
+func setPolicyReady(policy *syncv1alpha1.SyncPolicy, waiting int) {
+	conds := &policy.Status.Conditions
+	gen := policy.Generation
+	u := policy.Status.Users
+	msg := fmt.Sprintf("%d/%d users synced", u.Synced, u.Assigned)
+	if u.Failing > 0 {
+		msg += fmt.Sprintf(", %d failing", u.Failing)
+	}
+	if u.Syncing > 0 {
+		msg += fmt.Sprintf(", %d syncing", u.Syncing)
+	}
+	reason := syncv1alpha1.SyncPolicyReadyReason
+	if policy.Spec.Suspend {
+		reason, msg = syncv1alpha1.SuspendedReason, "Suspended: no new cycles; "+msg
+	}
+	meta.RemoveStatusCondition(conds, syncv1alpha1.StalledCondition)
+	meta.SetStatusCondition(conds, metav1.Condition{Type: syncv1alpha1.ReadyCondition, Status: metav1.ConditionTrue, Reason: reason, Message: msg, ObservedGeneration: gen})
+	if waiting > 0 && !policy.Spec.Suspend {
+		meta.SetStatusCondition(conds, metav1.Condition{Type: syncv1alpha1.ReconcilingCondition, Status: metav1.ConditionTrue,
+			Reason: syncv1alpha1.ProgressingReason, Message: fmt.Sprintf("%d users waiting for their first cycle", waiting), ObservedGeneration: gen})
+	} else {
+		meta.RemoveStatusCondition(conds, syncv1alpha1.ReconcilingCondition)
+	}
+}

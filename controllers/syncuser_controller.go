@@ -1,0 +1,265 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
+)
+
+// RecordsFinalizer holds a deleted SyncUser until its records are retained or deleted as its
+// spec.recordsOnDelete says.
+const RecordsFinalizer = "sync.chainsync.dev/records"
+
+// SyncUserReconciler places users on their policy or chain step, moves them along chains after
+// an empty cycle, and keeps their conditions current. Cycles themselves are launched by the
+// SyncPolicyReconciler and write status.lastCycle.
+type SyncUserReconciler struct {
+	client.Client
+	Clock    clock.PassiveClock
+	Recorder events.EventRecorder
+	// Jobs builds the Job that deletes a user's records.
+	Jobs CycleJobBuilder
+
+	// startedAt and counted make each cycle result count once in the metrics: results that
+	// finished before this process started were counted by its predecessor.
+	startedAt time.Time
+	counted   sync.Map // user UID -> last counted cycle ID
+}
+
+// Reconcile handles one SyncUser.
+func (r *SyncUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	log := ctrl.LoggerFrom(ctx)
+	user := &syncv1alpha1.SyncUser{}
+	if err := r.Get(ctx, req.NamespacedName, user); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+
+	if !user.DeletionTimestamp.IsZero() {
+		return r.reconcileDelete(ctx, user)
+	}
+	if controllerutil.AddFinalizer(user, RecordsFinalizer) {
+		// The finalizer goes on before the user is synced, so its records are never orphaned.
+		if err := r.Update(ctx, user); err != nil {
+			return ctrl.Result{}, fmt.Errorf("adding finalizer to SyncUser %s: %w", klog.KObj(user), err)
+		}
+	}
+
+	base := user.DeepCopy()
+	defer func() {
+		user.Status.ObservedGeneration = user.Generation
+		if err := r.Status().Patch(ctx, user, client.MergeFrom(base)); err != nil && !apierrors.IsNotFound(err) {
+			retErr = fmt.Errorf("patching status of SyncUser %s: %w", klog.KObj(user), err)
+		}
+	}()
+
+	chain, err := r.chainOf(ctx, user)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	current, problem := placeUser(user, chain)
+	if problem != nil {
+		setUserConditions(user, current, problem, false)
+		return ctrl.Result{}, nil // Terminal until the chain or the spec changes; both are watched.
+	}
+
+	r.countCycle(user)
+	now := metav1.NewTime(r.Clock.Now())
+	if moveTo(&user.Status, current, now) {
+		meta.RemoveStatusCondition(&user.Status.Conditions, syncv1alpha1.CompletedCondition)
+		log.Info("Placed user", "policy", current.policy, "step", current.step)
+	}
+	if left := advanceAlongChain(&user.Status, chain, current); left != "" {
+		log.Info("Moved user along its chain", "from", left, "to", user.Status.Step)
+		r.Recorder.Eventf(user, nil, corev1.EventTypeNormal, syncv1alpha1.SyncUserChainAdvancedReason, "Advance",
+			"Cycle on step %s came back empty: moved to step %s (policy %s)", left, user.Status.Step, user.Status.Policy)
+		current, _ = placeUser(user, chain)
+	}
+
+	policy := &syncv1alpha1.SyncPolicy{}
+	err = r.Get(ctx, client.ObjectKey{Namespace: user.Namespace, Name: current.policy}, policy)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return ctrl.Result{}, err
+	}
+	wasCompleted := meta.IsStatusConditionTrue(base.Status.Conditions, syncv1alpha1.CompletedCondition)
+	setUserConditions(user, current, nil, err == nil)
+	if !wasCompleted && meta.IsStatusConditionTrue(user.Status.Conditions, syncv1alpha1.CompletedCondition) {
+		r.Recorder.Eventf(user, nil, corev1.EventTypeNormal, syncv1alpha1.SyncUserChainCompletedReason, "Complete",
+			"Synced clean on the last step (policy %s)", current.policy)
+	}
+	if err == nil {
+		user.Status.NextSyncTime = nextSyncTime(policy, user, r.Clock.Now())
+	}
+	return ctrl.Result{}, nil
+}
+
+// countCycle adds the user's latest cycle result to the metrics, once.
+func (r *SyncUserReconciler) countCycle(user *syncv1alpha1.SyncUser) {
+	c := user.Status.LastCycle
+	if c == nil || c.CompletionTime == nil || c.CompletionTime.Time.Before(r.startedAt) {
+		return
+	}
+	if prev, loaded := r.counted.Swap(user.UID, c.ID); loaded && prev == c.ID {
+		return
+	}
+	result := "changed"
+	switch {
+	case c.Failure != "":
+		result = "failed"
+	case c.Items.Errors > 0:
+		result = "item_errors"
+	case c.Empty:
+		result = "empty"
+	}
+	cyclesFinished.WithLabelValues(user.Namespace, c.Policy, result).Inc()
+	itemsApplied.WithLabelValues(user.Namespace, c.Policy, "create").Add(float64(c.Items.Created))
+	itemsApplied.WithLabelValues(user.Namespace, c.Policy, "update").Add(float64(c.Items.Updated))
+	itemsApplied.WithLabelValues(user.Namespace, c.Policy, "delete").Add(float64(c.Items.Deleted))
+	if c.StartTime != nil {
+		cycleDuration.WithLabelValues(user.Namespace, c.Policy).Observe(c.CompletionTime.Sub(c.StartTime.Time).Seconds())
+	}
+}
+
+func (r *SyncUserReconciler) chainOf(ctx context.Context, user *syncv1alpha1.SyncUser) (*syncv1alpha1.OnboardingChain, error) {
+	if user.Spec.ChainRef == nil {
+		return nil, nil
+	}
+	chain := &syncv1alpha1.OnboardingChain{}
+	err := r.Get(ctx, client.ObjectKey{Namespace: user.Namespace, Name: user.Spec.ChainRef.Name}, chain)
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("getting OnboardingChain %s: %w", user.Spec.ChainRef.Name, err)
+	}
+	return chain, nil
+}
+
+// reconcileDelete lets a deleted user go once its records are dealt with: kept (Retain), or
+// deleted by a records Job on the user's policy's store (Delete).
+func (r *SyncUserReconciler) reconcileDelete(ctx context.Context, user *syncv1alpha1.SyncUser) (ctrl.Result, error) {
+	if !controllerutil.ContainsFinalizer(user, RecordsFinalizer) {
+		return ctrl.Result{}, nil
+	}
+	if user.Spec.RecordsOnDelete == syncv1alpha1.DeleteRecords && user.Status.Policy != "" {
+		done, err := r.deleteRecords(ctx, user)
+		if err != nil || !done {
+			return ctrl.Result{}, err
+		}
+	}
+	controllerutil.RemoveFinalizer(user, RecordsFinalizer)
+	return ctrl.Result{}, client.IgnoreNotFound(r.Update(ctx, user))
+}
+
+// deleteRecords runs (once) the Job that deletes the user's records and reports whether it is
+// done. Without its policy there is no store to reach: the records are then left in place, and
+// an event says so.
+func (r *SyncUserReconciler) deleteRecords(ctx context.Context, user *syncv1alpha1.SyncUser) (bool, error) {
+	policy := &syncv1alpha1.SyncPolicy{}
+	if err := r.Get(ctx, client.ObjectKey{Namespace: user.Namespace, Name: user.Status.Policy}, policy); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.Recorder.Eventf(user, nil, corev1.EventTypeWarning, syncv1alpha1.SyncUserPolicyNotFoundReason, "DeleteRecords",
+				"Records left in place: SyncPolicy %s, which names the record store, no longer exists", user.Status.Policy)
+			return true, nil
+		}
+		return false, err
+	}
+	job := r.Jobs.ForgetJob(policy, user)
+	existing := &batchv1.Job{}
+	err := r.Get(ctx, client.ObjectKeyFromObject(job), existing)
+	switch {
+	case apierrors.IsNotFound(err):
+		if err := r.Create(ctx, job); err != nil && !apierrors.IsAlreadyExists(err) {
+			return false, fmt.Errorf("creating Job %s to delete the records of %s: %w", job.Name, klog.KObj(user), err)
+		}
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	switch jobOutcome(existing) {
+	case jobSucceeded:
+		return true, nil
+	case jobFailed:
+		r.Recorder.Eventf(user, nil, corev1.EventTypeWarning, "DeleteRecordsFailed", "DeleteRecords",
+			"Job %s could not delete the records; delete the Job to retry, or remove the finalizer %s to leave them", existing.Name, RecordsFinalizer)
+	}
+	return false, nil
+}
+
+// SetupWithManager watches SyncUsers, their chains and policies, and the Jobs that delete records.
+func (r *SyncUserReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&syncv1alpha1.SyncUser{}, builder.WithPredicates(predicate.Or(
+			predicate.GenerationChangedPredicate{}, lastCycleChanged(), deletionStarted()))).
+		Watches(&syncv1alpha1.OnboardingChain{}, handler.EnqueueRequestsFromMapFunc(r.usersOfChain)).
+		Watches(&syncv1alpha1.SyncPolicy{}, handler.EnqueueRequestsFromMapFunc(r.usersOfPolicy),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&batchv1.Job{}, handler.EnqueueRequestsFromMapFunc(userOfForgetJob)).
+		Named("syncuser").
+		Complete(r)
+}
+
+func (r *SyncUserReconciler) usersOfChain(ctx context.Context, obj client.Object) []reconcile.Request {
+	return r.usersMatching(ctx, obj.GetNamespace(), client.MatchingFields{userChainIndex: obj.GetName()})
+}
+
+func (r *SyncUserReconciler) usersOfPolicy(ctx context.Context, obj client.Object) []reconcile.Request {
+	return r.usersMatching(ctx, obj.GetNamespace(), client.MatchingFields{userPolicyIndex: obj.GetName()})
+}
+
+func (r *SyncUserReconciler) usersMatching(ctx context.Context, ns string, fields client.MatchingFields) []reconcile.Request {
+	var users syncv1alpha1.SyncUserList
+	if err := r.List(ctx, &users, client.InNamespace(ns), fields); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Listing users to reconcile", "fields", fields)
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(users.Items))
+	for i := range users.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&users.Items[i])})
+	}
+	return reqs
+}
+
+func userOfForgetJob(_ context.Context, obj client.Object) []reconcile.Request {
+	name, ok := obj.GetAnnotations()[forgetUserAnnotation]
+	if !ok {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: obj.GetNamespace(), Name: name}}}
+}
+
+// lastCycleChanged passes the status updates that matter to placement: a new cycle result.
+func lastCycleChanged() predicate.Funcs {
+	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		o, n := e.ObjectOld.(*syncv1alpha1.SyncUser), e.ObjectNew.(*syncv1alpha1.SyncUser)
+		return !equality.Semantic.DeepEqual(o.Status.LastCycle, n.Status.LastCycle)
+	}}
+}
+
+// deletionStarted passes the update that sets a deletion timestamp, which need not change the
+// generation.
+func deletionStarted() predicate.Funcs {
+	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		return e.ObjectOld.GetDeletionTimestamp().IsZero() && !e.ObjectNew.GetDeletionTimestamp().IsZero()
+	}}
+}
