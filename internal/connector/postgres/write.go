@@ -45,7 +45,7 @@ func (c *Connector) Write(ctx context.Context, req connector.WriteRequest) ([]co
 	if err != nil {
 		return nil, fmt.Errorf("%s.scope: %w", c.cfg.entityPath(req.Entity), err)
 	}
-	now := connector.Time(c.now())
+	now := sqlgen.Stamp(c.now())
 	results := make([]connector.WriteResult, len(req.Writes))
 	ops := make([]*op, len(req.Writes))
 	for i, w := range req.Writes {

@@ -8,6 +8,7 @@ package sqlgen
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/chainsync/chainsync/internal/connector"
 	"github.com/chainsync/chainsync/internal/connector/collection"
@@ -33,6 +34,9 @@ type Table struct {
 	HasOrigin bool
 	// Placeholder renders the n-th (1-based) bound argument.
 	Placeholder func(n int) string
+	// ReturnText makes writes return their key and modification columns
+	// as text (PostgreSQL), so any column type reads back the same way.
+	ReturnText bool
 }
 
 // Args accumulates bound arguments and hands out their placeholders.
@@ -161,7 +165,14 @@ func (t Table) Returning() string {
 	if t.Coll.ModifiedField != "" {
 		cols = append(cols, t.Coll.ModifiedField)
 	}
-	return " RETURNING " + quoteAll(cols)
+	q := make([]string, len(cols))
+	for i, c := range cols {
+		q[i] = Quote(c)
+		if t.ReturnText {
+			q[i] += "::text"
+		}
+	}
+	return " RETURNING " + strings.Join(q, ", ")
 }
 
 // Insert creates a row from columns and their bound values.
@@ -204,6 +215,14 @@ func quoteAll(cols []string) string {
 		q[i] = Quote(c)
 	}
 	return strings.Join(q, ", ")
+}
+
+// Stamp is the modification value a write sets when the write does not set
+// one: microseconds (PostgreSQL's precision) in a fixed-width UTC form, so
+// that text columns sort by time too (RFC 3339 with trimmed fractions does
+// not: "05.1Z" sorts after "05.12Z").
+func Stamp(now time.Time) connector.Value {
+	return connector.String(now.UTC().Truncate(time.Microsecond).Format("2006-01-02T15:04:05.000000Z"))
 }
 
 // Bind is how a dialect passes a value: as its canonical text, which the

@@ -423,7 +423,7 @@ func (c *Connector) Write(ctx context.Context, req connector.WriteRequest) ([]co
 	if err != nil {
 		return nil, fmt.Errorf("%s.scope: %w", c.cfg.entityPath(req.Entity), err)
 	}
-	now := connector.Time(c.now())
+	now := sqlgen.Stamp(c.now())
 	tx, err := c.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("starting a write to %s: %w", c.cfg.File, err)
