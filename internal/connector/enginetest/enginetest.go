@@ -311,9 +311,12 @@ func (k *killAfterWrites) Write(ctx context.Context, req connector.WriteRequest)
 // childTB lets the fixtures' t-taking helpers run outside a test.
 type childTB struct{ testing.TB }
 
-func (childTB) Helper()                           {}
-func (childTB) Cleanup(func())                    {}
-func (childTB) Fatalf(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...); os.Exit(2) }
+func (childTB) Helper()        {}
+func (childTB) Cleanup(func()) {}
+func (childTB) Fatalf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, format+"\n", args...)
+	os.Exit(2)
+}
 func (childTB) Fatal(args ...any)                 { fmt.Fprintln(os.Stderr, args...); os.Exit(2) }
 func (childTB) Errorf(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
 func (childTB) Name() string                      { return "enginetest-child" }
