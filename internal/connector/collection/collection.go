@@ -29,7 +29,9 @@ type Collection struct {
 	// value it names.
 	Scope []ScopeMatch
 	// Where is an SQL condition with @email, @name and @attr_<key>
-	// parameters (SQL connectors only).
+	// parameters (SQL connectors only). Rows the engine creates get the
+	// Scope values filled in, but nothing can make them satisfy Where: a
+	// collection written to needs Scope for what identifies the owner.
 	Where string
 }
 
