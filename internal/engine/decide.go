@@ -35,6 +35,9 @@ func (r *runner) decide(p *entityPlan) error {
 	if err != nil {
 		return fmt.Errorf("loading links: %w", err)
 	}
+	if err := r.relinkRecreated(p, links, keys); err != nil {
+		return fmt.Errorf("settling re-created items: %w", err)
+	}
 	for _, key0 := range sortedKeys(keys) {
 		l, ok := links[key0]
 		if !ok {
@@ -313,4 +316,59 @@ func (r *runner) quarantine(p *entityPlan, s *side, e delta.Entry, reason string
 	p.counts.Quarantined++
 	p.counts.Skipped++
 	p.report(s, "Quarantined", e.Key, e.ID, reason)
+}
+
+// relinkRecreated settles a re-create (an edit beating a delete, a one-way
+// restore) whose record was lost to a crash: the new item carries the origin
+// of an item that is still linked, to the item deleted on the same side. It
+// takes that item's place in the link instead of being copied back as new.
+func (r *runner) relinkRecreated(p *entityPlan, links map[string]records.Link, keys map[string]bool) error {
+	for to := range records.Side(2) {
+		from := to.Other()
+		newOnFrom := map[string]bool{}
+		for _, e := range p.obs[from].inserts {
+			newOnFrom[e.Key] = true
+		}
+		var kept []delta.Entry
+		for _, b := range p.obs[to].inserts {
+			s, key, ok := parseOrigin(p.pair, b.Origin)
+			if !ok || s != from || newOnFrom[key] {
+				kept = append(kept, b)
+				continue
+			}
+			var l records.Link
+			var found bool
+			err := r.view(func(tx *records.Tx) (err error) {
+				l, found, err = tx.Link(p.pair, from, key)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			oldKey0 := l.Sides[0].Key
+			if !found || !p.obs[to].deleted[oldKey0] {
+				kept = append(kept, b)
+				continue
+			}
+			delete(p.obs[to].deleted, oldKey0)
+			l.Sides[to] = stateOf(b)
+			newKey0 := l.Sides[0].Key
+			if newKey0 != oldKey0 {
+				p.dropKeys = append(p.dropKeys, oldKey0)
+				delete(links, oldKey0)
+				delete(keys, oldKey0)
+				o := p.obs[from]
+				if e, ok := o.changed[oldKey0]; ok {
+					delete(o.changed, oldKey0)
+					o.changed[newKey0] = e
+				}
+			}
+			delete(p.obs[from].unchanged, oldKey0)
+			links[newKey0] = l
+			keys[newKey0] = true
+			p.putLinks = append(p.putLinks, l)
+		}
+		p.obs[to].inserts = kept
+	}
+	return nil
 }
