@@ -68,7 +68,9 @@ func (b CycleJobBuilder) CycleJob(policy *syncv1alpha1.SyncPolicy, name string, 
 		"--policy", policy.Name,
 		"--job", name,
 		"--store", storePath(policy),
+		"--volumes", VolumesRoot,
 		"--concurrency", strconv.Itoa(int(max(1, tmpl.Concurrency))),
+		"--shards", strconv.Itoa(int(pods)),
 		"--",
 	}
 	job := b.job(policy, name, append(args, users...))
@@ -86,6 +88,7 @@ func (b CycleJobBuilder) ForgetJob(policy *syncv1alpha1.SyncPolicy, user *syncv1
 		"--policy", policy.Name,
 		"--job", name,
 		"--store", storePath(policy),
+		"--volumes", VolumesRoot,
 		"--forget-records",
 		"--", user.Name,
 	})

@@ -84,8 +84,8 @@ func userDue(sched cycleSchedule, policy *syncv1alpha1.SyncPolicy, user *syncv1a
 		due = dueCycle{now, "requested:" + ann[syncv1alpha1.RequestedAtAnnotation]}
 	case ann[syncv1alpha1.ReinitAnnotation] != "" && ann[syncv1alpha1.ReinitAnnotation] != st.LastHandledReinit:
 		due = dueCycle{now, "reinit:" + ann[syncv1alpha1.ReinitAnnotation]}
-	case ran && c.PendingDeletes > 0 && ann[syncv1alpha1.ApproveDeletesAnnotation] == c.ID:
-		due = dueCycle{now, "approved:" + c.ID}
+	case ran && c.PendingDeletes > 0 && ann[syncv1alpha1.ApproveDeletesAnnotation] == c.PendingDeletesCycle:
+		due = dueCycle{now, "approved:" + c.PendingDeletesCycle}
 	case policyRequest != "":
 		due = dueCycle{now, "policy-requested:" + policyRequest}
 	case !ran:

@@ -171,7 +171,7 @@ func setUserConditions(user *syncv1alpha1.SyncUser, current placement, problem *
 	switch {
 	case c != nil && c.PendingDeletes > 0:
 		msg := fmt.Sprintf("Cycle %s holds back %d deletes over the policy's threshold; approve with the annotation %s=%s",
-			c.ID, c.PendingDeletes, syncv1alpha1.ApproveDeletesAnnotation, c.ID)
+			c.ID, c.PendingDeletes, syncv1alpha1.ApproveDeletesAnnotation, c.PendingDeletesCycle)
 		set(syncv1alpha1.StalledCondition, metav1.ConditionTrue, syncv1alpha1.SyncUserDeleteThresholdExceededReason, msg)
 		set(syncv1alpha1.ReadyCondition, metav1.ConditionFalse, syncv1alpha1.SyncUserDeleteThresholdExceededReason, msg)
 		meta.RemoveStatusCondition(&st.Conditions, syncv1alpha1.ReconcilingCondition)

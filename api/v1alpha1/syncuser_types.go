@@ -162,6 +162,12 @@ type CycleResult struct {
 	// +optional
 	PendingDeletes int32 `json:"pendingDeletes,omitempty"`
 
+	// pendingDeletesCycle is the cycle that first held the deletes back: the value the
+	// sync.chainsync.dev/approve-deletes annotation must have to approve them.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	PendingDeletesCycle string `json:"pendingDeletesCycle,omitempty"`
+
 	// dryRun is true when the cycle only computed what it would do.
 	// +optional
 	DryRun bool `json:"dryRun,omitempty"`

@@ -1,7 +1,10 @@
 package cli
 
 import (
+	"io"
 	"os"
+
+	"github.com/go-logr/logr"
 
 	"github.com/spf13/cobra"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -13,11 +16,13 @@ import (
 func newManagerCommand() *cobra.Command {
 	opts := manager.Options{}
 	var cycleImage string
+	var logger func(io.Writer) logr.Logger
 	cmd := &cobra.Command{
 		Use:   "manager",
 		Short: "Run the operator against the cluster of the current kubeconfig or service account",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctrl.SetLogger(logger(cmd.ErrOrStderr()))
 			cfg, err := ctrl.GetConfig()
 			if err != nil {
 				return err
@@ -44,7 +49,7 @@ func newManagerCommand() *cobra.Command {
 	f.StringSliceVar(&opts.Namespaces, "namespace", nil, "Watch only these namespaces (repeatable; default: all)")
 	f.StringVar(&cycleImage, "cycle-image", envOr("CHAINSYNC_IMAGE", "chainsync:dev"),
 		"Image the cycle Jobs run: this chainsync build's image (env CHAINSYNC_IMAGE)")
-	bindLogFlags(cmd)
+	logger = bindLogFlags(cmd)
 	return cmd
 }
 

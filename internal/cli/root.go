@@ -3,15 +3,36 @@
 package cli
 
 import (
+	"context"
 	"flag"
+	"io"
+	"os"
 
+	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 )
 
-// NewRootCommand returns the `chainsync` command with every subcommand.
+// NewRootCommand returns the `chainsync` command with every subcommand, reading the process's
+// environment.
 func NewRootCommand() *cobra.Command {
+	return newRootCommand(os.Getenv)
+}
+
+// Run runs chainsync in-process with the given arguments and environment, as the local Job
+// executor does for a pod, and returns its exit code.
+func Run(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer) int {
+	root := newRootCommand(func(k string) string { return env[k] })
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	if err := root.ExecuteContext(ctx); err != nil {
+		return 1
+	}
+	return 0
+}
+
+func newRootCommand(env func(string) string) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "chainsync",
 		Short: "Keep each user's data in step between two systems, declaratively, on Kubernetes",
@@ -19,23 +40,18 @@ func NewRootCommand() *cobra.Command {
 SyncPolicies say, and moves users along OnboardingChains of policies by themselves.`,
 		SilenceUsage: true,
 	}
-	root.AddCommand(newManagerCommand())
+	root.AddCommand(newManagerCommand(), newCycleCommand(env))
 	return root
 }
 
-// bindLogFlags adds the zap logging flags (--zap-log-level, --zap-devel, ...) to cmd and installs
-// the logger before the command runs.
-func bindLogFlags(cmd *cobra.Command) {
+// bindLogFlags adds the zap logging flags (--zap-log-level, --zap-devel, ...) to cmd and returns
+// a function that builds the logger they describe, writing to w.
+func bindLogFlags(cmd *cobra.Command) func(w io.Writer) logr.Logger {
 	opts := zap.Options{}
 	goflags := flag.NewFlagSet(cmd.Name(), flag.ContinueOnError)
 	opts.BindFlags(goflags)
 	cmd.Flags().AddGoFlagSet(goflags)
-	previous := cmd.PreRunE
-	cmd.PreRunE = func(cmd *cobra.Command, args []string) error {
-		ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
-		if previous != nil {
-			return previous(cmd, args)
-		}
-		return nil
+	return func(w io.Writer) logr.Logger {
+		return zap.New(zap.UseFlagOptions(&opts), zap.WriteTo(w))
 	}
 }

@@ -1,0 +1,302 @@
+// Package cycle is what a cycle Job's pod runs (`chainsync cycle`): it reads its policy and
+// users from the API, runs the sync engine for each user with bounded concurrency, and writes
+// each user's result to that SyncUser's status, so the result outlives the pod.
+package cycle
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	"golang.org/x/sync/errgroup"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/klog/v2"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
+	"github.com/chainsync/chainsync/internal/connector"
+	"github.com/chainsync/chainsync/internal/engine"
+	"github.com/chainsync/chainsync/internal/records"
+)
+
+// FieldManager owns the status fields a cycle writes (lastCycle and the handled requests); the
+// operator owns the rest of SyncUser status.
+const FieldManager = "chainsync-cycle"
+
+// Runner runs one cycle Job's share of users.
+type Runner struct {
+	Client    client.Client
+	Namespace string
+	Policy    string
+	// Job names the cycle; users' results carry it and delete approvals name it.
+	Job string
+	// Store is the record store's directory as the pod sees it.
+	Store string
+	// Volumes is where the pod mounts each claim, one directory per claim name.
+	Volumes string
+	// FSRoot, when set, prefixes every absolute path: the local Job executor emulates the pod's
+	// filesystem under it (CHAINSYNC_FS_ROOT).
+	FSRoot string
+	// Concurrency bounds how many users run at once.
+	Concurrency int
+	// LockTimeout is how long a user's cycle waits for another cycle of the same user.
+	LockTimeout time.Duration
+	Clock       engine.Clock
+	Log         logr.Logger
+}
+
+// Run cycles users (SyncUser names). It fails only when the cycle cannot run at all (policy,
+// Secrets or store unreadable); a user whose cycle fails gets that failure in its status.
+func (r *Runner) Run(ctx context.Context, users []string) error {
+	if r.Clock == nil {
+		r.Clock = systemClock{}
+	}
+	policy := &syncv1alpha1.SyncPolicy{}
+	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: r.Policy}, policy); err != nil {
+		return fmt.Errorf("reading SyncPolicy %s/%s: %w", r.Namespace, r.Policy, err)
+	}
+	secrets, err := r.readSecrets(ctx, policy)
+	if err != nil {
+		return err
+	}
+	store, err := records.Open(filepath.Join(r.FSRoot, r.Store))
+	if err != nil {
+		return fmt.Errorf("opening the record store: %w", err)
+	}
+	eps := endpoints{policy: policy, secrets: secrets, fsRoot: r.FSRoot, volumes: r.Volumes}
+
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(1, r.Concurrency))
+	for _, name := range users {
+		g.Go(func() error {
+			return r.cycleUser(ctx, policy, eps, store, name)
+		})
+	}
+	return g.Wait()
+}
+
+// cycleUser runs one user's cycle and writes its result. Only a failure to write the result is
+// returned: anything else is the user's result.
+func (r *Runner) cycleUser(ctx context.Context, policy *syncv1alpha1.SyncPolicy, eps endpoints, store *records.Store, name string) error {
+	log := r.Log.WithValues("user", klog.KRef(r.Namespace, name))
+	user := &syncv1alpha1.SyncUser{}
+	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: name}, user); err != nil {
+		if apierrors.IsNotFound(err) {
+			log.Info("Skipping user: deleted since the Job was launched")
+			return nil
+		}
+		return fmt.Errorf("reading SyncUser %s: %w", name, err)
+	}
+	if user.Status.Policy != policy.Name {
+		log.Info("Skipping user: moved to another policy since the Job was launched", "policy", user.Status.Policy)
+		return nil
+	}
+
+	started := metav1.NewTime(r.Clock.Now())
+	req := requestsOf(user)
+	p := enginePolicy(policy)
+	p.Deletes.ApprovedCycle = req.approvedCycle
+	switch req.reinit {
+	case syncv1alpha1.ReinitResync:
+		p.Complete = true
+	case syncv1alpha1.ReinitClear:
+		for _, e := range p.Entities {
+			p.Reinit = append(p.Reinit, e.Name)
+		}
+	}
+
+	result, err := r.runEngine(ctx, user, p, eps, store)
+	status := cycleStatus(policy.Name, r.Job, started, metav1.NewTime(r.Clock.Now()), result, err)
+	if err != nil {
+		log.Error(err, "Cycle failed")
+	}
+	return applyStatus(ctx, r.Client, user, status, req)
+}
+
+func (r *Runner) runEngine(ctx context.Context, user *syncv1alpha1.SyncUser, p engine.Policy, eps endpoints, store *records.Store) (engine.Result, error) {
+	identity := RecordsIdentity(user)
+	if err := releaseEarlierClaims(store, identity, p.Target.Name, user); err != nil {
+		return engine.Result{}, err
+	}
+	source, err := eps.open(ctx, "source")
+	if err != nil {
+		return engine.Result{}, fmt.Errorf("%w: %w", engine.ErrEndpoint, err)
+	}
+	defer closeConnector(source)
+	target, err := eps.open(ctx, "target")
+	if err != nil {
+		return engine.Result{}, fmt.Errorf("%w: %w", engine.ErrEndpoint, err)
+	}
+	defer closeConnector(target)
+	return engine.Run(ctx, engine.Cycle{
+		ID: r.Job, User: identity, Scope: scopeOf(user), Policy: p,
+		Source: source, Target: target, Records: store,
+		LockTimeout: r.LockTimeout, Clock: r.Clock, Log: r.Log,
+	})
+}
+
+func closeConnector(c connector.Connector) {
+	if closer, ok := c.(interface{ Close() error }); ok {
+		_ = closer.Close()
+	}
+}
+
+// releaseEarlierClaims hands the user's claim on the target over from the policies the user has
+// left (its earlier chain steps, or a policyRef it was moved off): a claim held by a policy the
+// user never was on belongs to another SyncUser of the same identity, and stays.
+func releaseEarlierClaims(store *records.Store, identity, target string, user *syncv1alpha1.SyncUser) error {
+	for _, h := range user.Status.History {
+		if h.Policy == user.Status.Policy {
+			continue
+		}
+		if err := store.ReleaseTarget(identity, target, h.Policy); err != nil {
+			return fmt.Errorf("releasing %s's claim on %s held by earlier policy %s: %w", identity, target, h.Policy, err)
+		}
+	}
+	return nil
+}
+
+// RecordsIdentity is the identity a user's records are kept under: the email, else the name.
+func RecordsIdentity(user *syncv1alpha1.SyncUser) string {
+	if user.Spec.Identity.Email != "" {
+		return user.Spec.Identity.Email
+	}
+	return user.Spec.Identity.Name
+}
+
+func scopeOf(user *syncv1alpha1.SyncUser) connector.Scope {
+	id := user.Spec.Identity
+	return connector.Scope{Email: id.Email, Name: id.Name, Attributes: id.Attributes}
+}
+
+// readSecrets reads every Secret the policy names, once.
+func (r *Runner) readSecrets(ctx context.Context, policy *syncv1alpha1.SyncPolicy) (secretValues, error) {
+	values := secretValues{}
+	for _, ep := range []syncv1alpha1.Endpoint{policy.Spec.Source, policy.Spec.Target} {
+		pg := ep.Postgres
+		if pg == nil {
+			continue
+		}
+		names := []string{pg.CredentialsSecretRef.Name}
+		if pg.CASecretRef != nil {
+			names = append(names, pg.CASecretRef.Name)
+		}
+		for _, name := range names {
+			if _, done := values[name]; done {
+				continue
+			}
+			secret := &corev1.Secret{}
+			if err := r.Client.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: name}, secret); err != nil {
+				return nil, fmt.Errorf("reading Secret %s/%s: %w", r.Namespace, name, err)
+			}
+			values[name] = secret.Data
+		}
+	}
+	return values, nil
+}
+
+// Forget deletes users' records from the store and drops their claims, for SyncUsers deleted
+// with recordsOnDelete: Delete. It waits for a running cycle of the same user to finish.
+func (r *Runner) Forget(ctx context.Context, users []string) error {
+	store, err := records.Open(filepath.Join(r.FSRoot, r.Store))
+	if err != nil {
+		return fmt.Errorf("opening the record store: %w", err)
+	}
+	var errs []error
+	for _, name := range users {
+		user := &syncv1alpha1.SyncUser{}
+		if err := r.Client.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: name}, user); err != nil {
+			errs = append(errs, fmt.Errorf("reading SyncUser %s: %w", name, err))
+			continue
+		}
+		if err := forgetUser(store, RecordsIdentity(user), r.LockTimeout); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		r.Log.Info("Deleted records", "user", klog.KObj(user))
+	}
+	return errors.Join(errs...)
+}
+
+func forgetUser(store *records.Store, identity string, lockTimeout time.Duration) error {
+	dir, err := store.UserDir(identity)
+	if err != nil {
+		return err
+	}
+	// Holding the user's lock while deleting keeps a cycle from writing into a half-deleted folder.
+	u, err := store.OpenUser(identity, records.OpenOptions{LockTimeout: lockTimeout})
+	switch {
+	case errors.Is(err, records.ErrNoRecords), errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return fmt.Errorf("locking the records of %s: %w", identity, err)
+	default:
+		defer u.Close()
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("deleting the records of %s: %w", identity, err)
+	}
+	claims, err := store.Claims()
+	if err != nil {
+		return err
+	}
+	for _, c := range claims {
+		if c.User == identity {
+			if err := store.ReleaseTarget(c.User, c.Target, c.Policy); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// requests are the imperative annotations a cycle acts on.
+type requests struct {
+	requestedAt   string
+	reinit        string
+	approvedCycle string
+}
+
+func requestsOf(user *syncv1alpha1.SyncUser) requests {
+	ann := user.Annotations
+	req := requests{requestedAt: ann[syncv1alpha1.RequestedAtAnnotation], approvedCycle: ann[syncv1alpha1.ApproveDeletesAnnotation]}
+	if v := ann[syncv1alpha1.ReinitAnnotation]; v != user.Status.LastHandledReinit {
+		req.reinit = v
+	}
+	return req
+}
+
+// widestMode is the mode a person needs to know: Initial if any entity was, else Complete if
+// any was, else Incremental.
+func widestMode(result engine.Result) syncv1alpha1.CycleMode {
+	modes := []engine.Mode{}
+	for _, e := range result.Entities {
+		modes = append(modes, e.Mode)
+	}
+	for _, m := range []engine.Mode{engine.Initial, engine.Complete, engine.Incremental} {
+		if slices.Contains(modes, m) {
+			return syncv1alpha1.CycleMode(m)
+		}
+	}
+	return ""
+}
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
+
+// shorten keeps a message within the API's bound.
+func shorten(s string, n int) string {
+	s = strings.TrimSpace(s)
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
+}
