@@ -14,10 +14,16 @@ import (
 
 	"github.com/chainsync/chainsync/internal/connector"
 	"github.com/chainsync/chainsync/internal/connector/collection"
+	"github.com/chainsync/chainsync/internal/connector/enginetest"
 	"github.com/chainsync/chainsync/internal/testutil/pgtest"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+func TestMain(m *testing.M) {
+	if enginetest.IsChild() {
+		os.Exit(enginetest.RunChild(fixture))
+	}
+	os.Exit(pgtest.Main(m))
+}
 
 var (
 	ann = connector.Scope{Email: "ann@example.com", Name: "Ann", Attributes: map[string]string{"tenant": "t1"}}
