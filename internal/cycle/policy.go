@@ -38,8 +38,9 @@ func enginePolicy(p *syncv1alpha1.SyncPolicy) engine.Policy {
 		ep.Deletes.MaxPercent = float64(*n)
 	}
 	for _, e := range p.Spec.Entities {
-		ent := engine.Entity{Name: e.Name, MatchOn: e.MatchOn,
-			SourceKeyFields: e.Source.KeyFields, TargetKeyFields: e.Target.KeyFields}
+		// The connectors make each item's ID from its collection's keyFields, so the engine keys
+		// by ID; its own KeyFields would force every cycle to be a Complete one.
+		ent := engine.Entity{Name: e.Name, MatchOn: e.MatchOn}
 		for _, f := range e.Fields {
 			ent.Fields = append(ent.Fields, engine.FieldMapping{Source: f.Source, Target: f.Target})
 		}

@@ -1,0 +1,200 @@
+package controllers
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+
+	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
+)
+
+func hourlyPolicy() *syncv1alpha1.SyncPolicy {
+	return &syncv1alpha1.SyncPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns"},
+		Spec: syncv1alpha1.SyncPolicySpec{
+			Schedule:    syncv1alpha1.Schedule{Interval: "1h", JitterPercent: 10},
+			Store:       syncv1alpha1.RecordStore{ClaimName: "records", SubPath: "chainsync"},
+			JobTemplate: syncv1alpha1.CycleJobTemplate{UsersPerJob: 2, Parallelism: 4, Concurrency: 3, ServiceAccountName: "chainsync-cycle"},
+		},
+	}
+}
+
+func policyUser(name string, last *syncv1alpha1.CycleResult, ann map[string]string) syncv1alpha1.SyncUser {
+	u := syncv1alpha1.SyncUser{ObjectMeta: metav1.ObjectMeta{Name: name, UID: types.UID("uid-" + name), Annotations: ann,
+		CreationTimestamp: *at(-60)}}
+	moveTo(&u.Status, placement{policy: "p"}, *at(-30))
+	u.Status.LastCycle = last
+	return u
+}
+
+func TestUserDue(t *testing.T) {
+	sched, err := parseSchedule(hourlyPolicy().Spec.Schedule)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := t0
+	synced := cycle("p", -20, -10)
+	cases := []struct {
+		name      string
+		user      syncv1alpha1.SyncUser
+		policyReq string
+		failedJob time.Time
+		wantAt    time.Time
+		wantKey   string
+	}{
+		{"new on the policy: due since it entered", policyUser("a", nil, nil), "", time.Time{}, at(-30).Time, "new:"},
+		{"a cycle of another policy makes it new here", policyUser("a", cycle("other", -20, -10), nil), "", time.Time{}, at(-30).Time, "new:"},
+		{"synced: due an interval (plus jitter) after the cycle ended", policyUser("a", synced, nil), "", time.Time{}, at(50).Time, "at:"},
+		{"requested on the user", policyUser("a", synced, map[string]string{syncv1alpha1.RequestedAtAnnotation: "x1"}), "", time.Time{}, now, "requested:x1"},
+		{"request already handled", func() syncv1alpha1.SyncUser {
+			u := policyUser("a", synced, map[string]string{syncv1alpha1.RequestedAtAnnotation: "x1"})
+			u.Status.LastHandledRequestedAt = "x1"
+			return u
+		}(), "", time.Time{}, at(50).Time, "at:"},
+		{"requested on the policy", policyUser("a", synced, nil), "p1", time.Time{}, now, "policy-requested:p1"},
+		{"reinit", policyUser("a", synced, map[string]string{syncv1alpha1.ReinitAnnotation: syncv1alpha1.ReinitClear}), "", time.Time{}, now, "reinit:clear"},
+		{"deletes approved for the held-back cycle", policyUser("a", cycle("p", -20, -10, func(c *syncv1alpha1.CycleResult) {
+			c.PendingDeletes, c.PendingDeletesCycle = 9, "p-1"
+		}), map[string]string{syncv1alpha1.ApproveDeletesAnnotation: "p-1"}), "", time.Time{}, now, "approved:p-1"},
+		{"an approval naming another cycle changes nothing", policyUser("a", cycle("p", -20, -10, func(c *syncv1alpha1.CycleResult) {
+			c.PendingDeletes, c.PendingDeletesCycle = 9, "p-1"
+		}), map[string]string{syncv1alpha1.ApproveDeletesAnnotation: "p-0"}), "", time.Time{}, at(50).Time, "at:"},
+		{"a Job that failed without a result is retried after a pause", policyUser("a", nil, nil), "", at(-1).Time, at(0).Time.Add(failedCycleRetryDelay - time.Minute), "retry:"},
+		{"a failure older than the last result is forgotten", policyUser("a", synced, nil), "", at(-15).Time, at(50).Time, "at:"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			due, ok := userDue(sched, hourlyPolicy(), &tc.user, tc.policyReq, tc.failedJob, now)
+			g.Expect(ok).To(BeTrue())
+			g.Expect(due.key).To(HavePrefix(tc.wantKey))
+			if tc.wantKey == "at:" {
+				// Jitter is up to 10% of the hour, fixed per user.
+				g.Expect(due.at).To(BeTemporally(">=", tc.wantAt))
+				g.Expect(due.at).To(BeTemporally("<", tc.wantAt.Add(6*time.Minute)))
+				again, _ := userDue(sched, hourlyPolicy(), &tc.user, tc.policyReq, tc.failedJob, now.Add(time.Minute))
+				g.Expect(again).To(Equal(due), "the same user is due at the same time whenever it is asked")
+			} else {
+				g.Expect(due.at).To(BeTemporally("==", tc.wantAt))
+			}
+		})
+	}
+
+	t.Run("suspended users never cycle", func(t *testing.T) {
+		u := policyUser("a", nil, nil)
+		u.Spec.Suspend = true
+		_, ok := userDue(sched, hourlyPolicy(), &u, "", time.Time{}, now)
+		NewWithT(t).Expect(ok).To(BeFalse())
+	})
+}
+
+func TestJitterSpreadsUsers(t *testing.T) {
+	g := NewWithT(t)
+	sched, _ := parseSchedule(syncv1alpha1.Schedule{Interval: "1h", JitterPercent: 20})
+	seen := map[time.Time]bool{}
+	for i := range 100 {
+		seen[sched.after(t0, t0, fmt.Sprintf("uid-%d", i))] = true
+	}
+	g.Expect(len(seen)).To(BeNumerically(">", 90), "users should not all start together")
+}
+
+func TestCronSchedule(t *testing.T) {
+	g := NewWithT(t)
+	sched, err := parseSchedule(syncv1alpha1.Schedule{Cron: "0 2 * * *"})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(sched.after(t0, t0.Add(time.Minute), "u")).To(Equal(time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)))
+
+	_, err = parseSchedule(syncv1alpha1.Schedule{Cron: "61 * * * *"})
+	g.Expect(err).To(MatchError(ContainSubstring(`spec.schedule.cron "61 * * * *"`)))
+}
+
+func TestPlanCyclesBatchesDueUsersAndSkipsRunningOnes(t *testing.T) {
+	g := NewWithT(t)
+	policy := hourlyPolicy()
+	sched, _ := parseSchedule(policy.Spec.Schedule)
+	users := []syncv1alpha1.SyncUser{
+		policyUser("e", nil, nil), policyUser("a", nil, nil), policyUser("c", nil, nil),
+		policyUser("b", nil, nil), policyUser("d", cycle("p", -20, -10), nil),
+	}
+	world := jobWorld{running: map[string]bool{"b": true}, lastFailed: map[string]time.Time{}}
+	plan := planCycles(sched, policy, users, world, "", t0)
+
+	var names []string
+	for _, d := range plan.due {
+		names = append(names, d.user)
+	}
+	g.Expect(names).To(Equal([]string{"a", "c", "e"}), "due users, sorted; b runs already and d is not due")
+	g.Expect(plan.next).To(BeTemporally(">=", at(50).Time), "d is due an hour after its cycle")
+	g.Expect(batchCycles(plan.due, 2)).To(HaveLen(2))
+}
+
+func TestCycleJobNamesAreDeterministic(t *testing.T) {
+	g := NewWithT(t)
+	a := cycleJobName("hr-import", []string{"ada@new:1", "bob@new:1"})
+	g.Expect(a).To(Equal(cycleJobName("hr-import", []string{"ada@new:1", "bob@new:1"})))
+	g.Expect(a).NotTo(Equal(cycleJobName("hr-import", []string{"ada@at:2", "bob@new:1"})), "a later cycle of the same users is a new Job")
+	long := cycleJobName("a-policy-name-that-is-much-longer-than-a-job-name-may-be-in-a-label", []string{"x"})
+	g.Expect(len(long)).To(BeNumerically("<=", 63))
+}
+
+func TestCycleJobRunsLeastPrivilegedAndSpreadsUsers(t *testing.T) {
+	g := NewWithT(t)
+	policy := hourlyPolicy()
+	policy.Spec.Source = syncv1alpha1.Endpoint{Name: "hr", Connector: syncv1alpha1.CSVConnector,
+		CSV: &syncv1alpha1.CSVEndpoint{Directory: syncv1alpha1.VolumePath{ClaimName: "exports", Path: "hr"}}}
+	policy.Spec.Target = syncv1alpha1.Endpoint{Name: "dir", Connector: syncv1alpha1.SQLiteConnector,
+		SQLite: &syncv1alpha1.SQLiteEndpoint{File: syncv1alpha1.VolumePath{Path: "dir.db"}}}
+	job := CycleJobBuilder{Image: "chainsync:test"}.CycleJob(policy, "p-abc", []string{"u1", "u2", "u3"})
+
+	g.Expect(*job.Spec.CompletionMode).To(Equal(batchv1.IndexedCompletion))
+	g.Expect(*job.Spec.Completions).To(BeEquivalentTo(3), "never more pods than users")
+	g.Expect(*job.Spec.Parallelism).To(BeEquivalentTo(3))
+	g.Expect(job.Labels).To(HaveKeyWithValue(syncv1alpha1.PolicyLabel, "p"))
+	g.Expect(jobUsers(job)).To(Equal([]string{"u1", "u2", "u3"}))
+
+	pod := job.Spec.Template.Spec
+	g.Expect(pod.ServiceAccountName).To(Equal("chainsync-cycle"))
+	g.Expect(pod.SecurityContext.RunAsNonRoot).To(HaveValue(BeTrue()))
+	g.Expect(pod.SecurityContext.SeccompProfile.Type).To(Equal(corev1.SeccompProfileTypeRuntimeDefault))
+	c := pod.Containers[0]
+	g.Expect(c.SecurityContext.ReadOnlyRootFilesystem).To(HaveValue(BeTrue()))
+	g.Expect(c.SecurityContext.AllowPrivilegeEscalation).To(HaveValue(BeFalse()))
+	g.Expect(c.SecurityContext.Capabilities.Drop).To(ConsistOf(corev1.Capability("ALL")))
+	g.Expect(c.Args).To(ContainElements("--store", "/chainsync/volumes/records/chainsync", "--shards", "3", "--concurrency", "3"))
+
+	var claims []string
+	for _, v := range pod.Volumes {
+		if v.PersistentVolumeClaim != nil {
+			claims = append(claims, v.PersistentVolumeClaim.ClaimName)
+		}
+	}
+	g.Expect(claims).To(Equal([]string{"exports", "records"}), "the store's claim and the csv export's, once each")
+}
+
+func TestObserveJobs(t *testing.T) {
+	g := NewWithT(t)
+	job := func(name string, users []string, cond batchv1.JobConditionType, ended int) batchv1.Job {
+		j := CycleJobBuilder{}.CycleJob(hourlyPolicy(), name, users)
+		if cond != "" {
+			j.Status.Conditions = []batchv1.JobCondition{{Type: cond, Status: corev1.ConditionTrue, LastTransitionTime: *at(ended)}}
+			j.Status.CompletionTime = ptr.To(*at(ended))
+		}
+		return *j
+	}
+	w := observeJobs([]batchv1.Job{
+		job("j2", []string{"a", "b"}, "", 0),
+		job("j1", []string{"c"}, batchv1.JobFailed, -5),
+		job("j0", []string{"c", "d"}, batchv1.JobFailed, -9),
+		job("j3", []string{"e"}, batchv1.JobComplete, -1),
+	})
+	g.Expect(w.active).To(Equal([]string{"j2"}))
+	g.Expect(w.running).To(Equal(map[string]bool{"a": true, "b": true}))
+	g.Expect(w.lastFailed).To(Equal(map[string]time.Time{"c": at(-5).Time, "d": at(-9).Time}))
+}
