@@ -130,13 +130,17 @@ func TestBulkWritesAndItemErrors(t *testing.T) {
 		connector.Write{Op: connector.OpCreate, Fields: map[string]connector.Value{"name": connector.String("server keyed")}},
 		connector.Write{Op: connector.OpUpdate, ID: "1", Fields: map[string]connector.Value{"name": connector.String("Carlos")}},
 		connector.Write{Op: connector.OpDelete, ID: "3"},
+		connector.Write{Op: connector.OpUpdate, ID: "424242", Fields: map[string]connector.Value{"name": connector.String("gone")}},
 	)
 	res, err := c.Write(ctx, connector.WriteRequest{Scope: ann, Entity: "contacts", Writes: writes})
 	g.Expect(err).NotTo(HaveOccurred())
-	for i, r := range res {
+	for i, r := range res[:len(res)-1] {
 		g.Expect(r.Err).NotTo(HaveOccurred(), "write %d", i)
 	}
+	g.Expect(res[len(res)-1].Err).To(MatchError(connector.ErrNotFound))
 	g.Expect(res[0]).To(Equal(connector.WriteResult{ID: "100", ModTime: now}))
+	// A missing row must not make the batch replay: a replay would run the
+	// create again and the server would hand out the next key.
 	g.Expect(res[2000].ID).To(Equal("4"), "the server assigns the key and the connector returns it")
 	g.Expect(res[2001]).To(Equal(connector.WriteResult{ID: "1", ModTime: now}))
 

@@ -173,7 +173,10 @@ func (c *Connector) writeFast(ctx context.Context, t table, ops []*op, results [
 				}
 				return pgconn.CommandTag{}, br.QueryRow()
 			})
-			if err != nil {
+			if errors.Is(err, connector.ErrNotFound) {
+				// A missing row aborts nothing: report it and go on.
+				res.Err = err
+			} else if err != nil {
 				br.Close()
 				if connector.IsItemError(err) {
 					return errReplay
