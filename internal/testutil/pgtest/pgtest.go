@@ -43,6 +43,10 @@ import (
 // as a libpq URL of a role allowed to create schemas.
 const EnvURL = "CHAINSYNC_TEST_POSTGRES_URL"
 
+// EnvBin names a directory holding initdb and postgres, to pick one of
+// several installed versions.
+const EnvBin = "CHAINSYNC_TEST_POSTGRES_BIN"
+
 // FixCommand installs what the harness needs.
 const FixCommand = "hack/ensure-postgres.sh"
 
@@ -184,9 +188,15 @@ func external(raw string) (*Server, error) {
 	return s, nil
 }
 
-// findBinaries picks the newest /usr/lib/postgresql/<version>/bin, or the
+// findBinaries picks EnvBin, or the newest /usr/lib/postgresql/<version>/bin, or the
 // directory of initdb on PATH.
 func findBinaries() (string, error) {
+	if dir := os.Getenv(EnvBin); dir != "" {
+		if _, err := os.Stat(filepath.Join(dir, "initdb")); err != nil {
+			return "", fmt.Errorf("%s=%s: %w", EnvBin, dir, err)
+		}
+		return dir, nil
+	}
 	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
 	sort.Slice(dirs, func(i, j int) bool {
 		vi, _ := strconv.Atoi(filepath.Base(filepath.Dir(dirs[i])))
