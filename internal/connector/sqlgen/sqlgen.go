@@ -7,6 +7,8 @@ package sqlgen
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -254,7 +256,10 @@ func (t Table) WriteColumns(w connector.Write, scope map[string]string, now conn
 	var cols []string
 	var vals []any
 	set := map[string]bool{}
-	for name, v := range w.Fields {
+	// Sorted, so that creates with the same fields share one statement
+	// shape (and one COPY).
+	for _, name := range slices.Sorted(maps.Keys(w.Fields)) {
+		v := w.Fields[name]
 		if !known[name] {
 			return nil, nil, fmt.Errorf("column %q does not exist in table %s", name, t.QualifiedName)
 		}
@@ -265,10 +270,10 @@ func (t Table) WriteColumns(w connector.Write, scope map[string]string, now conn
 		set[name] = true
 	}
 	if w.Op == connector.OpCreate {
-		for field, v := range scope {
-			if !set[field] {
-				cols, vals = append(cols, field), append(vals, v)
-				set[field] = true
+		for _, m := range t.Coll.Scope {
+			if !set[m.Field] {
+				cols, vals = append(cols, m.Field), append(vals, scope[m.Field])
+				set[m.Field] = true
 			}
 		}
 	}
