@@ -38,6 +38,10 @@ func New(cfg Config) (*Connector, error) {
 	return &Connector{cfg: cfg, enc: enc, now: time.Now}, nil
 }
 
+// MaxBatch is large because every Write rewrites the whole file: small
+// batches would make writing a large file quadratic.
+const MaxBatch = 50_000
+
 // Capabilities: modification times when every entity names a modified
 // column; never incremental nor origin-aware (see the package doc).
 func (c *Connector) Capabilities() connector.Capabilities {
@@ -45,7 +49,7 @@ func (c *Connector) Capabilities() connector.Capabilities {
 	for _, coll := range c.cfg.Entities {
 		modTime = modTime && coll.ModifiedField != ""
 	}
-	return connector.Capabilities{ModTime: modTime}
+	return connector.Capabilities{ModTime: modTime, MaxBatch: MaxBatch}
 }
 
 func (c *Connector) entity(name string) (collection.Collection, error) {
