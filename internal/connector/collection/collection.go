@@ -6,12 +6,14 @@
 package collection
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/chainsync/chainsync/internal/connector"
 )
@@ -101,7 +103,8 @@ var ErrNullKey = errors.New("a key field is null or empty")
 
 // EncodeID turns key values into an Item.ID. A single key is its canonical
 // text, as a user would write it; a composite key is a JSON array of the
-// texts, which no two distinct tuples share and DecodeID can take apart.
+// texts (of their base64 after "b64:" when one is not valid UTF-8), which no
+// two distinct tuples share and DecodeID can take apart.
 // Collections never mix the two forms, so a single key that looks like an
 // array cannot collide with a composite one.
 func EncodeID(keyTexts []string) (string, error) {
@@ -113,12 +116,28 @@ func EncodeID(keyTexts []string) (string, error) {
 	if len(keyTexts) == 1 {
 		return keyTexts[0], nil
 	}
+	for _, t := range keyTexts {
+		if !utf8.ValidString(t) {
+			// JSON would turn invalid bytes into U+FFFD, and two
+			// different keys into one: spell such keys in base64.
+			enc := make([]string, len(keyTexts))
+			for i, t := range keyTexts {
+				enc[i] = base64.StdEncoding.EncodeToString([]byte(t))
+			}
+			b, err := json.Marshal(enc)
+			return binaryIDPrefix + string(b), err
+		}
+	}
 	b, err := json.Marshal(keyTexts)
 	if err != nil {
 		return "", err
 	}
 	return string(b), nil
 }
+
+// binaryIDPrefix marks a composite ID whose parts are base64, because one of
+// them is not valid UTF-8.
+const binaryIDPrefix = "b64:"
 
 // DecodeID is the inverse of EncodeID for a collection with n key fields.
 func DecodeID(id string, n int) ([]string, error) {
@@ -128,9 +147,19 @@ func DecodeID(id string, n int) ([]string, error) {
 	if n == 1 {
 		return []string{id}, nil
 	}
+	raw, binary := strings.CutPrefix(id, binaryIDPrefix)
 	var parts []string
-	if err := json.Unmarshal([]byte(id), &parts); err != nil || len(parts) != n {
+	if err := json.Unmarshal([]byte(raw), &parts); err != nil || len(parts) != n {
 		return nil, fmt.Errorf("ID %q is not a composite key of %d fields", id, n)
+	}
+	if binary {
+		for i, p := range parts {
+			b, err := base64.StdEncoding.DecodeString(p)
+			if err != nil {
+				return nil, fmt.Errorf("ID %q is not a composite key of %d fields: %w", id, n, err)
+			}
+			parts[i] = string(b)
+		}
 	}
 	return parts, nil
 }
