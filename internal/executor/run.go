@@ -24,6 +24,8 @@ var errJobGone = errors.New("the Job is gone")
 const (
 	tailLines = 10
 	tailBytes = 4096
+
+	statusWriteTimeout = 30 * time.Second
 )
 
 // podResult is how one pod attempt ended.
@@ -268,8 +270,11 @@ func (e *Executor) finish(ctx context.Context, key types.NamespacedName, uid typ
 }
 
 // writeStatus applies change to the Job as the server holds it, retrying on conflicts and
-// transient errors.
+// transient errors. It is not cut short by ctx ending: a run whose deadline passed still has to
+// say so.
 func (e *Executor) writeStatus(ctx context.Context, key types.NamespacedName, uid types.UID, change func(*batchv1.JobStatus)) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), statusWriteTimeout)
+	defer cancel()
 	retriable := func(err error) bool { return !errors.Is(err, errJobGone) && !apierrors.IsInvalid(err) }
 	return retry.OnError(retry.DefaultBackoff, retriable, func() error {
 		var job batchv1.Job
