@@ -554,4 +554,3 @@ func TestAJobStartedByAStoppedExecutorFailsInsteadOfRunningTwice(t *testing.T) {
 	defer mu.Unlock()
 	g.Expect(starts).To(Equal(1))
 }
-
