@@ -37,7 +37,7 @@ func TestFiftyUsersCompleteAThreeStepChain(t *testing.T) {
 	g := NewWithT(t)
 	ns := namespace(t)
 	const users = 50
-	var people [][4]string
+	var people [][5]string
 	for i := range users {
 		people = append(people, person(i))
 	}

@@ -160,25 +160,28 @@ func namespace(t *testing.T) string {
 // claimDir is where the executor keeps a claim's files.
 func claimDir(ns string) string { return executor.ClaimDir(dataDir, ns, "records") }
 
-// hrExport writes the HR export the policies read: one row per person.
-func hrExport(t *testing.T, ns string, people [][4]string) {
+// hrExport writes the HR export the policies read. Each row belongs to the user whose email is
+// in its owner column.
+func hrExport(t *testing.T, ns string, people [][5]string) {
 	t.Helper()
 	dir := filepath.Join(claimDir(ns), "hr")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	var b strings.Builder
-	b.WriteString("employee_id,email,first_name,last_name\n")
+	b.WriteString("employee_id,email,first_name,last_name,owner\n")
 	for _, p := range people {
-		fmt.Fprintf(&b, "%s,%s,%s,%s\n", p[0], p[1], p[2], p[3])
+		fmt.Fprintf(&b, "%s,%s,%s,%s,%s\n", p[0], p[1], p[2], p[3], p[4])
 	}
 	if err := os.WriteFile(filepath.Join(dir, "employees.csv"), []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func person(i int) [4]string {
-	return [4]string{fmt.Sprintf("E%03d", i), fmt.Sprintf("user%03d@example.com", i), fmt.Sprintf("First%d", i), fmt.Sprintf("Last%d", i)}
+// person is an employee who is their own user.
+func person(i int) [5]string {
+	email := fmt.Sprintf("user%03d@example.com", i)
+	return [5]string{fmt.Sprintf("E%03d", i), email, fmt.Sprintf("First%d", i), fmt.Sprintf("Last%d", i), email}
 }
 
 // directory creates the SQLite directory the policies write into.
@@ -194,7 +197,7 @@ func directory(t *testing.T, ns string) *sql.DB {
 	t.Cleanup(func() { db.Close() })
 	_, err = db.Exec(`CREATE TABLE people (
 		id INTEGER PRIMARY KEY AUTOINCREMENT, employee_number TEXT, given_name TEXT, family_name TEXT,
-		mail TEXT, updated_at TEXT, chainsync_origin TEXT)`)
+		mail TEXT, owner TEXT, updated_at TEXT, chainsync_origin TEXT)`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,6 +206,7 @@ func directory(t *testing.T, ns string) *sql.DB {
 
 // peopleIn lists the directory's rows as "mail given_name", sorted, duplicates kept.
 func peopleIn(t *testing.T, db *sql.DB) []string {
+	t.Helper()
 	rows, err := db.Query(`SELECT mail, given_name FROM people ORDER BY mail, id`)
 	if err != nil {
 		t.Fatal(err)
@@ -231,9 +235,9 @@ func hrPolicy(ns, name string, mutate ...func(*syncv1alpha1.SyncPolicy)) *syncv1
 			Entities: []syncv1alpha1.Entity{{
 				Name: "people",
 				Source: syncv1alpha1.Collection{Collection: "employees.csv", KeyFields: []string{"employee_id"},
-					Scope: []syncv1alpha1.ScopeMatch{{Field: "email", Identity: "email"}}},
+					Scope: []syncv1alpha1.ScopeMatch{{Field: "owner", Identity: "email"}}},
 				Target: syncv1alpha1.Collection{Collection: "people", KeyFields: []string{"id"}, ModifiedField: "updated_at",
-					Scope: []syncv1alpha1.ScopeMatch{{Field: "mail", Identity: "email"}}},
+					Scope: []syncv1alpha1.ScopeMatch{{Field: "owner", Identity: "email"}}},
 				Fields: []syncv1alpha1.FieldMapping{
 					{Source: "employee_id", Target: "employee_number"}, {Source: "first_name", Target: "given_name"},
 					{Source: "last_name", Target: "family_name"}, {Source: "email", Target: "mail"},
