@@ -166,7 +166,6 @@ func (c *Connector) ReadAll(ctx context.Context, req connector.ReadRequest) iter
 			if errors.Is(err, io.EOF) {
 				return
 			}
-			line, _ := fr.r.FieldPos(0)
 			if err != nil && !errors.Is(err, stdcsv.ErrFieldCount) {
 				var perr *stdcsv.ParseError
 				if errors.As(err, &perr) {
@@ -180,6 +179,7 @@ func (c *Connector) ReadAll(ctx context.Context, req connector.ReadRequest) iter
 				yield(connector.Item{}, fmt.Errorf("reading %s: %w", coll.Name, err))
 				return
 			}
+			line, _ := fr.r.FieldPos(0)
 			if len(rec) != len(fr.header.names) {
 				if !yield(connector.Item{}, connector.NewItemError(fmt.Sprintf("%s line %d", coll.Name, line),
 					fmt.Errorf("row has %d cells, the header has %d", len(rec), len(fr.header.names)))) {
