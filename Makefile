@@ -45,6 +45,13 @@ test: ## Run every test: unit, generated-output staleness, PostgreSQL and envtes
 	@assets=$$(hack/envtest.sh | tail -n 1); \
 	KUBEBUILDER_ASSETS="$$assets" go test -count=1 ./... $(TESTFLAGS)
 
+USERS ?= 10000
+
+.PHONY: bench-scale
+bench-scale: ## Measure N users (USERS=10000) through a 3-step chain on the local control plane.
+	@assets=$$(hack/envtest.sh | tail -n 1); \
+	KUBEBUILDER_ASSETS="$$assets" go run ./hack/benchscale -users $(USERS)
+
 ##@ Build and run
 
 .PHONY: build

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -29,6 +30,9 @@ func (r *OnboardingChainReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	base := chain.DeepCopy()
 	defer func() {
 		chain.Status.ObservedGeneration = chain.Generation
+		if equality.Semantic.DeepEqual(base.Status, chain.Status) {
+			return // Nothing changed: no request, which thousands of users would multiply.
+		}
 		if err := r.Status().Patch(ctx, chain, client.MergeFrom(base)); err != nil && !apierrors.IsNotFound(err) {
 			retErr = errors.Join(retErr, fmt.Errorf("patching status of OnboardingChain %s: %w", klog.KObj(chain), err))
 		}

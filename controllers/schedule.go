@@ -64,6 +64,9 @@ func (s cycleSchedule) after(started, ended time.Time, userUID string) time.Time
 type dueCycle struct {
 	at  time.Time
 	key string
+	// requested cycles (an annotation asked for them) start at once, without waiting to
+	// gather a fuller batch.
+	requested bool
 }
 
 // userDue computes a user's next cycle on the policy. ok is false for a user that must not cycle
@@ -81,13 +84,13 @@ func userDue(sched cycleSchedule, policy *syncv1alpha1.SyncPolicy, user *syncv1a
 
 	switch {
 	case ann[syncv1alpha1.RequestedAtAnnotation] != "" && ann[syncv1alpha1.RequestedAtAnnotation] != st.LastHandledRequestedAt:
-		due = dueCycle{now, "requested:" + ann[syncv1alpha1.RequestedAtAnnotation]}
+		due = dueCycle{at: now, key: "requested:" + ann[syncv1alpha1.RequestedAtAnnotation], requested: true}
 	case ann[syncv1alpha1.ReinitAnnotation] != "" && ann[syncv1alpha1.ReinitAnnotation] != st.LastHandledReinit:
-		due = dueCycle{now, "reinit:" + ann[syncv1alpha1.ReinitAnnotation]}
+		due = dueCycle{at: now, key: "reinit:" + ann[syncv1alpha1.ReinitAnnotation], requested: true}
 	case ran && c.PendingDeletes > 0 && ann[syncv1alpha1.ApproveDeletesAnnotation] == c.PendingDeletesCycle:
-		due = dueCycle{now, "approved:" + c.PendingDeletesCycle}
+		due = dueCycle{at: now, key: "approved:" + c.PendingDeletesCycle, requested: true}
 	case policyRequest != "":
-		due = dueCycle{now, "policy-requested:" + policyRequest}
+		due = dueCycle{at: now, key: "policy-requested:" + policyRequest, requested: true}
 	case !ran:
 		// New on this policy: at once. The key is the time the user entered its step, so a user
 		// that comes back to a policy later is a new cycle.
@@ -95,14 +98,14 @@ func userDue(sched cycleSchedule, policy *syncv1alpha1.SyncPolicy, user *syncv1a
 		if n := len(st.History); n > 0 && st.History[n-1].EnteredTime != nil {
 			entered = *st.History[n-1].EnteredTime
 		}
-		due = dueCycle{entered.Time, "new:" + strconv.FormatInt(entered.Unix(), 10)}
+		due = dueCycle{at: entered.Time, key: "new:" + strconv.FormatInt(entered.Unix(), 10)}
 	default:
 		started := c.CompletionTime.Time
 		if c.StartTime != nil {
 			started = c.StartTime.Time
 		}
 		at := sched.after(started, c.CompletionTime.Time, string(user.UID))
-		due = dueCycle{at, "at:" + strconv.FormatInt(at.Unix(), 10)}
+		due = dueCycle{at: at, key: "at:" + strconv.FormatInt(at.Unix(), 10)}
 	}
 
 	var lastResult time.Time
@@ -111,7 +114,7 @@ func userDue(sched cycleSchedule, policy *syncv1alpha1.SyncPolicy, user *syncv1a
 	}
 	if lastFailedJob.After(lastResult) {
 		if retry := lastFailedJob.Add(failedCycleRetryDelay); retry.After(due.at) {
-			due = dueCycle{retry, "retry:" + strconv.FormatInt(retry.Unix(), 10)}
+			due = dueCycle{at: retry, key: "retry:" + strconv.FormatInt(retry.Unix(), 10)}
 		}
 	}
 	return due, true

@@ -10,6 +10,7 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -50,6 +51,9 @@ func (r *SyncPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	base := policy.DeepCopy()
 	defer func() {
 		policy.Status.ObservedGeneration = policy.Generation
+		if equality.Semantic.DeepEqual(base.Status, policy.Status) {
+			return // Nothing changed: no request, which thousands of users would multiply.
+		}
 		if err := r.Status().Patch(ctx, policy, client.MergeFrom(base)); err != nil && !apierrors.IsNotFound(err) {
 			retErr = errors.Join(retErr, fmt.Errorf("patching status of SyncPolicy %s: %w", klog.KObj(policy), err))
 		}

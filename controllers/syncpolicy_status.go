@@ -56,15 +56,35 @@ type userCycle struct {
 
 // cyclePlan is what a policy should launch now, and when to look again.
 type cyclePlan struct {
-	// due users, not running, whose cycle is due now, sorted by name.
+	// due users, not running, to cycle now, sorted by name.
 	due []userCycle
-	// next is the earliest time a user not due now becomes due; zero when none.
+	// next is when to look again: the earliest time a user becomes due, or a gathering batch
+	// is launched; zero when no user will be due.
 	next time.Time
+}
+
+// batchGatherDelay is how long users that became due wait for others before a batch smaller
+// than usersPerJob is launched: users placed in a burst (a GitOps sync, a chain step completing
+// for many at once) share Jobs instead of getting one each.
+const batchGatherDelay = 2 * time.Second
+
+// earlyWindow is how early a scheduled user may ride along in a Job launched for others: a
+// tenth of the interval, at most 30 seconds, so users drift into shared Jobs.
+func earlyWindow(sched cycleSchedule) time.Duration {
+	return min(sched.interval/10, 30*time.Second)
 }
 
 func planCycles(sched cycleSchedule, policy *syncv1alpha1.SyncPolicy, users []syncv1alpha1.SyncUser,
 	world jobWorld, policyRequest string, now time.Time) cyclePlan {
 	var plan cyclePlan
+	var candidates []userCycle
+	launch := false
+	var oldest time.Time
+	soonest := func(t time.Time) {
+		if plan.next.IsZero() || t.Before(plan.next) {
+			plan.next = t
+		}
+	}
 	for i := range users {
 		u := &users[i]
 		if world.running[u.Name] || !u.DeletionTimestamp.IsZero() {
@@ -74,12 +94,29 @@ func planCycles(sched cycleSchedule, policy *syncv1alpha1.SyncPolicy, users []sy
 		if !ok {
 			continue
 		}
-		if !due.at.After(now) {
-			plan.due = append(plan.due, userCycle{u.Name, due})
-		} else if plan.next.IsZero() || due.at.Before(plan.next) {
-			plan.next = due.at
+		switch {
+		case !due.at.After(now):
+			candidates = append(candidates, userCycle{u.Name, due})
+			launch = launch || due.requested
+			if oldest.IsZero() || due.at.Before(oldest) {
+				oldest = due.at
+			}
+		case !due.at.After(now.Add(earlyWindow(sched))):
+			candidates = append(candidates, userCycle{u.Name, due})
+			soonest(due.at)
+		default:
+			soonest(due.at)
 		}
 	}
+	if oldest.IsZero() {
+		return cyclePlan{next: plan.next} // Nobody due yet; early riders wait for their turn.
+	}
+	launch = launch || len(candidates) >= int(max(1, policy.Spec.JobTemplate.UsersPerJob)) || !oldest.After(now.Add(-batchGatherDelay))
+	if !launch {
+		soonest(oldest.Add(batchGatherDelay))
+		return plan
+	}
+	plan.due = candidates
 	sort.Slice(plan.due, func(i, j int) bool { return plan.due[i].user < plan.due[j].user })
 	return plan
 }

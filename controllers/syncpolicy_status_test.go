@@ -198,3 +198,53 @@ func TestObserveJobs(t *testing.T) {
 	g.Expect(w.running).To(Equal(map[string]bool{"a": true, "b": true}))
 	g.Expect(w.lastFailed).To(Equal(map[string]time.Time{"c": at(-5).Time, "d": at(-9).Time}))
 }
+
+func TestPlanCyclesGathersBatches(t *testing.T) {
+	policy := hourlyPolicy()
+	policy.Spec.JobTemplate.UsersPerJob = 3
+	sched, _ := parseSchedule(policy.Spec.Schedule)
+	now := t0
+	placedAgo := func(name string, ago time.Duration) syncv1alpha1.SyncUser {
+		u := policyUser(name, nil, nil)
+		u.Status.History[0].EnteredTime = &metav1.Time{Time: now.Add(-ago)}
+		return u
+	}
+	scheduledIn := func(name string, in time.Duration) syncv1alpha1.SyncUser {
+		// Synced an hour before it is due again (no jitter for these UIDs matters: see below).
+		u := policyUser(name, cycle("p", -200, -100), nil)
+		end := now.Add(in).Add(-time.Hour)
+		u.Status.LastCycle.StartTime = &metav1.Time{Time: end}
+		u.Status.LastCycle.CompletionTime = &metav1.Time{Time: end}
+		u.UID = "same-jitter"
+		return u
+	}
+	jitter := sched.after(now, now, "same-jitter").Sub(now.Add(time.Hour))
+	cases := []struct {
+		name     string
+		users    []syncv1alpha1.SyncUser
+		wantDue  []string
+		wantNext time.Time
+	}{
+		{"a user placed a moment ago waits for company", []syncv1alpha1.SyncUser{placedAgo("a", time.Second)}, nil, now.Add(time.Second)},
+		{"after the gather delay it goes alone", []syncv1alpha1.SyncUser{placedAgo("a", 3 * time.Second)}, []string{"a"}, time.Time{}},
+		{"a full batch goes at once", []syncv1alpha1.SyncUser{placedAgo("a", 0), placedAgo("b", 0), placedAgo("c", 0)}, []string{"a", "b", "c"}, time.Time{}},
+		{"a requested cycle goes at once", []syncv1alpha1.SyncUser{policyUser("a", cycle("p", -20, -10), map[string]string{syncv1alpha1.RequestedAtAnnotation: "now"})}, []string{"a"}, time.Time{}},
+		{"a user due soon rides along", []syncv1alpha1.SyncUser{placedAgo("a", time.Minute), scheduledIn("b", 20*time.Second-jitter)}, []string{"a", "b"}, time.Time{}},
+		{"but not one due much later", []syncv1alpha1.SyncUser{placedAgo("a", time.Minute), scheduledIn("b", 10*time.Minute-jitter)}, []string{"a"}, now.Add(10 * time.Minute)},
+		{"early riders alone wait for their turn", []syncv1alpha1.SyncUser{scheduledIn("b", 20*time.Second-jitter)}, nil, now.Add(20 * time.Second)},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			plan := planCycles(sched, policy, tc.users, jobWorld{running: map[string]bool{}, lastFailed: map[string]time.Time{}}, "", now)
+			var due []string
+			for _, d := range plan.due {
+				due = append(due, d.user)
+			}
+			g.Expect(due).To(Equal(tc.wantDue))
+			if !tc.wantNext.IsZero() {
+				g.Expect(plan.next).To(BeTemporally("~", tc.wantNext, time.Second))
+			}
+		})
+	}
+}

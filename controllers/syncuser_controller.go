@@ -68,6 +68,9 @@ func (r *SyncUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	base := user.DeepCopy()
 	defer func() {
 		user.Status.ObservedGeneration = user.Generation
+		if equality.Semantic.DeepEqual(base.Status, user.Status) {
+			return // Nothing changed: no request, which thousands of users would multiply.
+		}
 		if err := r.Status().Patch(ctx, user, client.MergeFrom(base)); err != nil && !apierrors.IsNotFound(err) {
 			retErr = fmt.Errorf("patching status of SyncUser %s: %w", klog.KObj(user), err)
 		}
