@@ -39,6 +39,10 @@
 //     runs no controller creating "default" in each namespace, so a template without
 //     serviceAccountName needs one created.
 //
+// Not enforced on a local process, and ignored: readOnly mounts, the security context
+// (readOnlyRootFilesystem, runAsNonRoot, capabilities, seccomp), resources, probes, the image.
+// A test passing here proves nothing about them.
+//
 // A reference to something that does not exist (Secret, ConfigMap, key, PersistentVolumeClaim,
 // ServiceAccount), or a template the executor cannot run, fails the Job at once with a reason
 // naming it (SecretNotFound, PersistentVolumeClaimNotFound, ... see the Reason constants) and a

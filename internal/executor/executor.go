@@ -198,8 +198,8 @@ func (e *Executor) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 		return ctrl.Result{}, e.finish(ctx, client.ObjectKeyFromObject(&job), job.UID)
 	case e.hasSeen(job.UID):
 		return ctrl.Result{}, nil
-	case ptr.Deref(job.Spec.Suspend, false):
-		log.V(1).Info("Job is suspended, not starting it")
+	case ptr.Deref(job.Spec.Suspend, false) || ptr.Deref(job.Spec.Parallelism, 1) == 0:
+		log.V(1).Info("Job is suspended or has parallelism 0, not starting it")
 		return ctrl.Result{}, nil
 	case job.Status.StartTime != nil:
 		log.Info("Failing a Job started by a previous executor, whose pods are gone")

@@ -540,6 +540,11 @@ func TestAJobStartedByAStoppedExecutorFailsInsteadOfRunningTwice(t *testing.T) {
 	c := startCluster(t, cycle)
 	c.create(serviceAccount("cycle"))
 	c.create(job("interrupted", "chainsync", "cycle"))
+	g.Eventually(func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return starts
+	}, wait).Should(Equal(1))
 	g.Eventually(c.status("interrupted"), wait).Should(HaveField("Active", int32(1)))
 
 	c.stop()
@@ -553,4 +558,21 @@ func TestAJobStartedByAStoppedExecutorFailsInsteadOfRunningTwice(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	g.Expect(starts).To(Equal(1))
+}
+
+func TestNoKubeconfigWithoutAutomountedToken(t *testing.T) {
+	g := NewWithT(t)
+	kubeconfigs := make(chan string, 1)
+	cycle := executor.InProcessRunner(func(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer) int {
+		kubeconfigs <- env["KUBECONFIG"]
+		return 0
+	})
+	c := startCluster(t, cycle)
+	c.create(serviceAccount("cycle"))
+	j := job("no-token", "chainsync", "cycle")
+	j.Spec.Template.Spec.AutomountServiceAccountToken = ptr.To(false)
+	c.create(j)
+
+	g.Eventually(kubeconfigs, wait).Should(Receive(BeEmpty()))
+	g.Eventually(c.status("no-token"), wait).Should(condition(batchv1.JobComplete, batchv1.JobReasonCompletionsReached))
 }
