@@ -16,7 +16,9 @@
 //
 // The executor reads and writes through its own direct client; only the watch on Jobs goes
 // through the manager's cache. It runs without leader election, as a node would, and stops every
-// pod when the manager stops.
+// pod when the manager stops. Its credentials need, on Jobs: list, watch, get, update and patch,
+// delete, and update of jobs/status; get on Secrets, ConfigMaps, PersistentVolumeClaims and
+// ServiceAccounts; create on serviceaccounts/token (envtest's admin has them all).
 //
 // # The pod template
 //
@@ -87,6 +89,8 @@
 //     Complete with completionTime, or FailureTarget then Failed (the v1.36 API server refuses
 //     Complete without SuccessCriteriaMet and completionTime, Failed without FailureTarget,
 //     completionTime on a Job that is not Complete, and a finished Job with active pods).
+//   - Not honoured: backoffLimitPerIndex, maxFailedIndexes, podFailurePolicy, successPolicy,
+//     and changes to parallelism once a Job runs.
 //   - ttlSecondsAfterFinished: a finished Job is deleted, with Background propagation, once the
 //     TTL has passed since its Complete or Failed condition, as the TTL controller would.
 //
