@@ -70,6 +70,8 @@ type Server struct {
 	cmd  *exec.Cmd
 	uid  int
 	logs string
+	// exited is closed when the started postgres process has exited.
+	exited chan struct{}
 }
 
 // URL is a libpq URL for the server with the given sslmode.
@@ -276,8 +278,12 @@ func (s *Server) start(bin string) error {
 		return fmt.Errorf("starting postgres: %w", err)
 	}
 	logf.Close()
-	exited := make(chan error, 1)
-	go func() { exited <- s.cmd.Wait() }()
+	s.exited = make(chan struct{})
+	var waitErr error
+	go func() {
+		waitErr = s.cmd.Wait()
+		close(s.exited)
+	}()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -285,14 +291,12 @@ func (s *Server) start(bin string) error {
 		cancel()
 		if err == nil {
 			conn.Close(context.Background())
-			go func() { <-exited }()
 			return nil
 		}
 		select {
-		case werr := <-exited:
-			s.cmd = nil
+		case <-s.exited:
 			log, _ := os.ReadFile(s.logs)
-			return fmt.Errorf("postgres exited (%v):\n%s", werr, log)
+			return fmt.Errorf("postgres exited (%v):\n%s", waitErr, log)
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
@@ -304,22 +308,13 @@ func (s *Server) start(bin string) error {
 
 // Stop shuts a started server down and removes its directory.
 func (s *Server) Stop() error {
-	if s.cmd != nil && s.cmd.Process != nil {
+	if s.exited != nil {
 		s.cmd.Process.Signal(syscall.SIGINT) // fast shutdown
-		done := make(chan struct{})
-		go func() {
-			for s.cmd.ProcessState == nil {
-				if s.cmd.Process.Signal(syscall.Signal(0)) != nil {
-					break
-				}
-				time.Sleep(50 * time.Millisecond)
-			}
-			close(done)
-		}()
 		select {
-		case <-done:
+		case <-s.exited:
 		case <-time.After(30 * time.Second):
 			s.cmd.Process.Kill()
+			<-s.exited
 		}
 	}
 	if s.dir != "" {
