@@ -1,0 +1,292 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/chainsync/chainsync/internal/records"
+)
+
+// recordsLockWait is how long a read waits for a cycle holding a user's records. Readers share
+// the lock with each other but not with a cycle, which holds it only while it runs.
+const recordsLockWait = 2 * time.Second
+
+func newRecordsCommand() *cobra.Command {
+	var storeDir, output string
+	cmd := &cobra.Command{
+		Use:   "records --store DIR (users | show USER | claims)",
+		Short: "Inspect a record store: its users, one user's records, which policy syncs whom where",
+		Long: `Reads the transaction records that cycles keep in a record store (a policy's
+store.claimName/subPath; locally, chainsync local prints the demo's). Read-only: it never takes a
+user's write lock, and waits briefly for a running cycle of the same user.`,
+	}
+	f := cmd.PersistentFlags()
+	f.StringVar(&storeDir, "store", "", "Directory of the record store")
+	f.StringVarP(&output, "output", "o", "table", "Output format: table or json")
+	_ = cmd.MarkPersistentFlagRequired("store")
+
+	open := func() (*records.Store, error) {
+		if output != "table" && output != "json" {
+			return nil, fmt.Errorf("--output must be table or json, not %q", output)
+		}
+		// records.Open creates a missing store; a reader must not.
+		if info, err := os.Stat(storeDir); err != nil || !info.IsDir() {
+			return nil, fmt.Errorf("no record store at %s", storeDir)
+		}
+		return records.Open(storeDir)
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "users",
+		Short: "List the users that have records, with how many items each has synced",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			store, err := open()
+			if err != nil {
+				return err
+			}
+			summaries, err := summarizeUsers(store)
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				return writeJSON(cmd.OutOrStdout(), summaries)
+			}
+			return writeUserSummaries(cmd.OutOrStdout(), summaries)
+		},
+	}, &cobra.Command{
+		Use:   "show USER",
+		Short: "Show one user's records: pairs, watermarks, links, pending items and open intents",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			store, err := open()
+			if err != nil {
+				return err
+			}
+			u, err := store.OpenUser(args[0], records.OpenOptions{ReadOnly: true, LockTimeout: recordsLockWait})
+			if err != nil {
+				return err
+			}
+			defer u.Close()
+			if output == "json" {
+				return u.WriteJSON(cmd.OutOrStdout())
+			}
+			export, err := u.Export()
+			if err != nil {
+				return err
+			}
+			return writeUserRecords(cmd.OutOrStdout(), export)
+		},
+	}, &cobra.Command{
+		Use:   "claims",
+		Short: "List which policy syncs each user into each target",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			store, err := open()
+			if err != nil {
+				return err
+			}
+			claims, err := store.Claims()
+			if err != nil {
+				return fmt.Errorf("reading claims in %s: %w", storeDir, err)
+			}
+			slices.SortFunc(claims, func(a, b records.Claim) int {
+				return strings.Compare(a.User+"\x00"+a.Target, b.User+"\x00"+b.Target)
+			})
+			if output == "json" {
+				if claims == nil {
+					claims = []records.Claim{}
+				}
+				return writeJSON(cmd.OutOrStdout(), claims)
+			}
+			return writeClaims(cmd.OutOrStdout(), claims)
+		},
+	})
+	return cmd
+}
+
+// userSummary is one line of `records users`.
+type userSummary struct {
+	Identity   string    `json:"identity"`
+	Pairs      int       `json:"pairs"`
+	Links      int       `json:"links"`
+	Pending    int       `json:"pending"`
+	LastSynced time.Time `json:"lastSynced,omitzero"`
+	// Unreadable says why the records could not be read (a cycle holding them, corruption).
+	Unreadable string `json:"unreadable,omitempty"`
+}
+
+func summarizeUsers(store *records.Store) ([]userSummary, error) {
+	users, err := store.Users()
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(users)
+	summaries := []userSummary{}
+	for _, identity := range users {
+		s := userSummary{Identity: identity}
+		export, err := readUser(store, identity)
+		if err != nil {
+			s.Unreadable = err.Error()
+		}
+		for _, p := range export.Pairs {
+			s.Pairs++
+			s.Links += len(p.Links)
+			s.Pending += len(p.Pending)
+			if p.State.LastSynced.After(s.LastSynced) {
+				s.LastSynced = p.State.LastSynced
+			}
+		}
+		summaries = append(summaries, s)
+	}
+	return summaries, nil
+}
+
+func readUser(store *records.Store, identity string) (records.UserExport, error) {
+	u, err := store.OpenUser(identity, records.OpenOptions{ReadOnly: true, LockTimeout: recordsLockWait})
+	if err != nil {
+		return records.UserExport{}, err
+	}
+	defer u.Close()
+	return u.Export()
+}
+
+func writeUserSummaries(w io.Writer, summaries []userSummary) error {
+	if len(summaries) == 0 {
+		_, err := fmt.Fprintln(w, "No users have records yet.")
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "USER\tPAIRS\tLINKED ITEMS\tPENDING\tLAST SYNCED")
+	for _, s := range summaries {
+		if s.Unreadable != "" {
+			fmt.Fprintf(tw, "%s\t-\t-\t-\tunreadable: %s\n", s.Identity, s.Unreadable)
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\n", s.Identity, s.Pairs, s.Links, s.Pending, timeOrDash(s.LastSynced))
+	}
+	return tw.Flush()
+}
+
+// writeUserRecords prints a user's records pair by pair: state and watermarks, then the linked
+// items (which key on one side is which on the other), then what needs attention.
+func writeUserRecords(w io.Writer, e records.UserExport) error {
+	fmt.Fprintf(w, "User:   %s\n", e.Identity)
+	if len(e.Pairs) == 0 {
+		_, err := fmt.Fprintln(w, "No pairs synced yet.")
+		return err
+	}
+	for _, p := range e.Pairs {
+		a, b := p.Pair.Sides[0], p.Pair.Sides[1]
+		fmt.Fprintf(w, "\nPair:   %s/%s <-> %s/%s\n", a.Name, a.Entity, b.Name, b.Entity)
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintf(tw, "  Initialized:\t%t\n", p.State.Initialized)
+		fmt.Fprintf(tw, "  Last synced:\t%s\n", timeOrDash(p.State.LastSynced))
+		fmt.Fprintf(tw, "  Last cycle:\t%s\n", orDash(p.State.LastCycleID))
+		fmt.Fprintf(tw, "  Watermark %s:\t%s\n", a.Name, orDash(string(p.State.Watermarks[0])))
+		fmt.Fprintf(tw, "  Watermark %s:\t%s\n", b.Name, orDash(string(p.State.Watermarks[1])))
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+
+		fmt.Fprintf(w, "\n  Linked items (%d):\n", len(p.Links))
+		if len(p.Links) > 0 {
+			tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			fmt.Fprintf(tw, "    %s KEY\t%s KEY\tSYNCED AT\tNOTE\n", strings.ToUpper(a.Name), strings.ToUpper(b.Name))
+			for _, l := range p.Links {
+				fmt.Fprintf(tw, "    %s\t%s\t%s\t%s\n", l.Sides[0].Key, l.Sides[1].Key, timeOrDash(l.SyncedAt), goneNote(l, a.Name, b.Name))
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+		}
+
+		fmt.Fprintf(w, "\n  Pending items (%d):\n", len(p.Pending))
+		if len(p.Pending) > 0 {
+			tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "    KIND\tSIDE\tKEY\tATTEMPTS\tFIRST SEEN\tREASON")
+			for _, pe := range p.Pending {
+				fmt.Fprintf(tw, "    %s\t%s\t%s\t%d\t%s\t%s\n", pendingKind(pe), p.Pair.Sides[pe.Side].Name, pe.Key, pe.Attempts, timeOrDash(pe.FirstSeen), pe.Reason)
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+		}
+
+		// An intent left open means a cycle died between writing and recording; the next cycle
+		// settles it.
+		if len(p.Intents) > 0 {
+			fmt.Fprintf(w, "\n  Unsettled writes (%d):\n", len(p.Intents))
+			tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "    OP\tSIDE\tKEY\tCYCLE\tAT")
+			for _, in := range p.Intents {
+				fmt.Fprintf(tw, "    %s\t%s\t%s\t%s\t%s\n", in.Op, p.Pair.Sides[in.Side].Name, in.SourceKey, in.CycleID, timeOrDash(in.At))
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func goneNote(l records.Link, side0, side1 string) string {
+	var gone []string
+	if l.Sides[0].Gone {
+		gone = append(gone, "deleted on "+side0)
+	}
+	if l.Sides[1].Gone {
+		gone = append(gone, "deleted on "+side1)
+	}
+	return strings.Join(gone, ", ")
+}
+
+func pendingKind(p records.Pending) string {
+	if p.GivenUp {
+		return string(p.Kind) + " (given up)"
+	}
+	return string(p.Kind)
+}
+
+func writeClaims(w io.Writer, claims []records.Claim) error {
+	if len(claims) == 0 {
+		_, err := fmt.Fprintln(w, "No claims yet.")
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "USER\tTARGET\tPOLICY\tSINCE")
+	for _, c := range claims {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.User, c.Target, c.Policy, timeOrDash(c.Since))
+	}
+	return tw.Flush()
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return fmt.Errorf("writing JSON: %w", err)
+	}
+	return nil
+}
+
+func timeOrDash(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,91 @@
+package local
+
+import (
+	"context"
+	"database/sql"
+	_ "embed"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	_ "modernc.org/sqlite" // the directory database the demo syncs into
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/chainsync/chainsync/internal/executor"
+)
+
+// The demo: DemoManifests, applied as they are, and the files its policies read and write.
+var (
+	//go:embed demo/demo.yaml
+	DemoManifests []byte
+	//go:embed demo/employees.csv
+	demoEmployees []byte
+)
+
+const (
+	// DemoNamespace holds every demo object.
+	DemoNamespace = "chainsync-demo"
+	// DemoChain is the demo's onboarding chain.
+	DemoChain = "employee-onboarding"
+	// demoClaim holds the HR export, the directory and the records (under demoStoreSubPath).
+	demoClaim        = "demo-data"
+	demoStoreSubPath = "records"
+)
+
+// DemoClaimDir is where the demo's PersistentVolumeClaim lives in a data directory.
+func DemoClaimDir(dataDir string) string {
+	return executor.ClaimDir(newLayout(dataDir).volumes, DemoNamespace, demoClaim)
+}
+
+// DemoStoreDir is the demo's record store, for `chainsync records --store`.
+func DemoStoreDir(dataDir string) string {
+	return filepath.Join(DemoClaimDir(dataDir), demoStoreSubPath)
+}
+
+// applyDemo writes the demo's files and applies its objects, once per data directory: later
+// starts keep what is there, since the person trying it may have changed or deleted it.
+func applyDemo(ctx context.Context, c client.Client, dirs layout) (applied bool, err error) {
+	if _, err := os.Stat(dirs.demoApplied); err == nil {
+		return false, nil
+	}
+	if err := seedDemoFiles(DemoClaimDir(dirs.root)); err != nil {
+		return false, err
+	}
+	if err := applyManifests(ctx, c, DemoManifests); err != nil {
+		return false, fmt.Errorf("applying the demo: %w", err)
+	}
+	if err := os.WriteFile(dirs.demoApplied, nil, 0o600); err != nil {
+		return false, fmt.Errorf("marking the demo applied: %w", err)
+	}
+	return true, nil
+}
+
+// seedDemoFiles writes the HR export and creates the directory's empty people table.
+func seedDemoFiles(claimDir string) error {
+	hr := filepath.Join(claimDir, "hr")
+	for _, dir := range []string{hr, filepath.Join(claimDir, "directory")} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("creating the demo's %s: %w", dir, err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(hr, "employees.csv"), demoEmployees, 0o644); err != nil {
+		return fmt.Errorf("writing the demo's HR export: %w", err)
+	}
+	path := filepath.Join(claimDir, "directory", "directory.db")
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		return fmt.Errorf("opening the demo's directory %s: %w", path, err)
+	}
+	_, err = db.Exec(`CREATE TABLE IF NOT EXISTS people (
+		id INTEGER PRIMARY KEY AUTOINCREMENT, employee_number TEXT, given_name TEXT, family_name TEXT,
+		mail TEXT, department TEXT, updated_at TEXT, chainsync_origin TEXT)`)
+	return errors.Join(wrap(err, "creating the demo's directory table"), db.Close())
+}
+
+func wrap(err error, what string) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
