@@ -58,6 +58,11 @@ bench-scale: ## Measure N users (USERS=10000) through a 3-step chain on the loca
 build: ## Build the chainsync binary into bin/.
 	CGO_ENABLED=0 go build -trimpath -o $(BIN) .
 
+.PHONY: run-local
+run-local: ## Try chainsync: a local control plane, the operator and a demo (ARGS="--fresh --no-demo ...").
+	@assets=$$(hack/envtest.sh | tail -n 1); \
+	KUBEBUILDER_ASSETS="$$assets" go run . local $(ARGS)
+
 .PHONY: install
 install: ## Install the CRDs into the cluster of the current kubeconfig.
 	kubectl apply --server-side --field-manager=chainsync-install -k config/crd
