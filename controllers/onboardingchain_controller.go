@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -30,12 +28,7 @@ func (r *OnboardingChainReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	base := chain.DeepCopy()
 	defer func() {
 		chain.Status.ObservedGeneration = chain.Generation
-		if equality.Semantic.DeepEqual(base.Status, chain.Status) {
-			return // Nothing changed: no request, which thousands of users would multiply.
-		}
-		if err := r.Status().Patch(ctx, chain, client.MergeFrom(base)); err != nil && !apierrors.IsNotFound(err) {
-			retErr = errors.Join(retErr, fmt.Errorf("patching status of OnboardingChain %s: %w", klog.KObj(chain), err))
-		}
+		retErr = errors.Join(retErr, patchStatus(ctx, r.Client, chain, base, func(c *syncv1alpha1.OnboardingChain) any { return c.Status }))
 	}()
 
 	policies := make([]*syncv1alpha1.SyncPolicy, len(chain.Spec.Steps))
@@ -63,7 +56,7 @@ func (r *OnboardingChainReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&syncv1alpha1.OnboardingChain{}).
 		Watches(&syncv1alpha1.SyncUser{}, handler.EnqueueRequestsFromMapFunc(chainOfUser)).
-		Watches(&syncv1alpha1.SyncPolicy{}, handler.EnqueueRequestsFromMapFunc(r.chainsOfPolicy)).
+		Watches(&syncv1alpha1.SyncPolicy{}, handler.EnqueueRequestsFromMapFunc(enqueueByIndex(r, func() client.ObjectList { return &syncv1alpha1.OnboardingChainList{} }, chainPolicyIndex))).
 		Named("onboardingchain").
 		Complete(r)
 }
@@ -74,17 +67,4 @@ func chainOfUser(_ context.Context, obj client.Object) []reconcile.Request {
 		return nil
 	}
 	return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: obj.GetNamespace(), Name: ref.Name}}}
-}
-
-func (r *OnboardingChainReconciler) chainsOfPolicy(ctx context.Context, obj client.Object) []reconcile.Request {
-	var chains syncv1alpha1.OnboardingChainList
-	if err := r.List(ctx, &chains, client.InNamespace(obj.GetNamespace()), client.MatchingFields{chainPolicyIndex: obj.GetName()}); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "Listing chains to reconcile")
-		return nil
-	}
-	reqs := make([]reconcile.Request, 0, len(chains.Items))
-	for i := range chains.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&chains.Items[i])})
-	}
-	return reqs
 }

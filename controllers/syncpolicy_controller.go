@@ -10,7 +10,6 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -19,6 +18,7 @@ import (
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -51,12 +51,7 @@ func (r *SyncPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	base := policy.DeepCopy()
 	defer func() {
 		policy.Status.ObservedGeneration = policy.Generation
-		if equality.Semantic.DeepEqual(base.Status, policy.Status) {
-			return // Nothing changed: no request, which thousands of users would multiply.
-		}
-		if err := r.Status().Patch(ctx, policy, client.MergeFrom(base)); err != nil && !apierrors.IsNotFound(err) {
-			retErr = errors.Join(retErr, fmt.Errorf("patching status of SyncPolicy %s: %w", klog.KObj(policy), err))
-		}
+		retErr = errors.Join(retErr, patchStatus(ctx, r.Client, policy, base, func(p *syncv1alpha1.SyncPolicy) any { return p.Status }))
 	}()
 
 	sched, err := parseSchedule(policy.Spec.Schedule)
@@ -227,9 +222,10 @@ func (r *SyncPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&syncv1alpha1.SyncPolicy{}).
 		Owns(&batchv1.Job{}).
 		Watches(&syncv1alpha1.SyncUser{}, handler.EnqueueRequestsFromMapFunc(policyOfUser)).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.policiesByIndex(policySecretIndex))).
-		Watches(&corev1.PersistentVolumeClaim{}, handler.EnqueueRequestsFromMapFunc(r.policiesByIndex(policyClaimIndex))).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(enqueueByIndex(r, newPolicyList, policySecretIndex))).
+		Watches(&corev1.PersistentVolumeClaim{}, handler.EnqueueRequestsFromMapFunc(enqueueByIndex(r, newPolicyList, policyClaimIndex))).
 		Named("syncpolicy").
+		WithOptions(controller.Options{MaxConcurrentReconciles: 2}).
 		Complete(r)
 }
 
@@ -241,17 +237,4 @@ func policyOfUser(_ context.Context, obj client.Object) []reconcile.Request {
 	return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: user.Namespace, Name: user.Status.Policy}}}
 }
 
-func (r *SyncPolicyReconciler) policiesByIndex(index string) handler.MapFunc {
-	return func(ctx context.Context, obj client.Object) []reconcile.Request {
-		var policies syncv1alpha1.SyncPolicyList
-		if err := r.List(ctx, &policies, client.InNamespace(obj.GetNamespace()), client.MatchingFields{index: obj.GetName()}); err != nil {
-			ctrl.LoggerFrom(ctx).Error(err, "Listing policies to reconcile", "index", index)
-			return nil
-		}
-		reqs := make([]reconcile.Request, 0, len(policies.Items))
-		for i := range policies.Items {
-			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&policies.Items[i])})
-		}
-		return reqs
-	}
-}
+func newPolicyList() client.ObjectList { return &syncv1alpha1.SyncPolicyList{} }

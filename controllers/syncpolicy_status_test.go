@@ -226,7 +226,7 @@ func TestPlanCyclesGathersBatches(t *testing.T) {
 		wantNext time.Time
 	}{
 		{"a user placed a moment ago waits for company", []syncv1alpha1.SyncUser{placedAgo("a", time.Second)}, nil, now.Add(time.Second)},
-		{"after the gather delay it goes alone", []syncv1alpha1.SyncUser{placedAgo("a", 3 * time.Second)}, []string{"a"}, time.Time{}},
+		{"after the gather delay it goes alone", []syncv1alpha1.SyncUser{placedAgo("a", 3*time.Second)}, []string{"a"}, time.Time{}},
 		{"a full batch goes at once", []syncv1alpha1.SyncUser{placedAgo("a", 0), placedAgo("b", 0), placedAgo("c", 0)}, []string{"a", "b", "c"}, time.Time{}},
 		{"a requested cycle goes at once", []syncv1alpha1.SyncUser{policyUser("a", cycle("p", -20, -10), map[string]string{syncv1alpha1.RequestedAtAnnotation: "now"})}, []string{"a"}, time.Time{}},
 		{"a user due soon rides along", []syncv1alpha1.SyncUser{placedAgo("a", time.Minute), scheduledIn("b", 20*time.Second-jitter)}, []string{"a", "b"}, time.Time{}},

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -18,6 +19,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -68,12 +70,7 @@ func (r *SyncUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	base := user.DeepCopy()
 	defer func() {
 		user.Status.ObservedGeneration = user.Generation
-		if equality.Semantic.DeepEqual(base.Status, user.Status) {
-			return // Nothing changed: no request, which thousands of users would multiply.
-		}
-		if err := r.Status().Patch(ctx, user, client.MergeFrom(base)); err != nil && !apierrors.IsNotFound(err) {
-			retErr = fmt.Errorf("patching status of SyncUser %s: %w", klog.KObj(user), err)
-		}
+		retErr = errors.Join(retErr, patchStatus(ctx, r.Client, user, base, func(u *syncv1alpha1.SyncUser) any { return u.Status }))
 	}()
 
 	chain, err := r.chainOf(ctx, user)
@@ -214,34 +211,18 @@ func (r *SyncUserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&syncv1alpha1.SyncUser{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, lastCycleChanged(), deletionStarted()))).
-		Watches(&syncv1alpha1.OnboardingChain{}, handler.EnqueueRequestsFromMapFunc(r.usersOfChain)).
-		Watches(&syncv1alpha1.SyncPolicy{}, handler.EnqueueRequestsFromMapFunc(r.usersOfPolicy),
+		Watches(&syncv1alpha1.OnboardingChain{}, handler.EnqueueRequestsFromMapFunc(enqueueByIndex(r, newUserList, userChainIndex))).
+		Watches(&syncv1alpha1.SyncPolicy{}, handler.EnqueueRequestsFromMapFunc(enqueueByIndex(r, newUserList, userPolicyIndex)),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&batchv1.Job{}, handler.EnqueueRequestsFromMapFunc(userOfForgetJob)).
 		Named("syncuser").
+		// Users are many and independent: placing a burst of them one at a time would take
+		// minutes of API round trips.
+		WithOptions(controller.Options{MaxConcurrentReconciles: 8}).
 		Complete(r)
 }
 
-func (r *SyncUserReconciler) usersOfChain(ctx context.Context, obj client.Object) []reconcile.Request {
-	return r.usersMatching(ctx, obj.GetNamespace(), client.MatchingFields{userChainIndex: obj.GetName()})
-}
-
-func (r *SyncUserReconciler) usersOfPolicy(ctx context.Context, obj client.Object) []reconcile.Request {
-	return r.usersMatching(ctx, obj.GetNamespace(), client.MatchingFields{userPolicyIndex: obj.GetName()})
-}
-
-func (r *SyncUserReconciler) usersMatching(ctx context.Context, ns string, fields client.MatchingFields) []reconcile.Request {
-	var users syncv1alpha1.SyncUserList
-	if err := r.List(ctx, &users, client.InNamespace(ns), fields); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "Listing users to reconcile", "fields", fields)
-		return nil
-	}
-	reqs := make([]reconcile.Request, 0, len(users.Items))
-	for i := range users.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&users.Items[i])})
-	}
-	return reqs
-}
+func newUserList() client.ObjectList { return &syncv1alpha1.SyncUserList{} }
 
 func userOfForgetJob(_ context.Context, obj client.Object) []reconcile.Request {
 	name, ok := obj.GetAnnotations()[forgetUserAnnotation]
