@@ -1,0 +1,250 @@
+package local_test
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	_ "modernc.org/sqlite"
+
+	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
+	"github.com/chainsync/chainsync/internal/local"
+	chainsyncscheme "github.com/chainsync/chainsync/internal/scheme"
+	"github.com/chainsync/chainsync/internal/testenv"
+)
+
+// The demo, as someone trying chainsync sees it: `chainsync local` (the built binary) runs until
+// every demo user has completed the chain; kubectl, through the kubeconfig it wrote, shows the
+// users, the chain and the directory filled; SIGTERM stops it and leaves no process behind; a
+// second start finds everything as it was and creates nothing twice.
+func TestLocalRunsTheDemoToCompletionStopsCleanlyAndKeepsItsData(t *testing.T) {
+	g := NewWithT(t)
+	root, err := testenv.RepoRoot()
+	g.Expect(err).NotTo(HaveOccurred())
+	assets, err := testenv.Assets(root)
+	g.Expect(err).NotTo(HaveOccurred())
+	bin := buildChainsync(t, root)
+	dataDir := filepath.Join(t.TempDir(), "local")
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+
+	run := startLocal(t, bin, assets, "--data-dir", dataDir, "--kubeconfig", kubeconfig)
+	g.Eventually(run.output).WithTimeout(3*time.Minute).Should(ContainSubstring("export KUBECONFIG="+kubeconfig+"\n"),
+		"the kubeconfig path is printed")
+	c := clientFor(t, kubeconfig)
+	g.Eventually(func(g Gomega) {
+		chain := &syncv1alpha1.OnboardingChain{}
+		g.Expect(c.Get(context.Background(), key(local.DemoChain), chain)).To(Succeed())
+		g.Expect(chain.Status.Users).To(BeEquivalentTo(5))
+		g.Expect(chain.Status.CompletedUsers).To(BeEquivalentTo(5))
+	}).WithTimeout(4*time.Minute).WithPolling(time.Second).Should(Succeed(), "output so far:\n%s", run.output)
+
+	if kubectl := filepath.Join(assets, "kubectl"); isExecutable(kubectl) {
+		out, err := exec.Command(kubectl, "--kubeconfig", kubeconfig, "get", "syncusers", "-n", local.DemoNamespace, "--no-headers").CombinedOutput()
+		g.Expect(err).NotTo(HaveOccurred(), string(out))
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		g.Expect(lines).To(HaveLen(5))
+		g.Expect(lines).To(HaveEach(MatchRegexp(`\sTrue\s+business-as-usual\s+hr-bau\s+Completed`)))
+	}
+	g.Eventually(run.output).WithTimeout(time.Minute).Should(MatchRegexp(`chain chainsync-demo/employee-onboarding completed=5/5`), "the progress shows the chain complete")
+	g.Expect(directoryMails(t, dataDir)).To(ConsistOf("ada.lovelace@example.com", "alan.turing@example.com",
+		"edsger.dijkstra@example.com", "grace.hopper@example.com", "katherine.johnson@example.com"))
+	before := demoUIDs(t, c)
+
+	run.stop(t)
+	g.Expect(run.output()).To(ContainSubstring("Stopped; the data is kept in " + dataDir))
+	g.Expect(processesUsing(t, dataDir)).To(BeEmpty(), "kube-apiserver and etcd stopped")
+
+	// The second start: the default kubeconfig path, the same objects, the same directory.
+	run = startLocal(t, bin, assets, "--data-dir", dataDir)
+	defaultKubeconfig := filepath.Join(dataDir, "kubeconfig")
+	g.Eventually(run.output).WithTimeout(3*time.Minute).Should(ContainSubstring("export KUBECONFIG=" + defaultKubeconfig + "\n"))
+	c = clientFor(t, defaultKubeconfig)
+	g.Expect(demoUIDs(t, c)).To(Equal(before), "the demo's objects are the same ones, not created again")
+	chain := &syncv1alpha1.OnboardingChain{}
+	g.Expect(c.Get(context.Background(), key(local.DemoChain), chain)).To(Succeed())
+	g.Expect(chain.Status.CompletedUsers).To(BeEquivalentTo(5))
+	g.Eventually(run.output).WithTimeout(time.Minute).Should(MatchRegexp(`chain chainsync-demo/employee-onboarding completed=5/5`))
+	g.Expect(directoryMails(t, dataDir)).To(HaveLen(5), "no one was imported twice")
+
+	out, err := exec.Command(bin, "records", "--store", local.DemoStoreDir(dataDir), "users").CombinedOutput()
+	g.Expect(err).NotTo(HaveOccurred(), string(out))
+	g.Expect(string(out)).To(MatchRegexp(`ada.lovelace@example.com\s+1\s+1\s+0`))
+
+	run.stop(t)
+	g.Expect(processesUsing(t, dataDir)).To(BeEmpty())
+}
+
+func buildChainsync(t *testing.T, root string) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "chainsync")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building chainsync: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// localRun is a running `chainsync local`.
+type localRun struct {
+	cmd *exec.Cmd
+	mu  sync.Mutex
+	out bytes.Buffer
+}
+
+func (r *localRun) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.out.Write(p)
+}
+
+func (r *localRun) output() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.out.String()
+}
+
+func startLocal(t *testing.T, bin, assets string, args ...string) *localRun {
+	t.Helper()
+	r := &localRun{}
+	r.cmd = exec.Command(bin, append([]string{"local", "--assets", assets}, args...)...)
+	r.cmd.Stdout, r.cmd.Stderr = r, r
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if r.cmd.ProcessState == nil {
+			_ = r.cmd.Process.Signal(syscall.SIGTERM)
+			_ = r.cmd.Wait()
+		}
+	})
+	return r
+}
+
+// stop sends SIGTERM, as a service manager or Ctrl-C would, and expects a clean exit.
+func (r *localRun) stop(t *testing.T) {
+	t.Helper()
+	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.cmd.Wait(); err != nil {
+		t.Fatalf("chainsync local did not exit cleanly: %v\n%s", err, r.output())
+	}
+}
+
+func clientFor(t *testing.T, kubeconfig string) client.Client {
+	t.Helper()
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scheme, err := chainsyncscheme.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func key(name string) client.ObjectKey {
+	return client.ObjectKey{Namespace: local.DemoNamespace, Name: name}
+}
+
+// demoUIDs names every demo object by kind and name, with its UID.
+func demoUIDs(t *testing.T, c client.Client) map[string]types.UID {
+	t.Helper()
+	ctx := context.Background()
+	uids := map[string]types.UID{}
+	ns := &corev1.Namespace{}
+	if err := c.Get(ctx, client.ObjectKey{Name: local.DemoNamespace}, ns); err != nil {
+		t.Fatal(err)
+	}
+	uids["Namespace/"+ns.Name] = ns.UID
+	lists := map[string]client.ObjectList{"SyncUser": &syncv1alpha1.SyncUserList{}, "SyncPolicy": &syncv1alpha1.SyncPolicyList{},
+		"OnboardingChain": &syncv1alpha1.OnboardingChainList{}, "PersistentVolumeClaim": &corev1.PersistentVolumeClaimList{}}
+	for kind, list := range lists {
+		if err := c.List(ctx, list, client.InNamespace(local.DemoNamespace)); err != nil {
+			t.Fatal(err)
+		}
+		items, err := meta.ExtractList(list)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, item := range items {
+			o := item.(client.Object)
+			uids[kind+"/"+o.GetName()] = o.GetUID()
+		}
+	}
+	if len(uids) != 1+5+3+1+1 {
+		t.Fatalf("expected the namespace, 5 users, 3 policies, a chain and a claim, found %v", uids)
+	}
+	return uids
+}
+
+// directoryMails lists the mail of every row of the demo's directory.
+func directoryMails(t *testing.T, dataDir string) []string {
+	t.Helper()
+	db, err := sql.Open("sqlite", filepath.Join(local.DemoClaimDir(dataDir), "directory", "directory.db")+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query(`SELECT mail FROM people ORDER BY mail`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var mails []string
+	for rows.Next() {
+		var m string
+		if err := rows.Scan(&m); err != nil {
+			t.Fatal(err)
+		}
+		mails = append(mails, m)
+	}
+	return mails
+}
+
+// processesUsing lists the command lines of running processes that name dir: kube-apiserver
+// (its --cert-dir) and etcd (its --data-dir) of a run on that data directory.
+func processesUsing(t *testing.T, dir string) []string {
+	t.Helper()
+	procs, err := filepath.Glob("/proc/[0-9]*/cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found []string
+	for _, p := range procs {
+		raw, err := os.ReadFile(p)
+		if err != nil {
+			continue // exited meanwhile
+		}
+		cmdline := strings.ReplaceAll(string(raw), "\x00", " ")
+		if strings.Contains(cmdline, dir) {
+			found = append(found, cmdline)
+		}
+	}
+	return found
+}
+
+func isExecutable(path string) bool {
+	info, err := os.Stat(path)
+	return err == nil && info.Mode()&0o111 != 0
+}
