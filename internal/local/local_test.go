@@ -18,8 +18,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/clientcmd"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	_ "modernc.org/sqlite"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
 	"github.com/chainsync/chainsync/internal/local"
@@ -71,7 +71,7 @@ func TestLocalRunsTheDemoToCompletionStopsCleanlyAndKeepsItsData(t *testing.T) {
 	// The second start: the default kubeconfig path, the same objects, the same directory.
 	run = startLocal(t, bin, assets, "--data-dir", dataDir)
 	defaultKubeconfig := filepath.Join(dataDir, "kubeconfig")
-	g.Eventually(run.output).WithTimeout(3*time.Minute).Should(ContainSubstring("export KUBECONFIG=" + defaultKubeconfig + "\n"))
+	g.Eventually(run.output).WithTimeout(3 * time.Minute).Should(ContainSubstring("export KUBECONFIG=" + defaultKubeconfig + "\n"))
 	c = clientFor(t, defaultKubeconfig)
 	g.Expect(demoUIDs(t, c)).To(Equal(before), "the demo's objects are the same ones, not created again")
 	chain := &syncv1alpha1.OnboardingChain{}
