@@ -300,3 +300,40 @@ func TestDeletingAUserRetainsOrDeletesItsRecords(t *testing.T) {
 	})
 	g.Expect(peopleIn(t, db)).To(HaveLen(2))
 }
+
+func TestRowsSetAsideAreReportedInTheUsersRecordFolder(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	ns := namespace(t)
+	ada := person(30)
+	noKey, dup1, dup2 := person(31), person(32), person(33)
+	noKey[0], dup2[0] = "", dup1[0]
+	for _, p := range []*[5]string{&noKey, &dup1, &dup2} {
+		p[4] = ada[1] // Ada's team
+	}
+	hrExport(t, ns, [][5]string{ada, noKey, dup1, dup2})
+	db := directory(t, ns)
+	g.Expect(k8s.Create(ctx(t), hrPolicy(ns, "import"))).To(Succeed())
+	g.Expect(k8s.Create(ctx(t), policyUser(ns, "ada", ada[1], "import"))).To(Succeed())
+	u := eventuallyCycled(t, ns, "ada", "import", func(g Gomega, c *syncv1alpha1.CycleResult) {
+		g.Expect(c.Items.Created).To(BeEquivalentTo(1))
+	})
+	g.Expect(u.Status.LastCycle.Items.Skipped).To(BeEquivalentTo(3))
+	g.Expect(u.Status.LastCycle.Empty).To(BeFalse(), "set-aside rows keep a user on its step until fixed")
+	g.Expect(peopleIn(t, db)).To(Equal([]string{ada[1] + " " + ada[2]}))
+
+	store, err := records.Open(claimDir(ns))
+	g.Expect(err).NotTo(HaveOccurred())
+	read := func(kind records.ReportKind) string {
+		path, err := store.ReportPath(ada[1], "people", kind)
+		g.Expect(err).NotTo(HaveOccurred())
+		b, err := os.ReadFile(path)
+		g.Expect(err).NotTo(HaveOccurred(), "the %s report a person opens", kind)
+		return string(b)
+	}
+	g.Expect(read(records.NullKeyReport)).To(ContainSubstring(noKey[1]))
+	dups := read(records.DuplicateReport)
+	g.Expect(dups).To(ContainSubstring(dup1[1]))
+	g.Expect(dups).To(ContainSubstring(dup2[1]))
+	g.Expect(u.Status.LastCompleteTime).NotTo(BeNil(), "the first cycle compared everything")
+}

@@ -137,6 +137,7 @@ func TestInvalidObjectsAreRejected(t *testing.T) {
 		{"two mappings into one field", basePolicy, `[{"op":"replace","path":"/spec/entities/0/fields/1/target","value":"name"}]`, `spec.entities[0]: Invalid value: two field mappings write the same target field`},
 		{"matchOn outside the mapping", basePolicy, `[{"op":"add","path":"/spec/entities/0/matchOn","value":["phone"]}]`, `every matchOn field must be the source of a field mapping`},
 		{"interval and cron", basePolicy, `[{"op":"add","path":"/spec/schedule","value":{"interval":"1h","cron":"@daily"}}]`, `set either schedule.interval or schedule.cron, not both`},
+		{"complete cycles too often", basePolicy, `[{"op":"add","path":"/spec/schedule","value":{"interval":"1h","completeEvery":"30s"}}]`, `completeEvery must be at least 1m`},
 		{"interval too short", basePolicy, `[{"op":"add","path":"/spec/schedule","value":{"interval":"5s"}}]`, `spec.schedule.interval: Invalid value: "5s": interval must be at least 10s`},
 		{"NewestWins without modification times", basePolicy, `[{"op":"add","path":"/spec/conflictResolution","value":"NewestWins"}]`, `conflictResolution NewestWins needs source.modifiedField and target.modifiedField on every entity`},
 		{"SQL where on a csv endpoint", basePolicy, `[{"op":"add","path":"/spec/entities/0/source/where","value":"owner = @email"}]`, `entities[].source.where needs an SQL connector`},
@@ -182,6 +183,7 @@ func TestDefaultsAreVisibleOnCreatedObjects(t *testing.T) {
 	g.Expect(s.ConflictResolution).To(Equal(syncv1alpha1.SourceWins))
 	g.Expect(s.Schedule.Interval).To(Equal("15m"))
 	g.Expect(s.Schedule.JitterPercent).To(BeEquivalentTo(10))
+	g.Expect(s.Schedule.CompleteEvery).To(Equal("24h"))
 	g.Expect(s.Deletes.Propagate).To(BeFalse())
 	g.Expect(s.Deletes.MaxPercent).To(HaveValue(BeEquivalentTo(10)))
 	g.Expect(s.JobTemplate.UsersPerJob).To(BeEquivalentTo(50))

@@ -388,6 +388,15 @@ type Schedule struct {
 	// +kubebuilder:validation:Pattern=`^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|\S+( \S+){4})$`
 	Cron string `json:"cron,omitempty"`
 
+	// completeEvery is how often a user's cycle is a Complete one, comparing everything on both
+	// sides with the records: incremental reads cannot see deletions, so deletes are found then.
+	// +optional
+	// +kubebuilder:default="24h"
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m')",message="completeEvery must be at least 1m"
+	CompleteEvery string `json:"completeEvery,omitempty"`
+
 	// jitterPercent spreads users' interval cycles by up to this share of the interval, so that
 	// thousands of users do not all start together.
 	// +optional

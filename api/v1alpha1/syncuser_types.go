@@ -246,6 +246,11 @@ type SyncUserStatus struct {
 	// +kubebuilder:validation:MaxItems=20
 	History []StepHistoryEntry `json:"history,omitempty"`
 
+	// lastCompleteTime is when the user's last Complete (or Initial) cycle ended: one that
+	// compared everything, deletions included. The next is due spec.schedule.completeEvery later.
+	// +optional
+	LastCompleteTime *metav1.Time `json:"lastCompleteTime,omitempty"`
+
 	// nextSyncTime is when the user's next scheduled cycle is due.
 	// +optional
 	NextSyncTime *metav1.Time `json:"nextSyncTime,omitempty"`

@@ -764,6 +764,10 @@ func (in *SyncUserStatus) DeepCopyInto(out *SyncUserStatus) {
 			(*in)[i].DeepCopyInto(&(*out)[i])
 		}
 	}
+	if in.LastCompleteTime != nil {
+		in, out := &in.LastCompleteTime, &out.LastCompleteTime
+		*out = (*in).DeepCopy()
+	}
 	if in.NextSyncTime != nil {
 		in, out := &in.NextSyncTime, &out.NextSyncTime
 		*out = (*in).DeepCopy()

@@ -104,6 +104,7 @@ func (r *Runner) cycleUser(ctx context.Context, policy *syncv1alpha1.SyncPolicy,
 	req := requestsOf(user)
 	p := enginePolicy(policy)
 	p.Deletes.ApprovedCycle = req.approvedCycle
+	p.Complete = completeDue(policy, user, started.Time)
 	switch req.reinit {
 	case syncv1alpha1.ReinitResync:
 		p.Complete = true
@@ -114,11 +115,37 @@ func (r *Runner) cycleUser(ctx context.Context, policy *syncv1alpha1.SyncPolicy,
 	}
 
 	result, err := r.runEngine(ctx, user, p, eps, store)
-	status := cycleStatus(policy.Name, r.Job, started, metav1.NewTime(r.Clock.Now()), result, err)
+	ended := metav1.NewTime(r.Clock.Now())
+	status := cycleStatus(policy.Name, r.Job, started, ended, result, err)
 	if err != nil {
 		log.Error(err, "Cycle failed")
 	}
-	return applyStatus(ctx, r.Client, user, status, req)
+	lastComplete := user.Status.LastCompleteTime
+	if err == nil && !p.DryRun && comparedEverything(result) {
+		lastComplete = &ended
+	}
+	return applyStatus(ctx, r.Client, user, status, lastComplete, req)
+}
+
+// completeDue says whether this cycle must compare everything: completeEvery has passed since
+// the user's last Complete cycle, or none is known.
+func completeDue(policy *syncv1alpha1.SyncPolicy, user *syncv1alpha1.SyncUser, now time.Time) bool {
+	every, err := time.ParseDuration(policy.Spec.Schedule.CompleteEvery)
+	if err != nil || every <= 0 {
+		every = 24 * time.Hour
+	}
+	last := user.Status.LastCompleteTime
+	return last == nil || !now.Before(last.Add(every))
+}
+
+// comparedEverything is true when no entity was read incrementally.
+func comparedEverything(result engine.Result) bool {
+	for _, e := range result.Entities {
+		if e.Mode == engine.Incremental {
+			return false
+		}
+	}
+	return len(result.Entities) > 0
 }
 
 func (r *Runner) runEngine(ctx context.Context, user *syncv1alpha1.SyncUser, p engine.Policy, eps endpoints, store *records.Store) (engine.Result, error) {
@@ -136,11 +163,24 @@ func (r *Runner) runEngine(ctx context.Context, user *syncv1alpha1.SyncUser, p e
 		return engine.Result{}, fmt.Errorf("%w: %w", engine.ErrEndpoint, err)
 	}
 	defer closeConnector(target)
-	return engine.Run(ctx, engine.Cycle{
+	cycle := engine.Cycle{
 		ID: r.Job, User: identity, Scope: scopeOf(user), Policy: p,
 		Source: source, Target: target, Records: store,
 		LockTimeout: r.LockTimeout, Clock: r.Clock, Log: r.Log,
-	})
+	}
+	if p.DryRun {
+		return engine.Run(ctx, cycle)
+	}
+	reports, err := newRejectReports(store, identity, eps.policy)
+	if err != nil {
+		return engine.Result{}, fmt.Errorf("preparing the cleansing reports: %w", err)
+	}
+	cycle.OnReject = reports.add
+	result, err := engine.Run(ctx, cycle)
+	if rerr := reports.close(); rerr != nil {
+		r.Log.Error(rerr, "Writing the cleansing reports", "user", identity)
+	}
+	return result, err
 }
 
 func closeConnector(c connector.Connector) {

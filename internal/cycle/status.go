@@ -63,8 +63,11 @@ func failureReason(err error) string {
 
 // applyStatus writes the result with server-side apply under the cycle's own field manager, so
 // it never overwrites what the operator owns in the same status.
-func applyStatus(ctx context.Context, c client.Client, user *syncv1alpha1.SyncUser, result syncv1alpha1.CycleResult, req requests) error {
-	status := syncv1alpha1.SyncUserStatus{LastCycle: &result, LastHandledRequestedAt: req.requestedAt}
+// Every field the cycle owns is sent each time, lastCompleteTime included: a field left out of an
+// apply is removed.
+func applyStatus(ctx context.Context, c client.Client, user *syncv1alpha1.SyncUser, result syncv1alpha1.CycleResult,
+	lastComplete *metav1.Time, req requests) error {
+	status := syncv1alpha1.SyncUserStatus{LastCycle: &result, LastHandledRequestedAt: req.requestedAt, LastCompleteTime: lastComplete}
 	if v := user.Annotations[syncv1alpha1.ReinitAnnotation]; v != "" {
 		status.LastHandledReinit = v
 	}

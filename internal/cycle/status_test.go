@@ -63,3 +63,24 @@ func TestCycleStatusTellsWhatHappened(t *testing.T) {
 		})
 	}
 }
+
+func TestCompleteCyclesComeBackOnSchedule(t *testing.T) {
+	now := time.Date(2026, 11, 22, 8, 0, 0, 0, time.UTC)
+	policy := &syncv1alpha1.SyncPolicy{Spec: syncv1alpha1.SyncPolicySpec{Schedule: syncv1alpha1.Schedule{CompleteEvery: "6h"}}}
+	user := func(ago time.Duration) *syncv1alpha1.SyncUser {
+		u := &syncv1alpha1.SyncUser{}
+		if ago >= 0 {
+			u.Status.LastCompleteTime = &metav1.Time{Time: now.Add(-ago)}
+		}
+		return u
+	}
+	g := NewWithT(t)
+	g.Expect(completeDue(policy, user(-1), now)).To(BeTrue(), "none known yet")
+	g.Expect(completeDue(policy, user(time.Hour), now)).To(BeFalse())
+	g.Expect(completeDue(policy, user(6*time.Hour), now)).To(BeTrue())
+	policy.Spec.Schedule.CompleteEvery = ""
+	g.Expect(completeDue(policy, user(7*time.Hour), now)).To(BeFalse(), "a day by default")
+
+	g.Expect(comparedEverything(engine.Result{Entities: []engine.EntityResult{{Mode: engine.Complete}, {Mode: engine.Initial}}})).To(BeTrue())
+	g.Expect(comparedEverything(engine.Result{Entities: []engine.EntityResult{{Mode: engine.Complete}, {Mode: engine.Incremental}}})).To(BeFalse())
+}

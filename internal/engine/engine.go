@@ -14,6 +14,7 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/chainsync/chainsync/internal/connector"
+	"github.com/chainsync/chainsync/internal/delta"
 	"github.com/chainsync/chainsync/internal/records"
 )
 
@@ -45,6 +46,10 @@ type Cycle struct {
 	Log         logr.Logger
 	// SpillDir holds temporary sort runs; "" means the system temp dir.
 	SpillDir string
+	// OnReject, when set, receives every item cleansing sets aside (a null or duplicate key),
+	// with its entity's and endpoint's names, so the caller can write reports a person opens to
+	// fix the data. It is not called in a dry run.
+	OnReject func(entity, endpoint string, rej delta.Rejected)
 }
 
 // ErrEndpoint wraps every endpoint failure that fails a cycle.

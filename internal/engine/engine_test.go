@@ -13,6 +13,7 @@ import (
 
 	"github.com/chainsync/chainsync/internal/connector"
 	"github.com/chainsync/chainsync/internal/connector/conntest"
+	"github.com/chainsync/chainsync/internal/delta"
 	"github.com/chainsync/chainsync/internal/records"
 )
 
@@ -23,13 +24,14 @@ func (c *fakeClock) Now() time.Time { return c.t }
 var fullCaps = connector.Capabilities{Incremental: true, ModTime: true, Origin: true}
 
 type world struct {
-	t      *testing.T
-	src    *conntest.Memory
-	tgt    *conntest.Memory
-	store  *records.Store
-	clock  *fakeClock
-	policy Policy
-	cycles int
+	onReject func(entity, endpoint string, rej delta.Rejected)
+	t        *testing.T
+	src      *conntest.Memory
+	tgt      *conntest.Memory
+	store    *records.Store
+	clock    *fakeClock
+	policy   Policy
+	cycles   int
 }
 
 func newWorld(t *testing.T, dir Direction, rule ConflictRule, srcCaps, tgtCaps connector.Capabilities) *world {
@@ -57,7 +59,7 @@ func (w *world) cycle() (Result, error) {
 	w.clock.t = w.clock.t.Add(time.Minute)
 	return Run(context.Background(), Cycle{ID: fmt.Sprintf("cycle-%d", w.cycles), User: "ann@example.com",
 		Scope: connector.Scope{Email: "ann@example.com"}, Policy: w.policy, Source: w.src, Target: w.tgt,
-		Records: w.store, Clock: w.clock, Log: logr.Discard()})
+		Records: w.store, Clock: w.clock, Log: logr.Discard(), OnReject: w.onReject})
 }
 
 func (w *world) mustCycle() Result {
@@ -377,4 +379,31 @@ func TestNonPropagatedDeleteLeavesTheOtherSideAlone(t *testing.T) {
 	r = w.mustCycle()
 	g.Expect(r.Total.Created).To(Equal(0), "the survivor is not taken for a new item")
 	g.Expect(w.src.Items("contact")).To(BeEmpty())
+}
+
+func TestRowsSetAsideByCleansingAreHandedOutForReports(t *testing.T) {
+	g := NewWithT(t)
+	w := newWorld(t, OneWay, "", fullCaps, fullCaps)
+	w.policy.Entities[0].SourceKeyFields = []string{"email"}
+	var got []string
+	w.onReject = func(entity, endpoint string, rej delta.Rejected) {
+		got = append(got, fmt.Sprintf("%s %s %s %s", entity, endpoint, rej.Reason, rej.Entry.Fields["name"].Text))
+	}
+	w.src.Put("contact", contact("Ann", "ann@x"))
+	w.src.Put("contact", contact("Nobody", ""))
+	w.src.Put("contact", contact("Bo", "bo@x"))
+	w.src.Put("contact", contact("Bob", "bo@x"))
+
+	r := w.mustCycle()
+	g.Expect(r.Total.Created).To(Equal(1))
+	g.Expect(r.Total.Skipped).To(Equal(3))
+	g.Expect(got).To(ConsistOf(
+		"contacts crm "+string(delta.NullKey)+" Nobody",
+		"contacts crm "+string(delta.Duplicate)+" Bo",
+		"contacts crm "+string(delta.Duplicate)+" Bob"))
+
+	got = nil
+	w.policy.DryRun = true
+	w.mustCycle()
+	g.Expect(got).To(BeEmpty(), "a dry run writes no reports")
 }

@@ -188,6 +188,9 @@ func (r *runner) readSide(ctx context.Context, p *entityPlan, s *side) (*observe
 	onReject := func(rej delta.Rejected) {
 		p.counts.Skipped++
 		p.report(s, string(rej.Reason), rej.Entry.Key, rej.Entry.ID, "set aside by cleansing")
+		if r.cycle.OnReject != nil && !r.cycle.Policy.DryRun {
+			r.cycle.OnReject(p.entity.Name, s.endpoint, rej)
+		}
 	}
 	other := p.obs[s.index.Other()]
 	driftedOther := func(key0 string) bool {
