@@ -337,3 +337,29 @@ func TestRowsSetAsideAreReportedInTheUsersRecordFolder(t *testing.T) {
 	g.Expect(dups).To(ContainSubstring(dup2[1]))
 	g.Expect(u.Status.LastCompleteTime).NotTo(BeNil(), "the first cycle compared everything")
 }
+
+func TestTwoPoliciesCannotSyncOneIdentityIntoOneTarget(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	ns := namespace(t)
+	ada := person(40)
+	hrExport(t, ns, [][5]string{ada})
+	db := directory(t, ns)
+	g.Expect(k8s.Create(ctx(t), hrPolicy(ns, "first"))).To(Succeed())
+	g.Expect(k8s.Create(ctx(t), hrPolicy(ns, "second"))).To(Succeed())
+	g.Expect(k8s.Create(ctx(t), policyUser(ns, "ada", ada[1], "first"))).To(Succeed())
+	eventuallyCycled(t, ns, "ada", "first", func(g Gomega, c *syncv1alpha1.CycleResult) {
+		g.Expect(c.Items.Created).To(BeEquivalentTo(1))
+	})
+
+	// A second SyncUser for the same person, on another policy writing the same directory.
+	g.Expect(k8s.Create(ctx(t), policyUser(ns, "ada-again", ada[1], "second"))).To(Succeed())
+	twin := eventuallyCycled(t, ns, "ada-again", "second", func(g Gomega, c *syncv1alpha1.CycleResult) {
+		g.Expect(c.FailureReason).To(Equal(syncv1alpha1.SyncUserDestinationClaimedReason))
+	})
+	stalled := condition(twin, syncv1alpha1.StalledCondition)
+	g.Expect(stalled).NotTo(BeNil())
+	g.Expect(stalled.Reason).To(Equal(syncv1alpha1.SyncUserDestinationClaimedReason))
+	g.Expect(stalled.Message).To(ContainSubstring(`"first"`), "the message names the policy holding the claim")
+	g.Expect(peopleIn(t, db)).To(HaveLen(1))
+}
