@@ -140,6 +140,9 @@ func Run(ctx context.Context, opts Options) (err error) {
 		return err
 	}
 
+	if err := stopLeftovers(dirs, log); err != nil {
+		return err
+	}
 	started := time.Now()
 	cp, cfg, err := startControlPlane(dirs, assets, opts.Port)
 	if err != nil {

@@ -30,7 +30,8 @@ import (
 // The demo, as someone trying chainsync sees it: `chainsync local` (the built binary) runs until
 // every demo user has completed the chain; kubectl, through the kubeconfig it wrote, shows the
 // users, the chain and the directory filled; SIGTERM stops it and leaves no process behind; a
-// second start finds everything as it was and creates nothing twice.
+// second start finds everything as it was and creates nothing twice; a start after a SIGKILL
+// stops what the killed run left.
 func TestLocalRunsTheDemoToCompletionStopsCleanlyAndKeepsItsData(t *testing.T) {
 	g := NewWithT(t)
 	root, err := testenv.RepoRoot()
@@ -84,6 +85,13 @@ func TestLocalRunsTheDemoToCompletionStopsCleanlyAndKeepsItsData(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred(), string(out))
 	g.Expect(string(out)).To(MatchRegexp(`ada.lovelace@example.com\s+1\s+1\s+0`))
 
+	// Killed outright, it cannot stop kube-apiserver and etcd; the next start stops them first.
+	g.Expect(run.cmd.Process.Kill()).To(Succeed())
+	_ = run.cmd.Wait()
+	g.Expect(processesUsing(t, dataDir)).NotTo(BeEmpty())
+	run = startLocal(t, bin, assets, "--data-dir", dataDir)
+	g.Eventually(run.output).WithTimeout(3 * time.Minute).Should(ContainSubstring("export KUBECONFIG=" + defaultKubeconfig + "\n"))
+	g.Expect(demoUIDs(t, clientFor(t, defaultKubeconfig))).To(Equal(before))
 	run.stop(t)
 	g.Expect(processesUsing(t, dataDir)).To(BeEmpty())
 }
