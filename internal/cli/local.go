@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -69,7 +70,7 @@ start unless --fresh. The operator's logs go to <data-dir>/logs/chainsync.log.`,
 					return w, h
 				}
 			}
-			if err := local.Run(ctx, opts); err != nil {
+			if err := local.Run(ctx, opts); err != nil && !(ctx.Err() != nil && errors.Is(err, context.Canceled)) {
 				return err
 			}
 			fmt.Fprintln(opts.Out, "Stopped; the data is kept in", opts.DataDir)
