@@ -92,13 +92,14 @@ func (cp *controlPlane) stop() error {
 	return nil
 }
 
-// writeKubeconfig writes a kubeconfig for cfg whose one context is "chainsync-local".
-func writeKubeconfig(path string, cfg *rest.Config) error {
+// writeKubeconfig writes a kubeconfig for cfg whose one context is "chainsync-local", in
+// namespace (empty for "default").
+func writeKubeconfig(path string, cfg *rest.Config, namespace string) error {
 	const name = "chainsync-local"
 	kc := clientcmdapi.NewConfig()
 	kc.Clusters[name] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
 	kc.AuthInfos[name] = &clientcmdapi.AuthInfo{ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData}
-	kc.Contexts[name] = &clientcmdapi.Context{Cluster: name, AuthInfo: name, Namespace: DemoNamespace}
+	kc.Contexts[name] = &clientcmdapi.Context{Cluster: name, AuthInfo: name, Namespace: namespace}
 	kc.CurrentContext = name
 	raw, err := clientcmd.Write(*kc)
 	if err != nil {

@@ -152,7 +152,11 @@ func Run(ctx context.Context, opts Options) (err error) {
 		log.Info("Stopping kube-apiserver and etcd")
 		err = errors.Join(err, cp.stop())
 	}()
-	if err := writeKubeconfig(opts.Kubeconfig, cfg); err != nil {
+	namespace := ""
+	if opts.Demo {
+		namespace = DemoNamespace
+	}
+	if err := writeKubeconfig(opts.Kubeconfig, cfg, namespace); err != nil {
 		return err
 	}
 	scheme, err := chainsyncscheme.New()
