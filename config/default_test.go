@@ -41,6 +41,8 @@ func TestDefaultRendersAndTheAPIServerAcceptsEveryObject(t *testing.T) {
 	}
 	g.Expect(namespace).NotTo(BeNil(), "config/default creates its namespace")
 	g.Expect(kinds).To(HaveKeyWithValue("Deployment", 1))
+	g.Expect(kinds).To(HaveKeyWithValue("ServiceAccount", 2), "the manager's and the cycle Jobs'")
+	g.Expect(kinds).To(HaveKeyWithValue("PersistentVolumeClaim", 1), "a volume for the records")
 	embedded, err := config.CRDs()
 	g.Expect(err).NotTo(HaveOccurred())
 	var embeddedNames []string
