@@ -35,6 +35,18 @@ func eventuallyCycled(t *testing.T, ns, name, policy string, check func(Gomega, 
 	return u
 }
 
+// eventuallyUser waits until the user satisfies check: conditions follow a cycle's result by a
+// reconcile of the operator, so they are waited for too.
+func eventuallyUser(t *testing.T, ns, name string, check func(Gomega, *syncv1alpha1.SyncUser)) *syncv1alpha1.SyncUser {
+	t.Helper()
+	var u *syncv1alpha1.SyncUser
+	NewWithT(t).Eventually(func(g Gomega) {
+		u = getUser(g, t, ns, name)
+		check(g, u)
+	}, wait, 250*time.Millisecond).Should(Succeed())
+	return u
+}
+
 func annotate(t *testing.T, obj client.Object, key, value string) {
 	t.Helper()
 	g := NewWithT(t)
@@ -99,8 +111,11 @@ func TestEndpointDownStallsNothingAndRecovers(t *testing.T) {
 	})).To(Succeed())
 	g.Expect(k8s.Create(ctx(t), chainUser(ns, "ada", ada[1], "onboarding", ""))).To(Succeed())
 
-	failed := eventuallyCycled(t, ns, "ada", "import", func(g Gomega, c *syncv1alpha1.CycleResult) {
+	eventuallyCycled(t, ns, "ada", "import", func(g Gomega, c *syncv1alpha1.CycleResult) {
 		g.Expect(c.FailureReason).To(Equal("EndpointUnavailable"))
+	})
+	failed := eventuallyUser(t, ns, "ada", func(g Gomega, u *syncv1alpha1.SyncUser) {
+		g.Expect(condition(u, syncv1alpha1.SyncedCondition)).To(HaveField("Status", metav1.ConditionFalse))
 	})
 	g.Expect(failed.Status.LastCycle.Failure).To(ContainSubstring("directory.db"), "the reason names what is down")
 	g.Expect(failed.Status.Step).To(Equal("import"), "a failed cycle never moves a user on")
@@ -203,8 +218,11 @@ func TestDeletesOverTheThresholdWaitForApproval(t *testing.T) {
 	})
 
 	hrExport(t, ns, team[:1])
-	held := eventuallyCycled(t, ns, "ada", "bau", func(g Gomega, c *syncv1alpha1.CycleResult) {
+	eventuallyCycled(t, ns, "ada", "bau", func(g Gomega, c *syncv1alpha1.CycleResult) {
 		g.Expect(c.PendingDeletes).To(BeEquivalentTo(3))
+	})
+	held := eventuallyUser(t, ns, "ada", func(g Gomega, u *syncv1alpha1.SyncUser) {
+		g.Expect(condition(u, syncv1alpha1.StalledCondition)).NotTo(BeNil())
 	})
 	g.Expect(peopleIn(t, db)).To(HaveLen(4), "nothing is deleted before the approval")
 	stalled := condition(held, syncv1alpha1.StalledCondition)
@@ -354,8 +372,11 @@ func TestTwoPoliciesCannotSyncOneIdentityIntoOneTarget(t *testing.T) {
 
 	// A second SyncUser for the same person, on another policy writing the same directory.
 	g.Expect(k8s.Create(ctx(t), policyUser(ns, "ada-again", ada[1], "second"))).To(Succeed())
-	twin := eventuallyCycled(t, ns, "ada-again", "second", func(g Gomega, c *syncv1alpha1.CycleResult) {
+	eventuallyCycled(t, ns, "ada-again", "second", func(g Gomega, c *syncv1alpha1.CycleResult) {
 		g.Expect(c.FailureReason).To(Equal(syncv1alpha1.SyncUserDestinationClaimedReason))
+	})
+	twin := eventuallyUser(t, ns, "ada-again", func(g Gomega, u *syncv1alpha1.SyncUser) {
+		g.Expect(condition(u, syncv1alpha1.StalledCondition)).NotTo(BeNil())
 	})
 	stalled := condition(twin, syncv1alpha1.StalledCondition)
 	g.Expect(stalled).NotTo(BeNil())
