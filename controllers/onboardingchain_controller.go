@@ -44,7 +44,9 @@ func (r *OnboardingChainReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		policies[i] = p
 	}
 	var users syncv1alpha1.SyncUserList
-	if err := r.List(ctx, &users, client.InNamespace(chain.Namespace), client.MatchingFields{userChainIndex: chain.Name}); err != nil {
+	if err := r.List(ctx, &users, client.InNamespace(chain.Namespace), client.MatchingFields{userChainIndex: chain.Name},
+		// Read only: copying thousands of users on every reconcile was the operator's main cost.
+		client.UnsafeDisableDeepCopy); err != nil {
 		return ctrl.Result{}, fmt.Errorf("listing users: %w", err)
 	}
 	summarizeChain(chain, policies, users.Items)

@@ -67,7 +67,9 @@ func (r *SyncPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 
 	var users syncv1alpha1.SyncUserList
-	if err := r.List(ctx, &users, client.InNamespace(policy.Namespace), client.MatchingFields{userPolicyIndex: policy.Name}); err != nil {
+	if err := r.List(ctx, &users, client.InNamespace(policy.Namespace), client.MatchingFields{userPolicyIndex: policy.Name},
+		// Read only: copying thousands of users on every reconcile was the operator's main cost.
+		client.UnsafeDisableDeepCopy); err != nil {
 		return ctrl.Result{}, fmt.Errorf("listing users: %w", err)
 	}
 	var jobs batchv1.JobList
