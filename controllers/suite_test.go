@@ -22,9 +22,9 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	"sigs.k8s.io/yaml"
 
 	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
+	"github.com/chainsync/chainsync/config"
 	"github.com/chainsync/chainsync/controllers"
 	"github.com/chainsync/chainsync/internal/cli"
 	"github.com/chainsync/chainsync/internal/executor"
@@ -76,17 +76,9 @@ func runSuite(m *testing.M) int {
 }
 
 func startOperator(ctx context.Context) error {
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		return err
-	}
 	// The cycle pods run with the least-privileged role the deployment ships.
-	raw, err := os.ReadFile(filepath.Join(root, "config", "rbac", "cycle_role.yaml"))
+	role, err := config.CycleClusterRole()
 	if err != nil {
-		return err
-	}
-	role := &rbacv1.ClusterRole{}
-	if err := yaml.Unmarshal(raw, role); err != nil {
 		return err
 	}
 	if err := k8s.Create(ctx, role); err != nil {

@@ -27,13 +27,13 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	_ "modernc.org/sqlite"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	"sigs.k8s.io/yaml"
-	_ "modernc.org/sqlite"
 
 	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
+	"github.com/chainsync/chainsync/config"
 	"github.com/chainsync/chainsync/controllers"
 	"github.com/chainsync/chainsync/internal/executor"
 	"github.com/chainsync/chainsync/internal/manager"
@@ -86,7 +86,7 @@ func run(users, perJob, parallelism, pods int, timeout time.Duration) error {
 	}
 	defer func() { _ = env.Stop() }()
 	c := env.Client
-	if err := setUp(ctx, c, root, work, users, perJob, parallelism); err != nil {
+	if err := setUp(ctx, c, work, users, perJob, parallelism); err != nil {
 		return err
 	}
 
@@ -153,13 +153,9 @@ func run(users, perJob, parallelism, pods int, timeout time.Duration) error {
 	return nil
 }
 
-func setUp(ctx context.Context, c client.Client, root, work string, users, perJob, parallelism int) error {
-	raw, err := os.ReadFile(filepath.Join(root, "config", "rbac", "cycle_role.yaml"))
+func setUp(ctx context.Context, c client.Client, work string, users, perJob, parallelism int) error {
+	role, err := config.CycleClusterRole()
 	if err != nil {
-		return err
-	}
-	role := &rbacv1.ClusterRole{}
-	if err := yaml.Unmarshal(raw, role); err != nil {
 		return err
 	}
 	objs := []client.Object{
