@@ -47,7 +47,7 @@ func main() {
 	perJob := flag.Int("users-per-job", 500, "jobTemplate.usersPerJob of each policy")
 	parallelism := flag.Int("parallelism", 2, "jobTemplate.parallelism of each policy")
 	pods := flag.Int("pods", 4, "pods the executor runs at once (the node's capacity)")
-	timeout := flag.Duration("timeout", 45*time.Minute, "give up after this long")
+	timeout := flag.Duration("timeout", 2*time.Hour, "give up after this long, printing the figures for what was done")
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.WriteTo(devNull())))
 	if err := run(*users, *perJob, *parallelism, *pods, *timeout); err != nil {
