@@ -101,7 +101,7 @@ func (b CycleJobBuilder) job(policy *syncv1alpha1.SyncPolicy, name string, args 
 	labels := map[string]string{ManagedByLabel: managedBy, syncv1alpha1.PolicyLabel: policy.Name}
 	mounts := []corev1.VolumeMount{{Name: "tmp", MountPath: "/tmp"}}
 	volumes := []corev1.Volume{{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
-	for i, claim := range claimsOf(policy) {
+	for i, claim := range policy.Claims() {
 		vol := "claim-" + strconv.Itoa(i)
 		volumes = append(volumes, corev1.Volume{Name: vol, VolumeSource: corev1.VolumeSource{
 			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim}}})
@@ -151,43 +151,6 @@ func (b CycleJobBuilder) job(policy *syncv1alpha1.SyncPolicy, name string, args 
 // storePath is where a cycle pod finds the policy's record store.
 func storePath(policy *syncv1alpha1.SyncPolicy) string {
 	return path.Join(VolumesRoot, policy.Spec.Store.ClaimName, policy.Spec.Store.SubPath)
-}
-
-// claimsOf lists, sorted and once each, the PersistentVolumeClaims a policy's cycles mount: the
-// record store's and those of file-based endpoints.
-func claimsOf(policy *syncv1alpha1.SyncPolicy) []string {
-	claims := []string{policy.Spec.Store.ClaimName}
-	for _, ep := range []syncv1alpha1.Endpoint{policy.Spec.Source, policy.Spec.Target} {
-		var vp *syncv1alpha1.VolumePath
-		switch {
-		case ep.CSV != nil:
-			vp = &ep.CSV.Directory
-		case ep.SQLite != nil:
-			vp = &ep.SQLite.File
-		}
-		if vp != nil && vp.ClaimName != "" {
-			claims = append(claims, vp.ClaimName)
-		}
-	}
-	slices.Sort(claims)
-	return slices.Compact(claims)
-}
-
-// secretsOf lists the Secrets a policy's endpoints read.
-func secretsOf(policy *syncv1alpha1.SyncPolicy) []syncv1alpha1.SecretKeyReference {
-	var refs []syncv1alpha1.SecretKeyReference
-	for _, ep := range []syncv1alpha1.Endpoint{policy.Spec.Source, policy.Spec.Target} {
-		if pg := ep.Postgres; pg != nil {
-			c := pg.CredentialsSecretRef
-			refs = append(refs,
-				syncv1alpha1.SecretKeyReference{Name: c.Name, Key: c.UsernameKey},
-				syncv1alpha1.SecretKeyReference{Name: c.Name, Key: c.PasswordKey})
-			if pg.CASecretRef != nil {
-				refs = append(refs, *pg.CASecretRef)
-			}
-		}
-	}
-	return refs
 }
 
 // jobUsers returns the SyncUser names a cycle Job runs: its arguments after "--".

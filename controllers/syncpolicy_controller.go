@@ -93,9 +93,7 @@ func (r *SyncPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		if err != nil {
 			return ctrl.Result{}, err
 		}
-		for _, name := range launched {
-			world.active = append(world.active, name)
-		}
+		world.active = append(world.active, launched...)
 		for _, d := range plan.due {
 			world.running[d.user] = true
 		}
@@ -107,14 +105,14 @@ func (r *SyncPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		policy.Status.LastHandledRequestedAt = policyRequest
 	}
 
-	policy.Status.Users = countUsers(policy, users.Items, world)
+	policy.Status.Users = countUsers(users.Items, world)
 	policy.Status.ActiveJobs = world.active
 	policy.Status.NextCycleTime = nil
 	if !plan.next.IsZero() && !policy.Spec.Suspend {
 		policy.Status.NextCycleTime = &metav1.Time{Time: plan.next.Truncate(time.Second)}
 		result.RequeueAfter = plan.next.Sub(now)
 	}
-	setPolicyReady(policy, waitingForFirstCycle(policy, users.Items))
+	setPolicyReady(policy, waitingForFirstCycle(users.Items))
 	return result, nil
 }
 
@@ -190,7 +188,7 @@ type referenceProblem struct{ reason, message string }
 
 // checkReferences finds the first missing PersistentVolumeClaim, Secret or Secret key.
 func (r *SyncPolicyReconciler) checkReferences(ctx context.Context, policy *syncv1alpha1.SyncPolicy) (*referenceProblem, error) {
-	for _, claim := range claimsOf(policy) {
+	for _, claim := range policy.Claims() {
 		pvc := &corev1.PersistentVolumeClaim{}
 		err := r.Get(ctx, client.ObjectKey{Namespace: policy.Namespace, Name: claim}, pvc)
 		if apierrors.IsNotFound(err) {
@@ -201,7 +199,7 @@ func (r *SyncPolicyReconciler) checkReferences(ctx context.Context, policy *sync
 			return nil, err
 		}
 	}
-	for _, ref := range secretsOf(policy) {
+	for _, ref := range policy.SecretKeys() {
 		secret := &corev1.Secret{}
 		err := r.Get(ctx, client.ObjectKey{Namespace: policy.Namespace, Name: ref.Name}, secret)
 		if apierrors.IsNotFound(err) {

@@ -33,7 +33,7 @@ func setupSyncPolicyIndexers(ctx context.Context, mgr ctrl.Manager) error {
 	}
 	if err := idx.IndexField(ctx, &syncv1alpha1.SyncPolicy{}, policySecretIndex, func(o client.Object) []string {
 		var names []string
-		for _, ref := range secretsOf(o.(*syncv1alpha1.SyncPolicy)) {
+		for _, ref := range o.(*syncv1alpha1.SyncPolicy).SecretKeys() {
 			names = append(names, ref.Name)
 		}
 		return names
@@ -41,6 +41,6 @@ func setupSyncPolicyIndexers(ctx context.Context, mgr ctrl.Manager) error {
 		return err
 	}
 	return idx.IndexField(ctx, &syncv1alpha1.SyncPolicy{}, policyClaimIndex, func(o client.Object) []string {
-		return claimsOf(o.(*syncv1alpha1.SyncPolicy))
+		return o.(*syncv1alpha1.SyncPolicy).Claims()
 	})
 }

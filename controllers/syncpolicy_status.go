@@ -134,7 +134,7 @@ func batchCycles(due []userCycle, perJob int) [][]userCycle {
 }
 
 // countUsers counts the policy's users by state, from their last cycle on this policy.
-func countUsers(policy *syncv1alpha1.SyncPolicy, users []syncv1alpha1.SyncUser, world jobWorld) syncv1alpha1.UserCounts {
+func countUsers(users []syncv1alpha1.SyncUser, world jobWorld) syncv1alpha1.UserCounts {
 	var n syncv1alpha1.UserCounts
 	for i := range users {
 		u := &users[i]
@@ -142,9 +142,9 @@ func countUsers(policy *syncv1alpha1.SyncPolicy, users []syncv1alpha1.SyncUser, 
 		if world.running[u.Name] {
 			n.Syncing++
 		}
-		c := cycleOnCurrentStep(&u.Status)
-		switch {
-		case c == nil || c.Policy != policy.Name:
+		// The users listed are on this policy, so a cycle on their current step is one of its.
+		switch c := cycleOnCurrentStep(&u.Status); {
+		case c == nil:
 		case cycleClean(c):
 			n.Synced++
 		default:
@@ -155,10 +155,10 @@ func countUsers(policy *syncv1alpha1.SyncPolicy, users []syncv1alpha1.SyncUser, 
 }
 
 // waitingForFirstCycle counts the users that have not finished a cycle on this policy yet.
-func waitingForFirstCycle(policy *syncv1alpha1.SyncPolicy, users []syncv1alpha1.SyncUser) int {
+func waitingForFirstCycle(users []syncv1alpha1.SyncUser) int {
 	n := 0
 	for i := range users {
-		if c := cycleOnCurrentStep(&users[i].Status); c == nil || c.Policy != policy.Name {
+		if cycleOnCurrentStep(&users[i].Status) == nil {
 			n++
 		}
 	}

@@ -118,11 +118,7 @@ func (e endpoints) open(ctx context.Context, side string) (connector.Connector, 
 	return nil, fmt.Errorf("%s: no connector block for %q", side, ep.Connector)
 }
 
-// path resolves a file on a claim; an empty claim name means the record store's claim.
+// path resolves a file on a claim, under the directory where the pod mounts that claim.
 func (e endpoints) path(vp syncv1alpha1.VolumePath) string {
-	claim := vp.ClaimName
-	if claim == "" {
-		claim = e.policy.Spec.Store.ClaimName
-	}
-	return filepath.Join(e.fsRoot, e.volumes, claim, filepath.FromSlash(vp.Path))
+	return filepath.Join(e.fsRoot, e.volumes, e.policy.ClaimOf(vp), filepath.FromSlash(vp.Path))
 }

@@ -220,25 +220,15 @@ func scopeOf(user *syncv1alpha1.SyncUser) connector.Scope {
 // readSecrets reads every Secret the policy names, once.
 func (r *Runner) readSecrets(ctx context.Context, policy *syncv1alpha1.SyncPolicy) (secretValues, error) {
 	values := secretValues{}
-	for _, ep := range []syncv1alpha1.Endpoint{policy.Spec.Source, policy.Spec.Target} {
-		pg := ep.Postgres
-		if pg == nil {
+	for _, ref := range policy.SecretKeys() {
+		if _, done := values[ref.Name]; done {
 			continue
 		}
-		names := []string{pg.CredentialsSecretRef.Name}
-		if pg.CASecretRef != nil {
-			names = append(names, pg.CASecretRef.Name)
+		secret := &corev1.Secret{}
+		if err := r.Client.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: ref.Name}, secret); err != nil {
+			return nil, fmt.Errorf("reading Secret %s/%s: %w", r.Namespace, ref.Name, err)
 		}
-		for _, name := range names {
-			if _, done := values[name]; done {
-				continue
-			}
-			secret := &corev1.Secret{}
-			if err := r.Client.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: name}, secret); err != nil {
-				return nil, fmt.Errorf("reading Secret %s/%s: %w", r.Namespace, name, err)
-			}
-			values[name] = secret.Data
-		}
+		values[ref.Name] = secret.Data
 	}
 	return values, nil
 }

@@ -206,7 +206,7 @@ func (c *Connector) inspect(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("%s.collection: table or view %s.%s does not exist in database %q (or the user cannot see it)", path, schema, rel, c.cfg.Database))
 			continue
 		}
-		if err := checkColumns(path, coll, fields); err != nil {
+		if err := sqlgen.CheckColumns(path, fmt.Sprintf("%q", coll.Name), coll, fields); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -219,29 +219,6 @@ func (c *Connector) inspect(ctx context.Context) error {
 		c.caps.Incremental = c.caps.Incremental && coll.ModifiedField != ""
 		c.caps.ModTime = c.caps.Incremental
 		c.caps.Origin = c.caps.Origin && hasOrigin
-	}
-	return errors.Join(errs...)
-}
-
-func checkColumns(path string, coll collection.Collection, cols []string) error {
-	have := map[string]bool{}
-	for _, c := range cols {
-		have[c] = true
-	}
-	var errs []error
-	need := func(field, col string) {
-		if !have[col] {
-			errs = append(errs, fmt.Errorf("%s.%s: column %q does not exist in %q", path, field, col, coll.Name))
-		}
-	}
-	for _, k := range coll.KeyFields {
-		need("keyFields", k)
-	}
-	if coll.ModifiedField != "" {
-		need("modifiedField", coll.ModifiedField)
-	}
-	for i, m := range coll.Scope {
-		need(fmt.Sprintf("scope[%d].field", i), m.Field)
 	}
 	return errors.Join(errs...)
 }

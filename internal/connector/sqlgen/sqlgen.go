@@ -6,6 +6,7 @@
 package sqlgen
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -284,4 +285,30 @@ func (t Table) WriteColumns(w connector.Write, scope map[string]string, now conn
 		cols, vals = append(cols, OriginColumn), append(vals, w.Origin)
 	}
 	return cols, vals, nil
+}
+
+// CheckColumns names every column a collection's configuration uses (key fields, modification
+// field, scope fields) that cols lacks. path names the collection in the policy's terms;
+// relation names the table as the dialect's messages do.
+func CheckColumns(path, relation string, coll collection.Collection, cols []string) error {
+	have := map[string]bool{}
+	for _, c := range cols {
+		have[c] = true
+	}
+	var errs []error
+	need := func(field, col string) {
+		if !have[col] {
+			errs = append(errs, fmt.Errorf("%s.%s: column %q does not exist in %s", path, field, col, relation))
+		}
+	}
+	for _, k := range coll.KeyFields {
+		need("keyFields", k)
+	}
+	if coll.ModifiedField != "" {
+		need("modifiedField", coll.ModifiedField)
+	}
+	for i, m := range coll.Scope {
+		need(fmt.Sprintf("scope[%d].field", i), m.Field)
+	}
+	return errors.Join(errs...)
 }
