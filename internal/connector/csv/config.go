@@ -11,7 +11,11 @@
 // goes to a temporary file in the same directory, is synced, then renamed
 // over the old one, so a reader or a crash never sees half a file. Rows
 // outside the user's scope (other users' rows in a shared file) are copied
-// unchanged. Comment lines are not kept by a rewrite.
+// unchanged. Comment lines are not kept by a rewrite. Writers of one file,
+// in any process, take turns: each holds an flock on .<file>.lock beside
+// the file while it reads the file and replaces it, so no writer's rows are
+// lost to another's rename. Readers take no lock; the rename lets them see
+// either the old file or the new one.
 //
 // CSV has no change feed, so the connector is not incremental, and no
 // hidden column for an origin token, so it does not offer Origin.
@@ -121,6 +125,14 @@ func (c Config) comment() rune {
 
 func (c Config) file(coll collection.Collection) string {
 	return filepath.Join(c.Directory, coll.Name)
+}
+
+// lockFile is the file writers of coll's file lock, beside it on the same
+// volume so that every process writing the file sees the same lock. It is
+// never removed: a writer could otherwise lock a file that another has just
+// unlinked, and both would hold "the" lock.
+func (c Config) lockFile(coll collection.Collection) string {
+	return filepath.Join(c.Directory, "."+coll.Name+".lock")
 }
 
 func singleRune(s string) (rune, error) {

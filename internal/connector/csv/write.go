@@ -21,6 +21,15 @@ import (
 // updates and deletes (within the user's scope) are changed or dropped,
 // every other row is copied unchanged, and creates are appended. The new
 // file replaces the old one atomically.
+//
+// Other cycles may write the same file at the same time (other users' Jobs,
+// or other users in this one), so the whole rewrite happens under the
+// file's lock (see lockFile) and starts from the file as it is once the lock
+// is held: the batch is applied to what other writers left, never to an
+// earlier read. An update or delete of a row that is no longer there, or no
+// longer the user's, fails with ErrNotFound; a create whose key another
+// writer has taken meanwhile fails as existing. Both are item errors, as
+// they would be had the writes come one after the other.
 func (c *Connector) Write(ctx context.Context, req connector.WriteRequest) ([]connector.WriteResult, error) {
 	coll, err := c.entity(req.Entity)
 	if err != nil {
@@ -31,6 +40,11 @@ func (c *Connector) Write(ctx context.Context, req connector.WriteRequest) ([]co
 	if err != nil {
 		return nil, fmt.Errorf("%s.scope: %w", path, err)
 	}
+	unlock, err := lockFile(ctx, c.cfg.lockFile(coll))
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	now := c.now().UTC()
 	results := make([]connector.WriteResult, len(req.Writes))
 
