@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"path/filepath"
 	"testing"
@@ -27,7 +28,7 @@ func TestDefaultRendersAndTheAPIServerAcceptsEveryObject(t *testing.T) {
 	g := NewWithT(t)
 	objs := render(t, "default")
 
-	var namespace *unstructured.Unstructured
+	var namespace, deployment, service *unstructured.Unstructured
 	var crdNames []string
 	kinds := map[string]int{}
 	for _, o := range objs {
@@ -37,12 +38,18 @@ func TestDefaultRendersAndTheAPIServerAcceptsEveryObject(t *testing.T) {
 			namespace = o
 		case "CustomResourceDefinition":
 			crdNames = append(crdNames, o.GetName())
+		case "Deployment":
+			deployment = o
+		case "Service":
+			service = o
 		}
 	}
 	g.Expect(namespace).NotTo(BeNil(), "config/default creates its namespace")
 	g.Expect(kinds).To(HaveKeyWithValue("Deployment", 1))
 	g.Expect(kinds).To(HaveKeyWithValue("ServiceAccount", 2), "the manager's and the cycle Jobs'")
 	g.Expect(kinds).To(HaveKeyWithValue("PersistentVolumeClaim", 1), "a volume for the records")
+	g.Expect(kinds).To(HaveKeyWithValue("Service", 1), "the manager's metrics")
+	expectServiceReachesMetrics(g, service, deployment)
 	embedded, err := config.CRDs()
 	g.Expect(err).NotTo(HaveOccurred())
 	var embeddedNames []string
@@ -66,6 +73,33 @@ func TestDefaultRendersAndTheAPIServerAcceptsEveryObject(t *testing.T) {
 	for _, o := range objs {
 		g.Expect(apply(ctx, env.Client, o, client.DryRunAll)).To(Succeed(), "%s %s", o.GetKind(), o.GetName())
 	}
+}
+
+// The metrics Service must select the manager's pods and target the container port that
+// --metrics-bind-address opens: a mistake in either leaves scrapers with no endpoints.
+func expectServiceReachesMetrics(g Gomega, service, deployment *unstructured.Unstructured) {
+	podLabels, _, _ := unstructured.NestedStringMap(deployment.Object, "spec", "template", "metadata", "labels")
+	selector, _, _ := unstructured.NestedStringMap(service.Object, "spec", "selector")
+	g.Expect(selector).NotTo(BeEmpty())
+	for k, v := range selector {
+		g.Expect(podLabels).To(HaveKeyWithValue(k, v), "the metrics Service selects the manager's pods")
+	}
+	containers, _, _ := unstructured.NestedSlice(deployment.Object, "spec", "template", "spec", "containers")
+	g.Expect(containers).To(HaveLen(1))
+	container := containers[0].(map[string]any)
+	args, _, _ := unstructured.NestedStringSlice(container, "args")
+	containerPorts, _, _ := unstructured.NestedSlice(container, "ports")
+	ports, _, _ := unstructured.NestedSlice(service.Object, "spec", "ports")
+	g.Expect(ports).To(HaveLen(1))
+	target := ports[0].(map[string]any)["targetPort"]
+	var opened any
+	for _, p := range containerPorts {
+		if p := p.(map[string]any); p["name"] == target || p["containerPort"] == target {
+			opened = p["containerPort"]
+		}
+	}
+	g.Expect(opened).NotTo(BeNil(), "the metrics Service targets a port of the manager's container")
+	g.Expect(args).To(ContainElement(fmt.Sprintf("--metrics-bind-address=:%v", opened)))
 }
 
 func apply(ctx context.Context, c client.Client, o *unstructured.Unstructured, opts ...client.ApplyOption) error {

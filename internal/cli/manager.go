@@ -16,6 +16,7 @@ import (
 func newManagerCommand() *cobra.Command {
 	opts := manager.Options{}
 	var cycleImage string
+	var secureMetrics bool
 	var logger func(io.Writer) logr.Logger
 	cmd := &cobra.Command{
 		Use:   "manager",
@@ -23,6 +24,7 @@ func newManagerCommand() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctrl.SetLogger(logger(cmd.ErrOrStderr()))
+			opts.InsecureMetrics = !secureMetrics
 			cfg, err := ctrl.GetConfig()
 			if err != nil {
 				return err
@@ -37,12 +39,16 @@ func newManagerCommand() *cobra.Command {
 			}); err != nil {
 				return err
 			}
-			ctrl.Log.WithName("manager").Info("Starting the operator", "leaderElection", opts.LeaderElection)
+			ctrl.Log.WithName("manager").Info("Starting the operator", "leaderElection", opts.LeaderElection,
+				"metricsAddr", opts.MetricsAddr, "metricsSecure", secureMetrics)
 			return mgr.Start(ctx)
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&opts.MetricsAddr, "metrics-bind-address", ":8080", `Address serving Prometheus metrics; "0" turns them off`)
+	f.StringVar(&opts.MetricsAddr, "metrics-bind-address", ":8443", `Address serving Prometheus metrics; "0" turns them off`)
+	f.BoolVar(&secureMetrics, "metrics-secure", true,
+		"Serve metrics over HTTPS, only to bearer tokens the API server authenticates and allows to get /metrics; "+
+			"false serves plain HTTP to anyone (for development)")
 	f.StringVar(&opts.ProbeAddr, "health-probe-bind-address", ":8081", "Address serving /healthz and /readyz")
 	f.BoolVar(&opts.LeaderElection, "leader-elect", false, "Elect a leader so only one replica reconciles at a time")
 	f.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the pod's)")

@@ -3,6 +3,7 @@
 package manager
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	chainsyncscheme "github.com/chainsync/chainsync/internal/scheme"
@@ -23,6 +25,11 @@ const LeaderElectionID = "chainsync-manager.sync.chainsync.dev"
 type Options struct {
 	// MetricsAddr serves Prometheus metrics; "0" turns them off.
 	MetricsAddr string
+	// InsecureMetrics serves metrics as plain HTTP to anyone who can reach MetricsAddr. Left
+	// false, they are served over HTTPS and only to clients whose bearer token the API server
+	// accepts (a TokenReview) and who may get the /metrics URL (a SubjectAccessReview): the
+	// operator's own identity then needs config/rbac/metrics_auth_role.yaml.
+	InsecureMetrics bool
 	// ProbeAddr serves /healthz and /readyz.
 	ProbeAddr string
 	// LeaderElection makes only one replica reconcile at a time.
@@ -49,7 +56,7 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        scheme,
 		Cache:                         cacheOpts,
-		Metrics:                       metricsserver.Options{BindAddress: opts.MetricsAddr},
+		Metrics:                       metricsOptions(opts),
 		HealthProbeBindAddress:        opts.ProbeAddr,
 		LeaderElection:                opts.LeaderElection,
 		LeaderElectionID:              LeaderElectionID,
@@ -72,4 +79,26 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 		return nil, fmt.Errorf("adding the readiness check: %w", err)
 	}
 	return mgr, nil
+}
+
+func metricsOptions(opts Options) metricsserver.Options {
+	if opts.InsecureMetrics {
+		return metricsserver.Options{BindAddress: opts.MetricsAddr}
+	}
+	return metricsserver.Options{
+		BindAddress:    opts.MetricsAddr,
+		SecureServing:  true,
+		FilterProvider: filters.WithAuthenticationAndAuthorization,
+		// Without a certificate in CertDir the server makes a self-signed one in memory, which
+		// suits Prometheus scraping a pod IP (it cannot verify a pod's name anyway) and a
+		// read-only root filesystem.
+		TLSOpts: []func(*tls.Config){offerOnlyHTTP1},
+	}
+}
+
+// offerOnlyHTTP1 keeps HTTP/2 off the metrics port: scrapers speak HTTP/1.1, and HTTP/2's
+// stream resets have been used to exhaust servers (CVE-2023-44487, CVE-2023-39325) before a
+// request ever reaches the authentication filter.
+func offerOnlyHTTP1(c *tls.Config) {
+	c.NextProtos = []string{"http/1.1"}
 }
