@@ -1,6 +1,7 @@
 package delta
 
 import (
+	"errors"
 	"fmt"
 	"iter"
 
@@ -41,7 +42,7 @@ type Cleansing struct {
 }
 
 // Project keeps the used fields of item and computes its key and hash. ok
-// is false for a null key.
+// is false for a null key (see Blank).
 func (c Cleansing) Project(item connector.Item) (e Entry, ok bool) {
 	kept := make(map[string]connector.Value, len(c.Fields))
 	for _, name := range c.Fields {
@@ -52,20 +53,44 @@ func (c Cleansing) Project(item connector.Item) (e Entry, ok bool) {
 	e = Entry{ID: item.ID, ModTime: item.ModTime, Origin: item.Origin, Fields: kept, Hash: Hash(kept, c.Fields)}
 	if len(c.KeyFields) == 0 {
 		e.Key = item.ID
-		return e, item.ID != ""
+		return e, !Blank(item.ID)
 	}
 	e.Key, ok = EncodeKey(item.Fields, c.KeyFields)
-	return e, ok && item.ID != ""
+	return e, ok && !Blank(item.ID)
 }
+
+// SetAside is what a connector reports, wrapped in a *connector.ItemError,
+// for an item it has set aside itself because it sees more than one user's
+// items: a key that rows of other users in the same export also hold, which
+// no single user's read could tell. Prepare reports the item to onReject
+// like one of its own rejects; code that does not know SetAside takes it for
+// the item error it also is, so the item is not synced either way.
+type SetAside struct {
+	Reason RejectReason
+	// Item is the item as read, for the report.
+	Item connector.Item
+	// Why says what the connector saw, for a person.
+	Why error
+}
+
+func (s *SetAside) Error() string { return fmt.Sprintf("set aside (%s): %v", s.Reason, s.Why) }
+func (s *SetAside) Unwrap() error { return s.Why }
 
 // Prepare cleanses and sorts an item stream. Item errors from the read go to
 // onItemError and the item is skipped; any other read error stops Prepare.
-// Rejected items go to onReject. The returned Sorted stream must be drained
-// or abandoned before Close of the returned Sorter.
+// Rejected items, and items the connector set aside (SetAside), go to
+// onReject. The returned Sorted stream must be drained or abandoned before
+// Close of the returned Sorter.
 func (c Cleansing) Prepare(items iter.Seq2[connector.Item, error], onItemError func(error), onReject func(Rejected)) (*Sorter, iter.Seq2[Entry, error], error) {
 	sorter := NewSorter(c.SpillDir, c.MaxInMemory)
 	for item, err := range items {
 		if err != nil {
+			var aside *SetAside
+			if errors.As(err, &aside) && connector.IsItemError(err) {
+				e, _ := c.Project(aside.Item)
+				onReject(Rejected{Reason: aside.Reason, Entry: e})
+				continue
+			}
 			if connector.IsItemError(err) {
 				onItemError(err)
 				continue
@@ -136,4 +161,51 @@ func Deduplicate(sorted iter.Seq2[Entry, error], onReject func(Rejected)) iter.S
 		}
 		flush()
 	}
+}
+
+// DuplicateKeys reads the (Key, Hash) entries of every row of a whole export
+// and returns the keys that rows of different content share, with how many
+// rows hold each. Rows alike in key and content are one row exported twice,
+// which Deduplicate collapses, so their key is not returned.
+//
+// The rows are sorted with bounded memory, spilling to spillDir past
+// maxInMemory entries (0 means DefaultMaxInMemory); only the duplicated keys
+// are held.
+func DuplicateKeys(rows iter.Seq2[Entry, error], spillDir string, maxInMemory int) (map[string]int, error) {
+	sorter := NewSorter(spillDir, maxInMemory)
+	defer sorter.Close()
+	for e, err := range rows {
+		if err != nil {
+			return nil, err
+		}
+		if err := sorter.Add(Entry{Key: e.Key, Hash: e.Hash}); err != nil {
+			return nil, err
+		}
+	}
+	sorted, err := sorter.Sorted()
+	if err != nil {
+		return nil, err
+	}
+	dups := map[string]int{}
+	var key, hash string
+	n, differ := 0, false
+	settle := func() {
+		if n > 1 && differ {
+			dups[key] = n
+		}
+	}
+	for e, err := range sorted {
+		if err != nil {
+			return nil, err
+		}
+		if n > 0 && e.Key == key {
+			n++
+			differ = differ || e.Hash != hash
+			continue
+		}
+		settle()
+		key, hash, n, differ = e.Key, e.Hash, 1, false
+	}
+	settle()
+	return dups, nil
 }

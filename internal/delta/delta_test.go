@@ -3,6 +3,7 @@ package delta
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"iter"
 	"slices"
@@ -90,6 +91,18 @@ func TestCleansing(t *testing.T) {
 		wantIDs:     []string{"3"},
 		wantNullKey: []string{"1", "2"},
 	}, {
+		name:        "a native ID of blanks is a null key",
+		cleansing:   Cleansing{Fields: []string{"email"}},
+		items:       []connector.Item{item("  ", "email", "blank@x"), item("\t", "email", "tab@x"), item(" a ", "email", "a@x")},
+		wantIDs:     []string{" a "},
+		wantNullKey: []string{"  ", "\t"},
+	}, {
+		name:        "key fields of blanks are null keys",
+		cleansing:   Cleansing{Fields: []string{"email"}, KeyFields: []string{"company", "email"}},
+		items:       []connector.Item{item("1", "company", "acme", "email", " \t "), item("2", "company", " ", "email", "b@x"), item("3", "company", "acme", "email", "c@x")},
+		wantIDs:     []string{"3"},
+		wantNullKey: []string{"1", "2"},
+	}, {
 		name:      "identical duplicates collapse to one and are reported",
 		cleansing: Cleansing{Fields: []string{"email"}},
 		items:     []connector.Item{item("a", "email", "a@x"), item("a", "email", "a@x")},
@@ -171,6 +184,82 @@ func mapsKeys[V any](m map[string]V) iter.Seq[string] {
 			}
 		}
 	}
+}
+
+// A connector that sees more than the user's items (a whole export) sets
+// some aside itself; Prepare reports them like its own rejects, apart from
+// item errors, and never sorts them into the stream.
+func TestPrepareReportsItemsTheConnectorSetAside(t *testing.T) {
+	g := NewWithT(t)
+	read := func(yield func(connector.Item, error) bool) {
+		_ = yield(item("a", "email", "a@x"), nil) &&
+			yield(connector.Item{}, connector.NewItemError("b", &SetAside{Reason: Duplicate, Item: item("b", "email", "b@x"),
+				Why: errors.New("the key is on 2 rows of people.csv")})) &&
+			yield(connector.Item{}, connector.NewItemError("c", errors.New("people.csv line 4: row has 3 cells, the header has 2"))) &&
+			yield(item("d"), nil)
+	}
+	var itemErrs []error
+	var rejected []Rejected
+	sorter, sorted, err := Cleansing{Fields: []string{"email"}}.Prepare(read,
+		func(err error) { itemErrs = append(itemErrs, err) }, func(r Rejected) { rejected = append(rejected, r) })
+	g.Expect(err).NotTo(HaveOccurred())
+	defer sorter.Close()
+	var kept []string
+	for e, err := range sorted {
+		g.Expect(err).NotTo(HaveOccurred())
+		kept = append(kept, e.ID)
+	}
+	g.Expect(kept).To(Equal([]string{"a", "d"}))
+	g.Expect(rejected).To(HaveLen(1))
+	g.Expect(rejected[0].Reason).To(Equal(Duplicate))
+	g.Expect(rejected[0].Entry.Key).To(Equal("b"))
+	g.Expect(rejected[0].Entry.Fields).To(Equal(map[string]connector.Value{"email": connector.String("b@x")}), "projected like any item")
+	g.Expect(itemErrs).To(ConsistOf(MatchError(ContainSubstring("line 4"))))
+
+	// Read as a plain item error by code that does not know SetAside.
+	sa := connector.NewItemError("b", &SetAside{Reason: Duplicate, Item: item("b"), Why: errors.New("the key is on 2 rows of people.csv")})
+	g.Expect(connector.IsItemError(sa)).To(BeTrue())
+	g.Expect(sa).To(MatchError(`item "b": set aside (Duplicate): the key is on 2 rows of people.csv`))
+}
+
+func TestDuplicateKeys(t *testing.T) {
+	cases := []struct {
+		name string
+		rows []Entry
+		want map[string]int
+	}{{
+		name: "no rows",
+		want: map[string]int{},
+	}, {
+		name: "unique keys",
+		rows: []Entry{{Key: "b", Hash: "1"}, {Key: "a", Hash: "1"}},
+		want: map[string]int{},
+	}, {
+		name: "a key on differing rows, every copy counted",
+		rows: []Entry{{Key: "1002", Hash: "ada"}, {Key: "1001", Hash: "x"}, {Key: "1002", Hash: "bob"}, {Key: "1002", Hash: "ada"}},
+		want: map[string]int{"1002": 3},
+	}, {
+		name: "identical rows are one row exported twice",
+		rows: []Entry{{Key: "a", Hash: "1"}, {Key: "a", Hash: "1"}, {Key: "b", Hash: "2"}, {Key: "b", Hash: "3"}},
+		want: map[string]int{"b": 2},
+	}}
+	for _, tc := range cases {
+		for _, maxInMemory := range []int{1, 2, 0} {
+			t.Run(fmt.Sprintf("%s/spill after %d", tc.name, maxInMemory), func(t *testing.T) {
+				g := NewWithT(t)
+				got, err := DuplicateKeys(entriesOf(tc.rows...), t.TempDir(), maxInMemory)
+				g.Expect(err).NotTo(HaveOccurred())
+				g.Expect(got).To(Equal(tc.want))
+			})
+		}
+	}
+
+	g := NewWithT(t)
+	failing := func(yield func(Entry, error) bool) {
+		_ = yield(Entry{Key: "a"}, nil) && yield(Entry{}, errors.New("disk on fire"))
+	}
+	_, err := DuplicateKeys(failing, t.TempDir(), 0)
+	g.Expect(err).To(MatchError(ContainSubstring("disk on fire")))
 }
 
 // A column the mapping does not use must not make an item look changed.
@@ -293,7 +382,8 @@ func FuzzEncodeKey(f *testing.F) {
 		}
 		ka, okA := EncodeKey(fields(a1, a2), []string{"x", "y"})
 		kb, okB := EncodeKey(fields(b1, b2), []string{"x", "y"})
-		if okA != (a1 != "" && a2 != "") || okB != (b1 != "" && b2 != "") {
+		present := func(s string) bool { return strings.TrimSpace(s) != "" }
+		if okA != (present(a1) && present(a2)) || okB != (present(b1) && present(b2)) {
 			t.Fatalf("null key detection wrong")
 		}
 		if !okA || !okB {

@@ -12,6 +12,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/chainsync/chainsync/internal/connector"
@@ -54,12 +55,12 @@ func Hash(fields map[string]connector.Value, names []string) string {
 
 // EncodeKey builds a key from key field values such that distinct value
 // tuples give distinct keys and byte order of keys follows the tuple order.
-// ok is false when any key field is null or empty: a null key.
+// ok is false when any key field is null, empty or only blanks: a null key.
 func EncodeKey(fields map[string]connector.Value, keyFields []string) (key string, ok bool) {
 	var b []byte
 	for i, name := range keyFields {
 		v, present := fields[name]
-		if !present || v.IsNull() || v.Text == "" {
+		if !present || v.IsNull() || Blank(v.Text) {
 			return "", false
 		}
 		if i > 0 {
@@ -77,3 +78,8 @@ func EncodeKey(fields map[string]connector.Value, keyFields []string) (key strin
 	}
 	return string(b), true
 }
+
+// Blank reports whether a key text is empty or only white space. Such a key
+// identifies nothing (an export tool pads a missing value with spaces as
+// readily as it leaves it out), so it is a null key, not an item.
+func Blank(key string) bool { return strings.TrimSpace(key) == "" }

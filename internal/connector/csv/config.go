@@ -6,6 +6,10 @@
 // engine cleanses what is read (package delta sets aside rows with a null
 // key or a duplicate key); RejectReport writes those rows to the
 // <entity>.nullpk.csv and <entity>.duplicates.csv files a user can open.
+// Keys are unique across the whole file, not per user, and a user's read
+// shows the engine only that user's rows, so each read first goes through
+// the whole file for keys that rows of different users (or different
+// content) share, and sets those rows aside itself (see ReadAll).
 //
 // As a target, every Write rewrites the file atomically: the new content
 // goes to a temporary file in the same directory, is synced, then renamed

@@ -3,6 +3,8 @@ package csv
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	stdcsv "encoding/csv"
 	"errors"
 	"fmt"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/chainsync/chainsync/internal/connector"
 	"github.com/chainsync/chainsync/internal/connector/collection"
+	"github.com/chainsync/chainsync/internal/delta"
 )
 
 // Connector reads and writes the csv files of one endpoint.
@@ -109,13 +112,25 @@ func (c *Connector) openReader(path string, coll collection.Collection) (*fileRe
 	if err != nil {
 		return nil, err
 	}
+	fr, err := c.newFileReader(f, path, coll)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return fr, nil
+}
+
+// newFileReader reads the header of f from its start. It leaves f open.
+func (c *Connector) newFileReader(f *os.File, path string, coll collection.Collection) (*fileReader, error) {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("reading %s: %w", coll.Name, err)
+	}
 	r := stdcsv.NewReader(bufio.NewReaderSize(decodingReader(f, c.enc), 256<<10))
 	r.Comma = c.cfg.delimiter()
 	r.Comment = c.cfg.comment()
 	r.ReuseRecord = true
 	names, err := r.Read()
 	if err != nil {
-		f.Close()
 		if errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("%s has no header row", coll.Name)
 		}
@@ -123,7 +138,6 @@ func (c *Connector) openReader(path string, coll collection.Collection) (*fileRe
 	}
 	h := newHeader(names)
 	if err := h.check(path, coll); err != nil {
-		f.Close()
 		return nil, err
 	}
 	// Rows with a different number of cells are reported per row, not
@@ -132,9 +146,126 @@ func (c *Connector) openReader(path string, coll collection.Collection) (*fileRe
 	return &fileReader{f: f, r: r, header: h}, nil
 }
 
+// row is one record read from a file: well formed, or malformed with what
+// could be read of it (a broken quote ends a row's cells early).
+type row struct {
+	cells []string
+	line  int
+	// problem is empty for a well-formed row; otherwise it says what is
+	// wrong, and column is where, when known.
+	problem string
+	column  int
+}
+
+// next reads the next record. A malformed row is a row, not an error: the
+// reader resynchronises at the next line, so one bad row hides no other.
+// The cells are reused by the next call.
+func (fr *fileReader) next() (row, error) {
+	rec, err := fr.r.Read()
+	var perr *stdcsv.ParseError
+	switch {
+	case errors.Is(err, io.EOF):
+		return row{}, io.EOF
+	case errors.As(err, &perr):
+		return row{cells: rec, line: perr.StartLine, problem: perr.Err.Error(), column: perr.Column}, nil
+	case err != nil:
+		return row{}, err
+	}
+	line, _ := fr.r.FieldPos(0)
+	rw := row{cells: rec, line: line}
+	if len(rec) != len(fr.header.names) {
+		rw.problem = fmt.Sprintf("row has %s, the header has %d", cells(len(rec)), len(fr.header.names))
+	}
+	return rw, nil
+}
+
+func cells(n int) string {
+	if n == 1 {
+		return "1 cell"
+	}
+	return fmt.Sprintf("%d cells", n)
+}
+
+// reason is what is wrong with a malformed row, without where it is.
+func (rw row) reason() string {
+	if rw.column > 0 {
+		return fmt.Sprintf("column %d: %s", rw.column, rw.problem)
+	}
+	return rw.problem
+}
+
+// describe names the row's file and line along with what is wrong.
+func (rw row) describe(file string) string {
+	if rw.column > 0 {
+		return fmt.Sprintf("%s line %d, column %d: %s", file, rw.line, rw.column, rw.problem)
+	}
+	return fmt.Sprintf("%s line %d: %s", file, rw.line, rw.problem)
+}
+
+// dupSortInMemory bounds the entries the duplicate key search holds before
+// it spills: they are small, but a read must stream.
+const dupSortInMemory = 20_000
+
+// duplicateKeys reads every row of the file, whoever's it is, for the keys
+// that rows of different content share: keys identify items within the
+// whole export, so one user's read cannot tell a duplicate on its own.
+func (c *Connector) duplicateKeys(ctx context.Context, fr *fileReader, coll collection.Collection) (map[string]int, error) {
+	rows := func(yield func(delta.Entry, error) bool) {
+		for {
+			if err := ctx.Err(); err != nil {
+				yield(delta.Entry{}, err)
+				return
+			}
+			rw, err := fr.next()
+			if errors.Is(err, io.EOF) {
+				return
+			}
+			if err != nil {
+				yield(delta.Entry{}, fmt.Errorf("reading %s: %w", coll.Name, err))
+				return
+			}
+			if rw.problem != "" {
+				continue // not an item: reported by the read itself
+			}
+			id := recordID(rw.cells, fr.header, coll)
+			if id == "" {
+				continue // a null key is not a key
+			}
+			if !yield(delta.Entry{Key: id, Hash: rowHash(rw.cells)}, nil) {
+				return
+			}
+		}
+	}
+	return delta.DuplicateKeys(rows, "", dupSortInMemory)
+}
+
+// rowHash identifies a row's content, every cell included.
+func rowHash(cells []string) string {
+	h := sha256.New()
+	var n [binary.MaxVarintLen64]byte
+	for _, cell := range cells {
+		h.Write(binary.AppendUvarint(n[:0], uint64(len(cell))))
+		h.Write([]byte(cell))
+	}
+	return string(h.Sum(nil)[:16])
+}
+
 // ReadAll streams the rows of the entity's file that are in the user's
-// scope. An empty cell reads as Null. A row whose key is empty gets an empty
-// ID, which the engine's cleansing sets aside as a null key.
+// scope. An empty cell reads as Null. It cleanses what the engine cannot,
+// since the engine sees only this user's rows:
+//
+//   - A key that rows of different content hold, whoever's they are, is
+//     not the user's to sync: the user's rows with it are yielded as
+//     delta.SetAside duplicates (item errors to code that does not know
+//     SetAside). Rows alike in every cell are left to the engine, which
+//     collapses them.
+//   - A malformed row (cells missing or extra, a broken quote) is an item
+//     error, with its file and line.
+//   - A key that is empty or only blanks gives an empty ID, which the
+//     engine's cleansing sets aside as a null key.
+//
+// Finding those keys takes a first pass over the file. Both passes read the
+// same open file, so a writer replacing it in between changes neither.
 func (c *Connector) ReadAll(ctx context.Context, req connector.ReadRequest) iter.Seq2[connector.Item, error] {
 	return func(yield func(connector.Item, error) bool) {
 		coll, err := c.entity(req.Entity)
@@ -142,12 +273,13 @@ func (c *Connector) ReadAll(ctx context.Context, req connector.ReadRequest) iter
 			yield(connector.Item{}, err)
 			return
 		}
+		path := c.cfg.entityPath(req.Entity)
 		scope, err := coll.ScopeValues(req.Scope)
 		if err != nil {
-			yield(connector.Item{}, fmt.Errorf("%s.scope: %w", c.cfg.entityPath(req.Entity), err))
+			yield(connector.Item{}, fmt.Errorf("%s.scope: %w", path, err))
 			return
 		}
-		fr, err := c.openReader(c.cfg.entityPath(req.Entity), coll)
+		f, err := os.Open(c.cfg.file(coll))
 		if errors.Is(err, fs.ErrNotExist) && c.cfg.MissingFileIsEmpty {
 			return
 		}
@@ -155,44 +287,53 @@ func (c *Connector) ReadAll(ctx context.Context, req connector.ReadRequest) iter
 			yield(connector.Item{}, fmt.Errorf("opening %s: %w", coll.Name, err))
 			return
 		}
-		defer fr.f.Close()
+		defer f.Close()
+		fr, err := c.newFileReader(f, path, coll)
+		if err != nil {
+			yield(connector.Item{}, fmt.Errorf("opening %s: %w", coll.Name, err))
+			return
+		}
+		dups, err := c.duplicateKeys(ctx, fr, coll)
+		if err != nil {
+			yield(connector.Item{}, fmt.Errorf("looking for duplicate keys in %s: %w", coll.Name, err))
+			return
+		}
+		if fr, err = c.newFileReader(f, path, coll); err != nil {
+			yield(connector.Item{}, fmt.Errorf("opening %s: %w", coll.Name, err))
+			return
+		}
 		cols := fr.columns(req.Fields, coll)
 		for {
 			if ctx.Err() != nil {
 				yield(connector.Item{}, ctx.Err())
 				return
 			}
-			rec, err := fr.r.Read()
+			rw, err := fr.next()
 			if errors.Is(err, io.EOF) {
 				return
 			}
-			if err != nil && !errors.Is(err, stdcsv.ErrFieldCount) {
-				var perr *stdcsv.ParseError
-				if errors.As(err, &perr) {
-					// The reader resynchronises at the next line, so
-					// one malformed row does not hide the rest.
-					if !yield(connector.Item{}, connector.NewItemError(fmt.Sprintf("%s line %d", coll.Name, perr.StartLine), err)) {
-						return
-					}
-					continue
-				}
+			if err != nil {
 				yield(connector.Item{}, fmt.Errorf("reading %s: %w", coll.Name, err))
 				return
 			}
-			line, _ := fr.r.FieldPos(0)
-			if len(rec) != len(fr.header.names) {
-				if !yield(connector.Item{}, connector.NewItemError(fmt.Sprintf("%s line %d", coll.Name, line),
-					fmt.Errorf("row has %d cells, the header has %d", len(rec), len(fr.header.names)))) {
+			if rw.problem != "" {
+				id := recordID(rw.cells, fr.header, coll)
+				if !yield(connector.Item{}, connector.NewItemError(id, errors.New(rw.describe(coll.Name)))) {
 					return
 				}
 				continue
 			}
-			if !fr.inScope(rec, scope) {
+			if !fr.inScope(rw.cells, scope) {
 				continue
 			}
-			item, err := fr.item(rec, cols, coll)
-			if err != nil {
-				err = connector.NewItemError(item.ID, fmt.Errorf("%s line %d: %w", coll.Name, line, err))
+			item, err := fr.item(rw.cells, cols, coll)
+			switch {
+			case dups[item.ID] > 0:
+				err = connector.NewItemError(item.ID, &delta.SetAside{Reason: delta.Duplicate, Item: item,
+					Why: fmt.Errorf("%s line %d: %d rows of the file, not all alike, have the key %s", coll.Name, rw.line, dups[item.ID], item.ID)})
+				item = connector.Item{}
+			case err != nil:
+				err = connector.NewItemError(item.ID, fmt.Errorf("%s line %d: %w", coll.Name, rw.line, err))
 			}
 			if !yield(item, err) {
 				return
@@ -236,8 +377,7 @@ func (fr *fileReader) item(rec []string, cols []int, coll collection.Collection)
 	for _, i := range cols {
 		fields[fr.header.names[i]] = cellValue(rec[i])
 	}
-	item := connector.Item{Fields: fields}
-	item.ID, _ = coll.ItemID(fields)
+	item := connector.Item{Fields: fields, ID: recordID(rec, fr.header, coll)}
 	if coll.ModifiedField != "" {
 		if s := rec[fr.header.index[coll.ModifiedField]]; s != "" {
 			t, err := collection.ParseTime(s)

@@ -285,7 +285,7 @@ func TestMalformedRowsAreItemErrors(t *testing.T) {
 	g.Expect(byID(items)).To(HaveKey("1"))
 	g.Expect(byID(items)).To(HaveKey("4"), "rows after a bad one are still read")
 	g.Expect(errs).To(HaveLen(2))
-	g.Expect(errs[0]).To(MatchError(ContainSubstring(`people.csv line 3": row has 3 cells, the header has 2`)))
+	g.Expect(errs[0]).To(MatchError(ContainSubstring(`people.csv line 3: row has 3 cells, the header has 2`)))
 }
 
 // first returns the first yielded pair, for tests of errors raised before

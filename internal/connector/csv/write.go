@@ -15,6 +15,7 @@ import (
 
 	"github.com/chainsync/chainsync/internal/connector"
 	"github.com/chainsync/chainsync/internal/connector/collection"
+	"github.com/chainsync/chainsync/internal/delta"
 )
 
 // Write applies a batch by rewriting the entity's file: rows of the batch's
@@ -232,10 +233,16 @@ func (c *Connector) apply(rec []string, hdr header, coll collection.Collection, 
 	res.ID = recordID(rec, hdr, coll)
 }
 
+// recordID is the ID of a row: "" when a key cell is missing (a short
+// row), empty or only blanks, all of which make a null key.
 func recordID(rec []string, hdr header, coll collection.Collection) string {
 	texts := make([]string, len(coll.KeyFields))
 	for i, k := range coll.KeyFields {
-		texts[i] = rec[hdr.index[k]]
+		j := hdr.index[k]
+		if j >= len(rec) || delta.Blank(rec[j]) {
+			return ""
+		}
+		texts[i] = rec[j]
 	}
 	id, _ := collection.EncodeID(texts)
 	return id

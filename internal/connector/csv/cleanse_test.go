@@ -1,0 +1,130 @@
+package csv
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	. "github.com/onsi/gomega"
+
+	"github.com/chainsync/chainsync/internal/connector"
+	"github.com/chainsync/chainsync/internal/delta"
+	"github.com/chainsync/chainsync/internal/engine"
+	"github.com/chainsync/chainsync/internal/records"
+)
+
+// exportWorld is a shared export (the source) synced for several users to
+// a shared csv target, with each user's cleansing reports written as the
+// cycle runner writes them.
+type exportWorld struct {
+	t                 *testing.T
+	src, tgt, reports string
+	store             *records.Store
+	// mutate adjusts the source's configuration.
+	mutate func(*Config)
+}
+
+func newExportWorld(t *testing.T, export string) *exportWorld {
+	w := &exportWorld{t: t, src: t.TempDir(), tgt: t.TempDir(), reports: t.TempDir()}
+	writeFile(t, w.src, "people.csv", export)
+	store, err := records.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.store = store
+	return w
+}
+
+func (w *exportWorld) report(user, kind string) string {
+	return filepath.Join(w.reports, user, "people."+kind+".csv")
+}
+
+// cycle runs one cycle of user, writing its null key and duplicate reports
+// into reports/<user>/.
+func (w *exportWorld) cycle(user string) engine.Result {
+	w.t.Helper()
+	cfg := sharedPeople("source", w.src)
+	if w.mutate != nil {
+		w.mutate(&cfg)
+	}
+	src, err := New(cfg)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	tgt, err := New(sharedPeople("target", w.tgt))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(w.reports, user), 0o755); err != nil {
+		w.t.Fatal(err)
+	}
+	rep := NewRejectReport(w.report(user, "nullpk"), w.report(user, "duplicates"), []string{"id", "name"})
+	var repErr error
+	r, err := engine.Run(context.Background(), engine.Cycle{ID: "cycle", User: user, Scope: connector.Scope{Email: user},
+		Policy: peoplePolicy(), Source: src, Target: tgt, Records: w.store, Log: logr.Discard(), LockTimeout: time.Minute,
+		OnReject: func(entity, endpoint string, rej delta.Rejected) {
+			if endpoint == "hr" {
+				repErr = rep.Add(rej)
+			}
+		}})
+	if err != nil {
+		w.t.Fatalf("cycle of %s: %v", user, err)
+	}
+	if err := rep.Close(); err != nil || repErr != nil {
+		w.t.Fatalf("reports of %s: %v %v", user, err, repErr)
+	}
+	return r
+}
+
+func reportLines(t *testing.T, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+}
+
+// Keys are unique across the whole export: 1002 held by a row of ada's and
+// a row of bob's is nobody's to sync, and each copy is in its owner's
+// duplicates report. A key of blanks is no key.
+func TestKeyDuplicatedAcrossUsersIsSyncedForNoOne(t *testing.T) {
+	g := NewWithT(t)
+	const ada, bob = "ada@example.com", "bob@example.com"
+	w := newExportWorld(t, "id,owner,name\n"+
+		"1001,ada@example.com,Ada One\n"+
+		"1002,ada@example.com,Ada Two\n"+
+		"1003,bob@example.com,Bob Three\n"+
+		"1002,bob@example.com,Bob Two\n"+
+		"  ,ada@example.com,Blank Key\n")
+
+	for range 2 {
+		ra, rb := w.cycle(ada), w.cycle(bob)
+		g.Expect(ra.Total.Errors).To(BeZero(), "%+v", ra.Entities)
+		g.Expect(rb.Total.Errors).To(BeZero(), "%+v", rb.Entities)
+		g.Expect(ra.Total.Skipped).To(Equal(2), "ada's 1002 and her blank key are set aside: %+v", ra.Entities)
+		g.Expect(rb.Total.Skipped).To(Equal(1), "bob's 1002 is set aside: %+v", rb.Entities)
+		g.Expect(peopleRows(t, w.tgt)).To(Equal([]string{"ada@example.com 1001 Ada One", "bob@example.com 1003 Bob Three"}))
+
+		g.Expect(reportLines(t, w.report(ada, "duplicates"))).To(Equal([]string{"id,id,name", "1002,1002,Ada Two"}))
+		g.Expect(reportLines(t, w.report(bob, "duplicates"))).To(Equal([]string{"id,id,name", "1002,1002,Bob Two"}))
+		g.Expect(reportLines(t, w.report(ada, "nullpk"))).To(Equal([]string{"id,id,name", `,"  ",Blank Key`}))
+		g.Expect(w.report(bob, "nullpk")).NotTo(BeAnExistingFile())
+	}
+
+	// Once the export is fixed, the key syncs for its one owner.
+	writeFile(t, w.src, "people.csv", "id,owner,name\n"+
+		"1001,ada@example.com,Ada One\n"+
+		"1002,ada@example.com,Ada Two\n"+
+		"1003,bob@example.com,Bob Three\n")
+	g.Expect(w.cycle(ada).Total).To(Equal(engine.Counts{Created: 1}))
+	g.Expect(w.cycle(bob).Total).To(Equal(engine.Counts{}))
+	g.Expect(w.report(ada, "duplicates")).NotTo(BeAnExistingFile())
+}
