@@ -128,3 +128,85 @@ func TestKeyDuplicatedAcrossUsersIsSyncedForNoOne(t *testing.T) {
 	g.Expect(w.cycle(bob).Total).To(Equal(engine.Counts{}))
 	g.Expect(w.report(ada, "duplicates")).NotTo(BeAnExistingFile())
 }
+
+// A hostile export's bad rows: each one whose owner can be read is that
+// owner's item error, naming the file and line; the others fail no one.
+// Users without a bad row have a clean cycle, so they can move on along a
+// chain.
+func TestMalformedRowFailsOnlyItsOwner(t *testing.T) {
+	g := NewWithT(t)
+	w := newExportWorld(t, hostileExport)
+	users := []string{"ada@example.com", "bob@example.com", "cy@example.com", "dan@example.com"}
+	results := map[string]engine.Result{}
+	for _, u := range users {
+		results[u] = w.cycle(u)
+	}
+	g.Expect(results["ada@example.com"].Total).To(Equal(engine.Counts{Created: 1, Errors: 1}))
+	g.Expect(reasons(results["ada@example.com"])).To(ConsistOf(ContainSubstring("people.csv line 3: row has 5 cells, the header has 4")))
+	g.Expect(results["bob@example.com"].Total).To(Equal(engine.Counts{Created: 1}))
+	g.Expect(results["cy@example.com"].Total).To(Equal(engine.Counts{Errors: 1}))
+	g.Expect(reasons(results["cy@example.com"])).To(ConsistOf(ContainSubstring(`people.csv line 6, column 19: bare " in non-quoted-field`)))
+	g.Expect(results["dan@example.com"].Total).To(Equal(engine.Counts{}))
+	g.Expect(results["dan@example.com"].Empty()).To(BeTrue())
+}
+
+// hostileExport: ada's row with a stray comma (line 3), a row cut short
+// before its owner (line 5), a bare quote in cy's row (line 6), a broken
+// quote before the owner (line 7), an unowned well-formed row (line 8) and
+// an unowned short row (line 9).
+const hostileExport = "id,owner,name,dept\n" +
+	"1,ada@example.com,Ada,HR\n" +
+	"2,ada@example.com,Smith, Ada,HR\n" +
+	"3,bob@example.com,Bob,IT\n" +
+	"4\n" +
+	"5,cy@example.com,C\"y,IT\n" +
+	"6,\"x\"y,IT\n" +
+	"7,,Nobody,IT\n" +
+	"8,,Short\n"
+
+func reasons(r engine.Result) []string {
+	var out []string
+	for _, e := range r.Entities {
+		for _, rep := range e.Reports {
+			out = append(out, rep.Reason)
+		}
+	}
+	return out
+}
+
+// The rows no one can be given go to the export's rejected rows report,
+// with their line and what is wrong, and the report counts them; each
+// cycle's read finds the same rows.
+func TestUnattributableRowsGoToTheRejectedRowsReport(t *testing.T) {
+	g := NewWithT(t)
+	w := newExportWorld(t, hostileExport)
+	for _, u := range []string{"ada@example.com", "dan@example.com"} {
+		path := filepath.Join(t.TempDir(), "people.rejected.csv")
+		rows := NewRowReport(path)
+		var addErr error
+		w.mutate = func(c *Config) {
+			c.OnRejectedRow = func(entity string, row RejectedRow) {
+				g.Expect(entity).To(Equal("people"))
+				addErr = rows.Add(row)
+			}
+		}
+		w.cycle(u)
+		g.Expect(addErr).NotTo(HaveOccurred())
+		g.Expect(rows.Rows()).To(Equal(3), "%s's read", u)
+		g.Expect(rows.Close()).To(Succeed())
+		g.Expect(reportLines(t, path)).To(Equal([]string{
+			"line,reason,id,owner,name,dept",
+			"5,\"row has 1 cell, the header has 4\",4",
+			"7,\"column 5: extraneous or missing \"\" in quoted-field\",6",
+			"9,\"row has 3 cells, the header has 4\",8,,Short",
+		}))
+	}
+
+	// A clean export leaves no stale report behind.
+	path := filepath.Join(t.TempDir(), "people.rejected.csv")
+	g.Expect(os.WriteFile(path, []byte("old"), 0o644)).To(Succeed())
+	rows := NewRowReport(path)
+	g.Expect(rows.Rows()).To(BeZero())
+	g.Expect(rows.Close()).To(Succeed())
+	g.Expect(path).NotTo(BeAnExistingFile())
+}

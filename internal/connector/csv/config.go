@@ -9,7 +9,10 @@
 // Keys are unique across the whole file, not per user, and a user's read
 // shows the engine only that user's rows, so each read first goes through
 // the whole file for keys that rows of different users (or different
-// content) share, and sets those rows aside itself (see ReadAll).
+// content) share, and sets those rows aside itself (see ReadAll). A
+// malformed row is the item error of the user it belongs to; one that
+// cannot be told to be anyone's goes to Config.OnRejectedRow, for the
+// export's <entity>.rejected.csv (RowReport), and fails no one.
 //
 // As a target, every Write rewrites the file atomically: the new content
 // goes to a temporary file in the same directory, is synced, then renamed
@@ -57,6 +60,11 @@ type Config struct {
 	// should stay false: reading a vanished export as empty would look like
 	// every item was deleted.
 	MissingFileIsEmpty bool
+	// OnRejectedRow, when set, receives the rows of an entity's file that
+	// ReadAll can give to no user (see RejectedRow), in file order, on
+	// every read: each user's read of a shared export finds the same ones.
+	// RowReport writes them for a person and counts them.
+	OnRejectedRow func(entity string, row RejectedRow)
 }
 
 func (c Config) side() string {

@@ -13,6 +13,7 @@ import (
 	"iter"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"golang.org/x/text/encoding"
@@ -202,6 +203,30 @@ func (rw row) describe(file string) string {
 	return fmt.Sprintf("%s line %d: %s", file, rw.line, rw.problem)
 }
 
+// rowOwner says whose a malformed row is, from its scope cells.
+type rowOwner int
+
+const (
+	ownedByUser rowOwner = iota
+	ownedByOther
+	ownedByNobody // a scope cell is missing or blank: no one can claim it
+)
+
+func (fr *fileReader) ownerOf(cells []string, scope map[string]string) rowOwner {
+	mine := true
+	for field, want := range scope {
+		i := fr.header.index[field]
+		if i >= len(cells) || strings.TrimSpace(cells[i]) == "" {
+			return ownedByNobody
+		}
+		mine = mine && cells[i] == want
+	}
+	if mine {
+		return ownedByUser
+	}
+	return ownedByOther
+}
+
 // dupSortInMemory bounds the entries the duplicate key search holds before
 // it spills: they are small, but a read must stream.
 const dupSortInMemory = 20_000
@@ -259,8 +284,9 @@ func rowHash(cells []string) string {
 //     delta.SetAside duplicates (item errors to code that does not know
 //     SetAside). Rows alike in every cell are left to the engine, which
 //     collapses them.
-//   - A malformed row (cells missing or extra, a broken quote) is an item
-//     error, with its file and line.
+//   - A malformed row (cells missing or extra, a broken quote) is the item
+//     error, with its file and line, of the user its scope cells name; when
+//     they cannot be read it is no one's, and goes to Config.OnRejectedRow.
 //   - A key that is empty or only blanks gives an empty ID, which the
 //     engine's cleansing sets aside as a null key.
 //
@@ -317,9 +343,14 @@ func (c *Connector) ReadAll(ctx context.Context, req connector.ReadRequest) iter
 				return
 			}
 			if rw.problem != "" {
-				id := recordID(rw.cells, fr.header, coll)
-				if !yield(connector.Item{}, connector.NewItemError(id, errors.New(rw.describe(coll.Name)))) {
-					return
+				switch fr.ownerOf(rw.cells, scope) {
+				case ownedByUser:
+					id := recordID(rw.cells, fr.header, coll)
+					if !yield(connector.Item{}, connector.NewItemError(id, errors.New(rw.describe(coll.Name)))) {
+						return
+					}
+				case ownedByNobody:
+					c.rejectRow(req.Entity, coll, fr.header, rw)
 				}
 				continue
 			}
@@ -340,6 +371,14 @@ func (c *Connector) ReadAll(ctx context.Context, req connector.ReadRequest) iter
 			}
 		}
 	}
+}
+
+func (c *Connector) rejectRow(entity string, coll collection.Collection, hdr header, rw row) {
+	if c.cfg.OnRejectedRow == nil {
+		return
+	}
+	c.cfg.OnRejectedRow(entity, RejectedRow{File: coll.Name, Line: rw.line, Reason: rw.reason(),
+		Header: hdr.names, Cells: slices.Clone(rw.cells)})
 }
 
 // columns picks the header indexes to turn into fields: the requested ones

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"github.com/chainsync/chainsync/internal/delta"
 )
@@ -67,16 +68,11 @@ func (r *RejectReport) file(reason delta.RejectReason) (*reportFile, error) {
 	if !ok {
 		return nil, fmt.Errorf("no report file for %s", reason)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".*.tmp")
+	f, err := newReportFile(dst, append([]string{"id"}, r.columns...))
 	if err != nil {
 		return nil, fmt.Errorf("creating the %s report: %w", reason, err)
 	}
-	buf := bufio.NewWriter(tmp)
-	f := &reportFile{tmp: tmp, buf: buf, w: stdcsv.NewWriter(buf)}
 	r.files[reason] = f
-	if err := f.w.Write(append([]string{"id"}, r.columns...)); err != nil {
-		return nil, err
-	}
 	return f, nil
 }
 
@@ -85,26 +81,119 @@ func (r *RejectReport) file(reason delta.RejectReason) (*reportFile, error) {
 func (r *RejectReport) Close() error {
 	var errs []error
 	for _, reason := range []delta.RejectReason{delta.NullKey, delta.Duplicate} {
-		dst := r.paths[reason]
-		f, ok := r.files[reason]
-		if !ok {
-			if err := os.Remove(dst); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				errs = append(errs, err)
-			}
-			continue
-		}
-		f.w.Flush()
-		if err := errors.Join(f.w.Error(), f.buf.Flush(), f.tmp.Chmod(0o644)); err != nil {
-			f.tmp.Close()
-			os.Remove(f.tmp.Name())
-			errs = append(errs, fmt.Errorf("writing %s: %w", dst, err))
-			continue
-		}
-		if err := replaceFile(f.tmp, dst); err != nil {
-			os.Remove(f.tmp.Name())
-			errs = append(errs, err)
-		}
+		errs = append(errs, publishReport(r.files[reason], r.paths[reason]))
 	}
 	r.files = map[delta.RejectReason]*reportFile{}
 	return errors.Join(errs...)
+}
+
+// RejectedRow is a row of an export that no user's cycle can take: it is
+// malformed (cells missing or extra, a broken quote) and its scope cells,
+// which say whose it is, cannot be read.
+type RejectedRow struct {
+	// File is the export's file name; Line is where the row starts in it,
+	// counting from 1 with the header.
+	File string
+	Line int
+	// Reason says what is wrong with the row.
+	Reason string
+	// Header is the file's header row; Cells are the row's cells as far as
+	// they could be read.
+	Header []string
+	Cells  []string
+}
+
+// RowReport writes the rows an export's reads could give to no user
+// (RejectedRow) to one file, the export's <entity>.rejected.csv, and counts
+// them. Like RejectReport's files it is plain UTF-8 comma-separated, holds
+// what one cycle found, and is removed when that is nothing; its columns
+// are "line" and "reason", then the export's own columns, with a row's
+// extra cells, if any, after them.
+//
+// One report is for one entity's file. Every read of the file finds the
+// same rows, so a row added again (same file and line) is ignored, and
+// Rows counts each row once however many users' reads fed the report.
+type RowReport struct {
+	path string
+	f    *reportFile
+	seen map[rowRef]bool
+}
+
+type rowRef struct {
+	file string
+	line int
+}
+
+// NewRowReport starts a rejected rows report that Close publishes at path.
+func NewRowReport(path string) *RowReport {
+	return &RowReport{path: path, seen: map[rowRef]bool{}}
+}
+
+// Add writes one rejected row. It fits Config.OnRejectedRow except for the
+// error, which the caller keeps for Close.
+func (r *RowReport) Add(row RejectedRow) error {
+	ref := rowRef{row.File, row.Line}
+	if r.seen[ref] {
+		return nil
+	}
+	r.seen[ref] = true
+	if r.f == nil {
+		f, err := newReportFile(r.path, append([]string{"line", "reason"}, row.Header...))
+		if err != nil {
+			return fmt.Errorf("creating the rejected rows report: %w", err)
+		}
+		r.f = f
+	}
+	r.f.rows++
+	return r.f.w.Write(append([]string{strconv.Itoa(row.Line), row.Reason}, row.Cells...))
+}
+
+// Rows is how many distinct rows were added: the number of the export's
+// rows that no one's cycle syncs because they are malformed and no one's.
+func (r *RowReport) Rows() int { return len(r.seen) }
+
+// Close publishes the report atomically, or removes the previous one when
+// there were no rows.
+func (r *RowReport) Close() error {
+	err := publishReport(r.f, r.path)
+	r.f = nil
+	return err
+}
+
+// newReportFile starts a report beside dst with its header row.
+func newReportFile(dst string, header []string) (*reportFile, error) {
+	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".*.tmp")
+	if err != nil {
+		return nil, err
+	}
+	buf := bufio.NewWriter(tmp)
+	f := &reportFile{tmp: tmp, buf: buf, w: stdcsv.NewWriter(buf)}
+	if err := f.w.Write(header); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return nil, err
+	}
+	return f, nil
+}
+
+// publishReport renames f over dst, or removes dst when f is nil: a report
+// with no rows never outlives its problem.
+func publishReport(f *reportFile, dst string) error {
+	if f == nil {
+		if err := os.Remove(dst); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
+	f.w.Flush()
+	if err := errors.Join(f.w.Error(), f.buf.Flush(), f.tmp.Chmod(0o644)); err != nil {
+		f.tmp.Close()
+		os.Remove(f.tmp.Name())
+		return fmt.Errorf("writing %s: %w", dst, err)
+	}
+	if err := replaceFile(f.tmp, dst); err != nil {
+		os.Remove(f.tmp.Name())
+		return err
+	}
+	return nil
 }
