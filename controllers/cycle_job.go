@@ -25,6 +25,11 @@ const (
 	ManagedByLabel = "app.kubernetes.io/managed-by"
 	managedBy      = "chainsync"
 
+	// SecretsRoot is where a cycle pod finds the keys of the Secrets its policy names, as files
+	// <SecretsRoot>/<secret>/<key>: mounted by the kubelet, so the pod's service account needs no
+	// permission on Secrets at all.
+	SecretsRoot = "/chainsync/secrets"
+
 	// forgetUserAnnotation on a records-deletion Job names the SyncUser it works for.
 	forgetUserAnnotation = "sync.chainsync.dev/forget-user"
 
@@ -69,11 +74,24 @@ func (b CycleJobBuilder) CycleJob(policy *syncv1alpha1.SyncPolicy, name string, 
 		"--job", name,
 		"--store", storePath(policy),
 		"--volumes", VolumesRoot,
+		"--secrets", SecretsRoot,
 		"--concurrency", strconv.Itoa(int(max(1, tmpl.Concurrency))),
 		"--shards", strconv.Itoa(int(pods)),
-		"--",
 	}
+	// The destinations the operator checked against the Secrets' consent: the cycle refuses any
+	// other, should the policy change between this check and the cycle reading it.
+	for _, dest := range checkedDestinations(policy) {
+		args = append(args, "--allow-destination", dest)
+	}
+	args = append(args, "--")
 	job := b.job(policy, name, append(args, users...))
+	pod := &job.Spec.Template.Spec
+	for i, secret := range secretVolumes(policy) {
+		vol := "secret-" + strconv.Itoa(i)
+		pod.Volumes = append(pod.Volumes, corev1.Volume{Name: vol, VolumeSource: corev1.VolumeSource{Secret: secret}})
+		pod.Containers[0].VolumeMounts = append(pod.Containers[0].VolumeMounts,
+			corev1.VolumeMount{Name: vol, MountPath: path.Join(SecretsRoot, secret.SecretName), ReadOnly: true})
+	}
 	job.Spec.CompletionMode = ptr.To(batchv1.IndexedCompletion)
 	job.Spec.Completions = ptr.To(pods)
 	job.Spec.Parallelism = ptr.To(pods)
@@ -146,6 +164,35 @@ func (b CycleJobBuilder) job(policy *syncv1alpha1.SyncPolicy, name string, args 
 			},
 		},
 	}
+}
+
+// secretVolumes mounts only the keys the policy names, each Secret once, readable by the cycle's
+// user alone.
+func secretVolumes(policy *syncv1alpha1.SyncPolicy) []*corev1.SecretVolumeSource {
+	var out []*corev1.SecretVolumeSource
+	byName := map[string]*corev1.SecretVolumeSource{}
+	for _, ref := range policy.SecretKeys() {
+		src, ok := byName[ref.Name]
+		if !ok {
+			src = &corev1.SecretVolumeSource{SecretName: ref.Name, DefaultMode: ptr.To[int32](0o400)}
+			byName[ref.Name] = src
+			out = append(out, src)
+		}
+		if !slices.ContainsFunc(src.Items, func(k corev1.KeyToPath) bool { return k.Key == ref.Key }) {
+			src.Items = append(src.Items, corev1.KeyToPath{Key: ref.Key, Path: ref.Key})
+		}
+	}
+	return out
+}
+
+// checkedDestinations lists, once each, where the policy's endpoints send Secret values.
+func checkedDestinations(policy *syncv1alpha1.SyncPolicy) []string {
+	var dests []string
+	for _, use := range policy.SecretUses() {
+		dests = append(dests, use.Destination)
+	}
+	slices.Sort(dests)
+	return slices.Compact(dests)
 }
 
 // storePath is where a cycle pod finds the policy's record store.

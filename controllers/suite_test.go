@@ -91,7 +91,9 @@ func startOperator(ctx context.Context) error {
 	}
 	metricsAddr = l.Addr().String()
 	l.Close()
-	mgr, err := manager.New(env.Config, manager.Options{MetricsAddr: metricsAddr, ProbeAddr: "0"})
+	// The tests read metrics as Prometheus would on a trusted network; the secure default is
+	// tested in internal/manager.
+	mgr, err := manager.New(env.Config, manager.Options{MetricsAddr: metricsAddr, ProbeAddr: "0", InsecureMetrics: true})
 	if err != nil {
 		return err
 	}
@@ -133,7 +135,8 @@ func namespace(t *testing.T) string {
 	ns := fmt.Sprintf("t%d-%s", nsCounter.Add(1), strings.ToLower(strings.NewReplacer("_", "-", "/", "-").Replace(t.Name())))
 	ns = strings.TrimRight(ns[:min(len(ns), 50)], "-")
 	g.Expect(k8s.Create(ctx(t), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
-	g.Expect(k8s.Create(ctx(t), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "chainsync-cycle", Namespace: ns}})).To(Succeed())
+	g.Expect(k8s.Create(ctx(t), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "chainsync-cycle", Namespace: ns,
+		Labels: map[string]string{syncv1alpha1.CycleServiceAccountLabel: "true"}}})).To(Succeed())
 	g.Expect(k8s.Create(ctx(t), &rbacv1.RoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: "chainsync-cycle", Namespace: ns},
 		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "chainsync-cycle"},

@@ -36,6 +36,8 @@ type SyncPolicyReconciler struct {
 	Clock     clock.PassiveClock
 	Recorder  events.EventRecorder
 	Jobs      CycleJobBuilder
+	// secretKeys remembers the key names (never the values) of the Secrets policies name.
+	secretKeys secretKeyCache
 }
 
 // Reconcile handles one SyncPolicy.
@@ -184,45 +186,15 @@ func (r *SyncPolicyReconciler) pruneJobHistory(ctx context.Context, policy *sync
 	return nil
 }
 
-type referenceProblem struct{ reason, message string }
-
-// checkReferences finds the first missing PersistentVolumeClaim, Secret or Secret key.
-func (r *SyncPolicyReconciler) checkReferences(ctx context.Context, policy *syncv1alpha1.SyncPolicy) (*referenceProblem, error) {
-	for _, claim := range policy.Claims() {
-		pvc := &corev1.PersistentVolumeClaim{}
-		err := r.Get(ctx, client.ObjectKey{Namespace: policy.Namespace, Name: claim}, pvc)
-		if apierrors.IsNotFound(err) {
-			return &referenceProblem{syncv1alpha1.SyncPolicyStoreNotFoundReason,
-				fmt.Sprintf("PersistentVolumeClaim %q not found", claim)}, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	for _, ref := range policy.SecretKeys() {
-		secret := &corev1.Secret{}
-		err := r.Get(ctx, client.ObjectKey{Namespace: policy.Namespace, Name: ref.Name}, secret)
-		if apierrors.IsNotFound(err) {
-			return &referenceProblem{syncv1alpha1.SyncPolicySecretNotFoundReason, fmt.Sprintf("Secret %q not found", ref.Name)}, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		if _, ok := secret.Data[ref.Key]; !ok {
-			return &referenceProblem{syncv1alpha1.SyncPolicySecretNotFoundReason,
-				fmt.Sprintf("Secret %q has no key %q", ref.Name, ref.Key)}, nil
-		}
-	}
-	return nil, nil
-}
-
 // SetupWithManager watches policies, their Jobs, their users, and the Secrets and claims they name.
 func (r *SyncPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&syncv1alpha1.SyncPolicy{}).
 		Owns(&batchv1.Job{}).
 		Watches(&syncv1alpha1.SyncUser{}, handler.EnqueueRequestsFromMapFunc(policyOfUser)).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(enqueueByIndex(r, newPolicyList, policySecretIndex))).
+		// Metadata only: the manager never keeps the cluster's Secrets (their values) in memory.
+		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(enqueueByIndex(r, newPolicyList, policySecretIndex))).
+		WatchesMetadata(&corev1.ServiceAccount{}, handler.EnqueueRequestsFromMapFunc(enqueueByIndex(r, newPolicyList, policyServiceAccountIndex))).
 		Watches(&corev1.PersistentVolumeClaim{}, handler.EnqueueRequestsFromMapFunc(enqueueByIndex(r, newPolicyList, policyClaimIndex))).
 		Named("syncpolicy").
 		WithOptions(controller.Options{MaxConcurrentReconciles: 2}).

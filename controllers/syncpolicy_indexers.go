@@ -16,6 +16,8 @@ const (
 	jobOwnerIndex = ".metadata.controller"
 	// policySecretIndex finds the policies that read a Secret.
 	policySecretIndex = ".spec.secrets"
+	// policyServiceAccountIndex finds the policies whose Jobs run as a service account.
+	policyServiceAccountIndex = ".spec.jobTemplate.serviceAccountName"
 	// policyClaimIndex finds the policies that mount a PersistentVolumeClaim.
 	policyClaimIndex = ".spec.claims"
 )
@@ -37,6 +39,11 @@ func setupSyncPolicyIndexers(ctx context.Context, mgr ctrl.Manager) error {
 			names = append(names, ref.Name)
 		}
 		return names
+	}); err != nil {
+		return err
+	}
+	if err := idx.IndexField(ctx, &syncv1alpha1.SyncPolicy{}, policyServiceAccountIndex, func(o client.Object) []string {
+		return []string{o.(*syncv1alpha1.SyncPolicy).Spec.JobTemplate.ServiceAccountName}
 	}); err != nil {
 		return err
 	}

@@ -127,6 +127,8 @@ func TestInvalidObjectsAreRejected(t *testing.T) {
 		{"cron not five fields", basePolicy, `[{"op":"add","path":"/spec/schedule","value":{"cron":"every day"}}]`, `spec.schedule.cron: Invalid value: "every day"`},
 		{"scope names no identity value", basePolicy, `[{"op":"add","path":"/spec/entities/0/source/scope","value":[{"field":"owner","identity":"phone"}]}]`, `spec.entities[0].source.scope[0].identity: Invalid value: "phone"`},
 		{"no record store", basePolicy, `[{"op":"remove","path":"/spec/store"}]`, `spec.store: Required value`},
+		{"secret key leaving the mount", basePolicy, `[{"op":"replace","path":"/spec/target","value":{"name":"db","connector":"postgres","postgres":{"host":"db","database":"app","credentialsSecretRef":{"name":"db","passwordKey":"../../volumes/records/records.db"}}}}]`, `spec.target.postgres.credentialsSecretRef.passwordKey: Invalid value: "../../volumes/records/records.db"`},
+		{"secret name not a DNS name", basePolicy, `[{"op":"replace","path":"/spec/target","value":{"name":"db","connector":"postgres","postgres":{"host":"db","database":"app","credentialsSecretRef":{"name":"../db"}}}}]`, `spec.target.postgres.credentialsSecretRef.name: Invalid value: "../db"`},
 		{"postgres without credentials", basePolicy, `[{"op":"replace","path":"/spec/target","value":{"name":"db","connector":"postgres","postgres":{"host":"db","database":"app"}}}]`, `spec.target.postgres.credentialsSecretRef: Required value`},
 
 		// SyncPolicy: cross-field rules (CEL).

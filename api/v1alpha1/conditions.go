@@ -47,6 +47,21 @@ const (
 	// SyncPolicyStoreNotFoundReason: the record store's PersistentVolumeClaim does not exist.
 	SyncPolicyStoreNotFoundReason = "StoreNotFound"
 
+	// SyncPolicySecretNotAllowedReason: a Secret named by an endpoint has not opted in to
+	// chainsync (the CredentialsLabel), so its values are never read or mounted.
+	SyncPolicySecretNotAllowedReason = "SecretNotAllowed"
+
+	// SyncPolicyDestinationNotAllowedReason: an endpoint would send a Secret's values to a host
+	// that the Secret's AllowedDestinationsAnnotation does not list.
+	SyncPolicyDestinationNotAllowedReason = "DestinationNotAllowed"
+
+	// SyncPolicyServiceAccountNotFoundReason: jobTemplate.serviceAccountName does not exist.
+	SyncPolicyServiceAccountNotFoundReason = "ServiceAccountNotFound"
+
+	// SyncPolicyServiceAccountNotAllowedReason: jobTemplate.serviceAccountName names a service
+	// account without the CycleServiceAccountLabel, which cycle Jobs may not run as.
+	SyncPolicyServiceAccountNotAllowedReason = "ServiceAccountNotAllowed"
+
 	// SyncPolicyUsersFailingReason: at least one user's last cycle failed.
 	SyncPolicyUsersFailingReason = "UsersFailing"
 )
@@ -121,6 +136,23 @@ const (
 const (
 	ReinitResync = "resync"
 	ReinitClear  = "clear"
+)
+
+// What the owner of a Secret or a service account declares, so that a policy author cannot use
+// them without that owner's consent: a policy may only name Secrets with CredentialsLabel, send
+// their values only to the destinations they list, and run its Jobs only as a service account
+// with CycleServiceAccountLabel.
+const (
+	// CredentialsLabel set to "true" on a Secret lets SyncPolicies of its namespace use it.
+	CredentialsLabel = "sync.chainsync.dev/credentials"
+
+	// AllowedDestinationsAnnotation on a Secret lists, separated by commas or white space, where
+	// its values may be sent: "host", "host:port", "*.domain" (any subdomain), or a URL prefix
+	// "https://host/path/" for URL-based endpoints. A Secret without it is sent nowhere.
+	AllowedDestinationsAnnotation = "sync.chainsync.dev/allowed-destinations"
+
+	// CycleServiceAccountLabel set to "true" on a ServiceAccount lets cycle Jobs run as it.
+	CycleServiceAccountLabel = "sync.chainsync.dev/cycle"
 )
 
 // Labels the operator puts on the Jobs it launches, so a person can select them.

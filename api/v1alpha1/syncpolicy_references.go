@@ -1,6 +1,10 @@
 package v1alpha1
 
-import "slices"
+import (
+	"slices"
+	"strconv"
+	"strings"
+)
 
 // ClaimOf is the PersistentVolumeClaim a path lives on: its own claimName, or the record store's.
 func (p *SyncPolicy) ClaimOf(vp VolumePath) string {
@@ -26,17 +30,52 @@ func (p *SyncPolicy) Claims() []string {
 	return slices.Compact(claims)
 }
 
-// SecretKeys lists every Secret key the policy's endpoints read.
-func (p *SyncPolicy) SecretKeys() []SecretKeyReference {
-	var refs []SecretKeyReference
-	for _, ep := range []Endpoint{p.Spec.Source, p.Spec.Target} {
-		if pg := ep.Postgres; pg != nil {
+// SecretUse is one Secret key an endpoint reads, and where the endpoint sends what it reads.
+// +kubebuilder:object:generate=false
+type SecretUse struct {
+	SecretKeyReference
+	// Field names the reference in the spec, for messages: "source.postgres.credentialsSecretRef".
+	Field string
+	// Destination is where the endpoint connects: "host:port".
+	Destination string
+}
+
+// SecretUses lists every Secret key the policy's endpoints read, with where each is sent.
+func (p *SyncPolicy) SecretUses() []SecretUse {
+	var uses []SecretUse
+	for _, side := range []struct {
+		name string
+		ep   Endpoint
+	}{{"source", p.Spec.Source}, {"target", p.Spec.Target}} {
+		if pg := side.ep.Postgres; pg != nil {
+			dest := pg.Destination()
 			c := pg.CredentialsSecretRef
-			refs = append(refs, SecretKeyReference{Name: c.Name, Key: c.UsernameKey}, SecretKeyReference{Name: c.Name, Key: c.PasswordKey})
+			field := side.name + ".postgres.credentialsSecretRef"
+			uses = append(uses,
+				SecretUse{SecretKeyReference{Name: c.Name, Key: c.UsernameKey}, field, dest},
+				SecretUse{SecretKeyReference{Name: c.Name, Key: c.PasswordKey}, field, dest})
 			if pg.CASecretRef != nil {
-				refs = append(refs, *pg.CASecretRef)
+				uses = append(uses, SecretUse{*pg.CASecretRef, side.name + ".postgres.caSecretRef", dest})
 			}
 		}
 	}
+	return uses
+}
+
+// SecretKeys lists every Secret key the policy's endpoints read.
+func (p *SyncPolicy) SecretKeys() []SecretKeyReference {
+	var refs []SecretKeyReference
+	for _, u := range p.SecretUses() {
+		refs = append(refs, u.SecretKeyReference)
+	}
 	return refs
+}
+
+// Destination is where the endpoint connects, "host:port", in lower case.
+func (pg *PostgresEndpoint) Destination() string {
+	port := pg.Port
+	if port == 0 {
+		port = 5432
+	}
+	return strings.ToLower(pg.Host) + ":" + strconv.Itoa(int(port))
 }

@@ -240,18 +240,21 @@ type CredentialsSecretReference struct {
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
 	Name string `json:"name"`
 
 	// usernameKey is the key holding the user name.
 	// +optional
 	// +kubebuilder:default=username
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
 	UsernameKey string `json:"usernameKey,omitempty"`
 
 	// passwordKey is the key holding the password.
 	// +optional
 	// +kubebuilder:default=password
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
 	PasswordKey string `json:"passwordKey,omitempty"`
 }
 
@@ -261,12 +264,14 @@ type SecretKeyReference struct {
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
 	Name string `json:"name"`
 
 	// key in the Secret.
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
 	Key string `json:"key"`
 }
 
@@ -453,12 +458,16 @@ type CycleJobTemplate struct {
 	// +kubebuilder:validation:Maximum=64
 	Concurrency int32 `json:"concurrency,omitempty"`
 
-	// resources of the cycle container.
+	// resources of the cycle container. The default requests 100m CPU and 256Mi of memory and
+	// limits memory to 1Gi, so a cycle cannot take a node's memory; raise it for large exports.
 	// +optional
+	// +kubebuilder:default={requests: {cpu: "100m", memory: "256Mi"}, limits: {memory: "1Gi"}}
 	Resources corev1.ResourceRequirements `json:"resources,omitzero"`
 
-	// serviceAccountName runs the cycle pods. It needs to read the policy's Secrets and patch
-	// SyncUser status; config/rbac has a least-privilege role for it.
+	// serviceAccountName runs the cycle pods. It must carry the label sync.chainsync.dev/cycle=true
+	// (set by whoever administers the namespace), so a policy cannot run its Jobs as any other
+	// account; it needs only to read the policy and its users and patch SyncUser status
+	// (config/rbac's chainsync-cycle role). Secrets are mounted, not read through the API.
 	// +optional
 	// +kubebuilder:default=chainsync-cycle
 	// +kubebuilder:validation:MaxLength=253
@@ -471,8 +480,10 @@ type CycleJobTemplate struct {
 	// +kubebuilder:validation:Maximum=10
 	BackoffLimit *int32 `json:"backoffLimit,omitempty"`
 
-	// activeDeadlineSeconds stops a cycle Job that runs longer.
+	// activeDeadlineSeconds stops a cycle Job that runs longer; its users' cycles are retried on
+	// schedule.
 	// +optional
+	// +kubebuilder:default=3600
 	// +kubebuilder:validation:Minimum=60
 	ActiveDeadlineSeconds *int64 `json:"activeDeadlineSeconds,omitempty"`
 

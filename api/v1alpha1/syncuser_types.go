@@ -187,6 +187,79 @@ type CycleResult struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=1024
 	Failure string `json:"failure,omitempty"`
+
+	// itemReports name the first items of the cycle a person may need to look at, the most
+	// pressing first: items that failed or were given up, conflicts, quarantined items, deletes
+	// held back, rows set aside by cleansing, writes waiting for a retry; in a dry run, then the
+	// writes it would make. `chainsync records show` lists more of them, for the last cycles.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=5
+	ItemReports []CycleItemReport `json:"itemReports,omitempty"`
+
+	// moreItemReports counts the cycle's reported items that itemReports leaves out.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	MoreItemReports int32 `json:"moreItemReports,omitempty"`
+}
+
+// ItemOutcome is what a cycle did with an item, or would do in a dry run.
+// +kubebuilder:validation:Enum=Error;GivenUp;Conflict;Quarantined;DeleteHeld;NullKey;DuplicateKey;WaitingToRetry;WouldDelete;WouldCreate;WouldUpdate
+type ItemOutcome string
+
+const (
+	// ItemFailed: reading or writing the item failed; a failed write is retried with backoff.
+	ItemFailed ItemOutcome = "Error"
+	// ItemGivenUp: writing the item failed as often as the policy allows; it is tried again only
+	// when its content changes.
+	ItemGivenUp ItemOutcome = "GivenUp"
+	// ItemConflict: the item changed on both sides and the conflict rule is Manual.
+	ItemConflict ItemOutcome = "Conflict"
+	// ItemQuarantined: the item matched more than one item on the other side; it is not synced.
+	ItemQuarantined ItemOutcome = "Quarantined"
+	// ItemDeleteHeld: the delete threshold held the item's delete back until it is approved.
+	ItemDeleteHeld ItemOutcome = "DeleteHeld"
+	// ItemNullKey: cleansing set the item aside, as its key is empty.
+	ItemNullKey ItemOutcome = "NullKey"
+	// ItemDuplicateKey: cleansing set the item aside, as another item has the same key.
+	ItemDuplicateKey ItemOutcome = "DuplicateKey"
+	// ItemWaitingToRetry: a failed write of the item waits for its next attempt.
+	ItemWaitingToRetry ItemOutcome = "WaitingToRetry"
+	// ItemWouldDelete, ItemWouldCreate and ItemWouldUpdate are a dry run's plan.
+	ItemWouldDelete ItemOutcome = "WouldDelete"
+	ItemWouldCreate ItemOutcome = "WouldCreate"
+	ItemWouldUpdate ItemOutcome = "WouldUpdate"
+)
+
+// CycleItemReport names one item of a cycle, what happened to it and why.
+type CycleItemReport struct {
+	// entity of the policy the item belongs to.
+	// +required
+	// +kubebuilder:validation:MaxLength=63
+	Entity string `json:"entity"`
+
+	// outcome is what happened to the item: Error, GivenUp, Conflict, Quarantined, DeleteHeld,
+	// NullKey, DuplicateKey or WaitingToRetry; in a dry run also WouldCreate, WouldUpdate or
+	// WouldDelete.
+	// +required
+	Outcome ItemOutcome `json:"outcome"`
+
+	// sourceID is the item's ID on the source endpoint, where known.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	SourceID string `json:"sourceID,omitempty"`
+
+	// targetID is the item's ID on the target endpoint, where known: not for an item not yet
+	// created there.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	TargetID string `json:"targetID,omitempty"`
+
+	// reason says why, in the words of the sync engine or of the endpoint, for example the
+	// constraint a row broke.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	Reason string `json:"reason,omitempty"`
 }
 
 // StepHistoryEntry records a user's time on one step.

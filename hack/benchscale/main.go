@@ -161,7 +161,8 @@ func setUp(ctx context.Context, c client.Client, work string, users, perJob, par
 	objs := []client.Object{
 		role,
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}},
-		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "chainsync-cycle", Namespace: ns}},
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "chainsync-cycle", Namespace: ns,
+			Labels: map[string]string{syncv1alpha1.CycleServiceAccountLabel: "true"}}},
 		&rbacv1.RoleBinding{
 			ObjectMeta: metav1.ObjectMeta{Name: "chainsync-cycle", Namespace: ns},
 			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "chainsync-cycle"},

@@ -57,6 +57,8 @@ every user's cycle ran, item errors included; non-zero when the cycle itself cou
 	f.StringVar(&r.Job, "job", "", "Name of the cycle (the Job); delete approvals name it")
 	f.StringVar(&r.Store, "store", "", "Directory of the record store")
 	f.StringVar(&r.Volumes, "volumes", "/chainsync/volumes", "Directory where each PersistentVolumeClaim is mounted, by claim name")
+	f.StringVar(&r.Secrets, "secrets", "/chainsync/secrets", "Directory where the policy's Secrets are mounted, as <secret>/<key>")
+	f.StringArrayVar(&r.AllowedDestinations, "allow-destination", nil, "A host:port the operator allowed the policy's Secrets to be sent to (repeatable)")
 	f.IntVar(&r.Concurrency, "concurrency", 4, "Users cycled at the same time")
 	f.IntVar(&shards, "shards", 1, "Pods sharing the users (the Indexed Job's completions)")
 	f.DurationVar(&r.LockTimeout, "lock-timeout", time.Minute, "How long a user waits for another cycle of the same user")

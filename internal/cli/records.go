@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -9,6 +11,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/spf13/cobra"
 
@@ -25,8 +28,10 @@ func newRecordsCommand() *cobra.Command {
 		Use:   "records --store DIR (users | show USER | claims)",
 		Short: "Inspect a record store: its users, one user's records, which policy syncs whom where",
 		Long: `Reads the transaction records that cycles keep in a record store (a policy's
-store.claimName/subPath; locally, chainsync local prints the demo's). Read-only: it never takes a
-user's write lock, and waits briefly for a running cycle of the same user.`,
+store.claimName/subPath; locally, chainsync local prints the demo's), and what the user's last
+cycles reported about single items: which failed and why, and what a dry run would write.
+Read-only: it never takes a user's write lock, and waits briefly for a running cycle of the same
+user.`,
 	}
 	f := cmd.PersistentFlags()
 	f.StringVar(&storeDir, "store", "", "Directory of the record store")
@@ -63,24 +68,35 @@ user's write lock, and waits briefly for a running cycle of the same user.`,
 		},
 	}, &cobra.Command{
 		Use:   "show USER",
-		Short: "Show one user's records: pairs, watermarks, links, pending items and open intents",
+		Short: "Show one user's records: pairs, watermarks, links, pending items, open intents and the last cycles' item reports",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			store, err := open()
 			if err != nil {
 				return err
 			}
-			u, err := store.OpenUser(args[0], records.OpenOptions{ReadOnly: true, LockTimeout: recordsLockWait})
-			if err != nil {
+			export, err := readUser(store, args[0])
+			noRecords := errors.Is(err, records.ErrNoRecords)
+			if err != nil && !noRecords {
 				return err
 			}
-			defer u.Close()
+			// A dry run of a new user leaves reports and no records: they are shown all the same.
+			cycles, cerr := store.CycleReports(args[0])
+			if noRecords && len(cycles) == 0 {
+				return err
+			}
+			if cerr != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "Warning: %v\n", cerr)
+			}
+			export.Identity, export.Cycles = args[0], cycles
+			if noRecords {
+				export.FormatVersion = records.FormatVersion
+			}
 			if output == "json" {
-				return u.WriteJSON(cmd.OutOrStdout())
-			}
-			export, err := u.Export()
-			if err != nil {
-				return err
+				if export.Pairs == nil {
+					export.Pairs = []records.PairExport{}
+				}
+				return writeJSON(cmd.OutOrStdout(), export)
 			}
 			return writeUserRecords(cmd.OutOrStdout(), export)
 		},
@@ -176,14 +192,21 @@ func writeUserSummaries(w io.Writer, summaries []userSummary) error {
 }
 
 // writeUserRecords prints a user's records pair by pair: state and watermarks, then the linked
-// items (which key on one side is which on the other), then what needs attention.
+// items (which key on one side is which on the other), then what needs attention; and last what
+// the recent cycles reported about single items.
 func writeUserRecords(w io.Writer, e records.UserExport) error {
 	fmt.Fprintf(w, "User:   %s\n", e.Identity)
 	if len(e.Pairs) == 0 {
-		_, err := fmt.Fprintln(w, "No pairs synced yet.")
+		fmt.Fprintln(w, "No pairs synced yet.")
+	}
+	if err := writePairs(w, e.Pairs); err != nil {
 		return err
 	}
-	for _, p := range e.Pairs {
+	return writeCycleReports(w, e.Cycles)
+}
+
+func writePairs(w io.Writer, pairs []records.PairExport) error {
+	for _, p := range pairs {
 		a, b := p.Pair.Sides[0], p.Pair.Sides[1]
 		fmt.Fprintf(w, "\nPair:   %s/%s <-> %s/%s\n", a.Name, a.Entity, b.Name, b.Entity)
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -235,6 +258,55 @@ func writeUserRecords(w io.Writer, e records.UserExport) error {
 		}
 	}
 	return nil
+}
+
+// writeCycleReports prints the recent cycles, newest first, each with the items it reported: what
+// happened to them, their IDs on either side, and why.
+func writeCycleReports(w io.Writer, cycles []records.CycleReport) error {
+	fmt.Fprintf(w, "\nRecent cycles (%d):\n", len(cycles))
+	for _, c := range cycles {
+		kind := orDash(c.Mode)
+		if c.DryRun {
+			kind += ", dry run"
+		}
+		fmt.Fprintf(w, "\n  Cycle %s (%s) of policy %s, finished %s\n", c.CycleID, kind, orDash(c.Policy), timeOrDash(c.CompletionTime))
+		if c.Failure != "" {
+			fmt.Fprintf(w, "    Failed: %s\n", c.Failure)
+		}
+		if len(c.Items) == 0 {
+			fmt.Fprintln(w, "    No items to report.")
+			continue
+		}
+		src, tgt := c.Items[0].Source.Endpoint, c.Items[0].Target.Endpoint
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintf(tw, "    OUTCOME\tENTITY\t%s ID\t%s ID\tREASON\n", strings.ToUpper(src), strings.ToUpper(tgt))
+		for _, it := range c.Items {
+			fmt.Fprintf(tw, "    %s\t%s\t%s\t%s\t%s\n", outcomeWords(it.Outcome), it.Entity, itemID(it.Source), itemID(it.Target), it.Reason)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		if c.MoreItems > 0 {
+			fmt.Fprintf(w, "    ... and %d more items, not kept\n", c.MoreItems)
+		}
+	}
+	return nil
+}
+
+// outcomeWords spells an outcome for a person: WouldCreate is "would create".
+func outcomeWords(o records.Outcome) string {
+	var b strings.Builder
+	for i, r := range string(o) {
+		if unicode.IsUpper(r) && i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteRune(unicode.ToLower(r))
+	}
+	return b.String()
+}
+
+func itemID(s records.ItemSide) string {
+	return orDash(cmp.Or(s.ID, s.Key))
 }
 
 func goneNote(l records.Link, side0, side1 string) string {

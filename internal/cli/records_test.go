@@ -164,6 +164,37 @@ func TestRecordsRefusesWhatIsNotThere(t *testing.T) {
 	g.Expect(stderr).To(ContainSubstring("--output must be table or json"))
 }
 
+func TestRecordsShowTheReportsOfADryRunOfAUserWithoutRecords(t *testing.T) {
+	g := NewWithT(t)
+	dir := syncedStore(t)
+	store, err := records.Open(dir)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(store.PutCycleReport("carol@example.com", records.CycleReport{CycleID: "contacts-2", Policy: "contacts", Mode: "Initial", DryRun: true,
+		Items: []records.ItemReport{{Entity: "contacts", Outcome: records.OutcomeWouldCreate,
+			Source: records.ItemSide{Endpoint: "crm", Key: "c1", ID: "c1"}, Target: records.ItemSide{Endpoint: "mail"}, Reason: "new on crm"}},
+		MoreItems: 7})).To(Succeed())
+
+	out, stderr, code := chainsync("records", "--store", dir, "show", "carol@example.com")
+	g.Expect(code).To(Equal(0), stderr)
+	g.Expect(out).To(ContainSubstring("No pairs synced yet."))
+	g.Expect(out).To(ContainSubstring("Cycle contacts-2 (Initial, dry run) of policy contacts, finished -"))
+	g.Expect(out).To(MatchRegexp(`OUTCOME\s+ENTITY\s+CRM ID\s+MAIL ID\s+REASON`))
+	g.Expect(out).To(MatchRegexp(`would create\s+contacts\s+c1\s+-\s+new on crm`))
+	g.Expect(out).To(ContainSubstring("... and 7 more items, not kept"))
+
+	out, stderr, code = chainsync("records", "--store", dir, "show", "carol@example.com", "-o", "json")
+	g.Expect(code).To(Equal(0), stderr)
+	var export records.UserExport
+	g.Expect(json.Unmarshal([]byte(out), &export)).To(Succeed())
+	g.Expect(export.Identity).To(Equal("carol@example.com"))
+	g.Expect(export.Pairs).To(BeEmpty())
+	g.Expect(export.Cycles).To(ConsistOf(HaveField("MoreItems", 7)))
+
+	out, _, code = chainsync("records", "--store", dir, "users")
+	g.Expect(code).To(Equal(0))
+	g.Expect(out).NotTo(ContainSubstring("carol"), "a dry run leaves no records")
+}
+
 // fingerprint hashes every file of dir, by path.
 func fingerprint(t *testing.T, dir string) map[string][32]byte {
 	t.Helper()

@@ -15,7 +15,6 @@ import (
 
 	"github.com/go-logr/logr"
 	"golang.org/x/sync/errgroup"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
@@ -42,6 +41,10 @@ type Runner struct {
 	Store string
 	// Volumes is where the pod mounts each claim, one directory per claim name.
 	Volumes string
+	// Secrets is where the pod mounts the policy's Secrets: <Secrets>/<secret>/<key>.
+	Secrets string
+	// AllowedDestinations are the hosts the operator allowed the policy's Secrets to be sent to.
+	AllowedDestinations []string
 	// FSRoot, when set, prefixes every absolute path: the local Job executor emulates the pod's
 	// filesystem under it (CHAINSYNC_FS_ROOT).
 	FSRoot string
@@ -63,7 +66,10 @@ func (r *Runner) Run(ctx context.Context, users []string) error {
 	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: r.Policy}, policy); err != nil {
 		return fmt.Errorf("reading SyncPolicy %s/%s: %w", r.Namespace, r.Policy, err)
 	}
-	secrets, err := r.readSecrets(ctx, policy)
+	if err := r.checkDestinations(policy); err != nil {
+		return err
+	}
+	secrets, err := r.readSecrets(policy)
 	if err != nil {
 		return err
 	}
@@ -117,6 +123,7 @@ func (r *Runner) cycleUser(ctx context.Context, policy *syncv1alpha1.SyncPolicy,
 	result, err := r.runEngine(ctx, user, p, eps, store)
 	ended := metav1.NewTime(r.Clock.Now())
 	status := cycleStatus(policy.Name, r.Job, started, ended, result, err)
+	keepItemReports(log, store, RecordsIdentity(user), cycleReport(policy, r.Job, started.Time, ended.Time, result, err, eps.secrets), &status)
 	if err != nil {
 		log.Error(err, "Cycle failed")
 	}
@@ -217,20 +224,41 @@ func scopeOf(user *syncv1alpha1.SyncUser) connector.Scope {
 	return connector.Scope{Email: id.Email, Name: id.Name, Attributes: id.Attributes}
 }
 
-// readSecrets reads every Secret the policy names, once.
-func (r *Runner) readSecrets(ctx context.Context, policy *syncv1alpha1.SyncPolicy) (secretValues, error) {
+// readSecrets reads every Secret key the policy names from the files the kubelet mounted, once.
+func (r *Runner) readSecrets(policy *syncv1alpha1.SyncPolicy) (secretValues, error) {
 	values := secretValues{}
 	for _, ref := range policy.SecretKeys() {
-		if _, done := values[ref.Name]; done {
-			continue
+		if values[ref.Name] == nil {
+			values[ref.Name] = map[string][]byte{}
 		}
-		secret := &corev1.Secret{}
-		if err := r.Client.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: ref.Name}, secret); err != nil {
-			return nil, fmt.Errorf("reading Secret %s/%s: %w", r.Namespace, ref.Name, err)
+		// The API admits only DNS names and Secret key characters; checked again here, because a
+		// path that left the Secrets directory would send another file as a password.
+		if !filepath.IsLocal(ref.Name) || !filepath.IsLocal(ref.Key) || strings.ContainsRune(ref.Name+ref.Key, filepath.Separator) {
+			return nil, fmt.Errorf("Secret %q key %q is not a plain name", ref.Name, ref.Key)
 		}
-		values[ref.Name] = secret.Data
+		b, err := os.ReadFile(filepath.Join(r.FSRoot, r.Secrets, ref.Name, ref.Key))
+		if errors.Is(err, os.ErrNotExist) {
+			continue // Reported by secretValues.get as a missing key, in the endpoint's terms.
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading key %q of Secret %q: %w", ref.Key, ref.Name, err)
+		}
+		values[ref.Name][ref.Key] = b
 	}
 	return values, nil
+}
+
+// checkDestinations refuses to run a policy whose endpoints would send Secret values anywhere the
+// operator did not check against the Secrets' allowed destinations when it launched the Job: the
+// policy may have been edited since.
+func (r *Runner) checkDestinations(policy *syncv1alpha1.SyncPolicy) error {
+	for _, use := range policy.SecretUses() {
+		if !slices.Contains(r.AllowedDestinations, use.Destination) {
+			return fmt.Errorf("%s: %s was not checked against Secret %q when this Job was launched (the policy changed since); nothing was sent",
+				use.Field, use.Destination, use.Name)
+		}
+	}
+	return nil
 }
 
 // Forget deletes users' records from the store and drops their claims, for SyncUsers deleted

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -57,7 +58,6 @@ func (r *runner) holdBackDeletes(plans []*entityPlan, result *Result) error {
 				kept = append(kept, a)
 				continue
 			}
-			s := p.sides[a.side]
 			id := pendingID(records.DeleteAwaitingApproval, a.side, a.sourceKey())
 			p.seenPending[id] = true
 			pe, ok := p.pending[id]
@@ -74,7 +74,7 @@ func (r *runner) holdBackDeletes(plans []*entityPlan, result *Result) error {
 			pe.Reason = fmt.Sprintf("deleted on the other side; %d deletes exceed the threshold", unapproved)
 			p.newPending = append(p.newPending, pe)
 			p.counts.Skipped++
-			rep := ItemReport{Endpoint: s.endpoint, Key: a.link.Sides[a.side].Key, ID: pe.ID, Kind: "DeleteAwaitingApproval", Reason: pe.Reason}
+			rep := p.actionReport(a, ReportDeleteAwaitingApproval, pe.Reason)
 			p.reports = append(p.reports, rep)
 			result.PendingDeletes = append(result.PendingDeletes, rep)
 		}
@@ -84,16 +84,28 @@ func (r *runner) holdBackDeletes(plans []*entityPlan, result *Result) error {
 	return nil
 }
 
-// countPlanned fills the counts of a dry run from what would be written.
-func (p *entityPlan) countPlanned() {
+// countPlanned fills the counts and reports of a dry run from what would be
+// written; failed writes waiting for a retry or given up are reported as a
+// real cycle would.
+func (r *runner) countPlanned(p *entityPlan) {
 	for _, a := range p.actions {
-		switch a.op {
-		case connector.OpCreate:
+		if !r.dueForRetry(p, a) {
+			continue
+		}
+		from := p.sides[a.side.Other()].endpoint
+		switch {
+		case a.op == connector.OpCreate && a.hasLink:
 			p.counts.Created++
-		case connector.OpUpdate:
+			p.reports = append(p.reports, p.actionReport(a, ReportWouldCreate, "missing here; re-created from "+from))
+		case a.op == connector.OpCreate:
+			p.counts.Created++
+			p.reports = append(p.reports, p.actionReport(a, ReportWouldCreate, "new on "+from))
+		case a.op == connector.OpUpdate:
 			p.counts.Updated++
-		case connector.OpDelete:
+			p.reports = append(p.reports, p.actionReport(a, ReportWouldUpdate, "content copied from "+from))
+		case a.op == connector.OpDelete:
 			p.counts.Deleted++
+			p.reports = append(p.reports, p.actionReport(a, ReportWouldDelete, "deleted on "+from))
 		}
 	}
 }
@@ -189,15 +201,19 @@ func (r *runner) dueForRetry(p *entityPlan, a action) bool {
 		return true // new content: a fresh start
 	}
 	p.seenPending[id] = true
-	s := p.sides[a.side]
+	report := func(kind, reason string) {
+		rep := p.actionReport(a, kind, reason)
+		rep.ID = cmp.Or(pe.ID, rep.ID)
+		p.reports = append(p.reports, rep)
+	}
 	switch {
 	case pe.GivenUp:
 		p.counts.Errors++
-		p.report(s, "Error", a.sourceKey(), pe.ID, fmt.Sprintf("given up after %d attempts: %s", pe.Attempts, pe.Reason))
+		report(ReportGivenUp, fmt.Sprintf("given up after %d attempts: %s", pe.Attempts, pe.Reason))
 		return false
 	case r.now.Before(pe.NextRetry):
 		p.counts.Skipped++
-		p.report(s, "Skipped", a.sourceKey(), pe.ID, fmt.Sprintf("retrying after %s: %s", pe.NextRetry.Format(time.RFC3339), pe.Reason))
+		report(ReportSkipped, fmt.Sprintf("retrying after %s: %s", pe.NextRetry.Format(time.RFC3339), pe.Reason))
 		return false
 	}
 	return true
@@ -278,7 +294,13 @@ func (r *runner) recordOutcome(tx *records.Tx, p *entityPlan, a action, written 
 		p.seenPending[failID] = true
 		p.pending[failID] = pe
 		p.counts.Errors++
-		p.report(to, "Error", a.sourceKey(), res.ID, fmt.Sprintf("%s failed (attempt %d): %v", a.op, pe.Attempts, res.Err))
+		kind, reason := ReportError, fmt.Sprintf("%s failed (attempt %d): %v", a.op, pe.Attempts, res.Err)
+		if pe.GivenUp {
+			kind, reason = ReportGivenUp, fmt.Sprintf("%s failed (attempt %d, the last): %v", a.op, pe.Attempts, res.Err)
+		}
+		rep := p.actionReport(a, kind, reason)
+		rep.ID = cmp.Or(res.ID, rep.ID)
+		p.reports = append(p.reports, rep)
 		if err := tx.PutPending(pe); err != nil {
 			return err
 		}

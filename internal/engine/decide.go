@@ -189,7 +189,8 @@ func (r *runner) settleConflict(p *entityPlan, srcEntry, tgtEntry delta.Entry, s
 	p.newPending = append(p.newPending, pe)
 	p.counts.Conflicts++
 	p.counts.Skipped++
-	p.report(src, "Conflict", srcEntry.Key, srcEntry.ID, pe.Reason)
+	p.reports = append(p.reports, ItemReport{Endpoint: src.endpoint, Key: srcEntry.Key, ID: srcEntry.ID,
+		OtherEndpoint: p.sides[tgtI].endpoint, OtherKey: tgtEntry.Key, OtherID: tgtEntry.ID, Kind: ReportConflict, Reason: pe.Reason})
 	return 0, false
 }
 
@@ -315,7 +316,7 @@ func (r *runner) quarantine(p *entityPlan, s *side, e delta.Entry, reason string
 	p.newPending = append(p.newPending, pe)
 	p.counts.Quarantined++
 	p.counts.Skipped++
-	p.report(s, "Quarantined", e.Key, e.ID, reason)
+	p.report(s, ReportQuarantined, e.Key, e.ID, reason)
 }
 
 // relinkRecreated settles a re-create (an edit beating a delete, a one-way

@@ -118,7 +118,7 @@ func Run(ctx context.Context, c Cycle) (Result, error) {
 				return result, fmt.Errorf("cycle %s of %s, entity %s: %w", c.ID, c.User, plan.entity.Name, err)
 			}
 		} else {
-			plan.countPlanned()
+			r.countPlanned(plan)
 		}
 		result.addEntity(plan)
 	}

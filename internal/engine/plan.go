@@ -77,6 +77,24 @@ func (p *entityPlan) report(s *side, kind, key, id, reason string) {
 	p.reports = append(p.reports, ItemReport{Endpoint: s.endpoint, Key: key, ID: id, Kind: kind, Reason: reason})
 }
 
+// actionReport is a report about an action's item: the item written (not
+// yet known for a create) and the item on the other side it copies or
+// whose delete it follows.
+func (p *entityPlan) actionReport(a action, kind, reason string) ItemReport {
+	w, o := a.side, a.side.Other()
+	rep := ItemReport{Endpoint: p.sides[w].endpoint, OtherEndpoint: p.sides[o].endpoint, OtherKey: a.sourceKey(), Kind: kind, Reason: reason}
+	if a.hasLink {
+		if a.op != connector.OpCreate {
+			rep.Key, rep.ID = a.link.Sides[w].Key, a.link.Sides[w].ID
+		}
+		rep.OtherID = a.link.Sides[o].ID
+	}
+	if a.op != connector.OpDelete {
+		rep.OtherID = a.from.ID
+	}
+	return rep
+}
+
 func (r *runner) planEntity(ctx context.Context, e Entity) (*entityPlan, error) {
 	pol := r.cycle.Policy
 	src := &side{endpoint: pol.Source.Name, entity: e.sourceEntity(), conn: r.cycle.Source, keyFields: e.SourceKeyFields, matchOn: e.MatchOn, isSource: true}
@@ -183,7 +201,7 @@ func (r *runner) readSide(ctx context.Context, p *entityPlan, s *side) (*observe
 		p.counts.Errors++
 		var ie *connector.ItemError
 		errors.As(err, &ie)
-		p.report(s, "Error", "", ie.ID, err.Error())
+		p.report(s, ReportError, "", ie.ID, err.Error())
 	}
 	onReject := func(rej delta.Rejected) {
 		p.counts.Skipped++

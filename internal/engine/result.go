@@ -34,13 +34,45 @@ func (c *Counts) add(o Counts) {
 	c.Quarantined += o.Quarantined
 }
 
-// ItemReport tells a user about one item that was not synced as is.
+// Kinds of ItemReport.
+const (
+	// ReportError: reading or writing the item failed; a failed write is
+	// retried with backoff.
+	ReportError = "Error"
+	// ReportGivenUp: writing the item failed on its last allowed attempt, or
+	// had failed so before; it is not tried again until its content changes.
+	ReportGivenUp = "GivenUp"
+	// ReportSkipped: a failed write waiting for its next retry.
+	ReportSkipped = "Skipped"
+	// ReportConflict: changed on both sides under the Manual rule.
+	ReportConflict = "Conflict"
+	// ReportQuarantined: matched more than one item at the first cycle.
+	ReportQuarantined = "Quarantined"
+	// ReportDeleteAwaitingApproval: a delete held back by the threshold.
+	ReportDeleteAwaitingApproval = "DeleteAwaitingApproval"
+	// ReportWouldCreate, ReportWouldUpdate and ReportWouldDelete are a dry
+	// run's plan: the writes it would have made.
+	ReportWouldCreate = "WouldCreate"
+	ReportWouldUpdate = "WouldUpdate"
+	ReportWouldDelete = "WouldDelete"
+)
+
+// ItemReport tells a user about one item that was not synced as is, or that
+// a dry run would write.
 type ItemReport struct {
+	// Endpoint, Key and ID name the item the report is about; for a write,
+	// the item written (with no key or ID before it is created).
 	Endpoint string `json:"endpoint"`
 	Key      string `json:"key"`
 	ID       string `json:"id,omitempty"`
-	// Kind is Error, Skipped, Conflict, Quarantined, NullKey, Duplicate or
-	// DeleteAwaitingApproval.
+	// OtherEndpoint, OtherKey and OtherID name the same item on the other
+	// endpoint, where it is known: the item a write copies or follows, the
+	// other side of a conflict.
+	OtherEndpoint string `json:"otherEndpoint,omitempty"`
+	OtherKey      string `json:"otherKey,omitempty"`
+	OtherID       string `json:"otherID,omitempty"`
+	// Kind is one of the Report constants, or a cleansing rejection
+	// (delta.NullKey, delta.Duplicate).
 	Kind   string `json:"kind"`
 	Reason string `json:"reason"`
 }

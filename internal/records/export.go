@@ -20,6 +20,9 @@ type UserExport struct {
 	Identity      string       `json:"identity"`
 	FormatVersion int          `json:"formatVersion"`
 	Pairs         []PairExport `json:"pairs"`
+	// Cycles are the user's last cycle reports, newest first (Store.CycleReports);
+	// Export leaves them to the caller, since they are kept outside records.db.
+	Cycles []CycleReport `json:"cycles,omitempty"`
 }
 
 // Export reads all of the user's records.

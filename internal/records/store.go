@@ -8,6 +8,7 @@
 //	<root>/users/<DirName(user)>/records.db  the user's records
 //	<root>/users/<DirName(user)>/identity   the identity, for listing
 //	<root>/users/<DirName(user)>/reports/   <entity>.nullpk.csv, <entity>.duplicates.csv
+//	<root>/users/<DirName(user)>/cycles/    <DirName(cycle)>.json: the last cycles' item reports
 //
 // bbolt's flock on records.db makes one writer per user; the kernel drops
 // the lock when the holder dies, so a killed cycle never leaves it held.
