@@ -32,7 +32,9 @@ type op struct {
 // be replayed row by row to find which.
 var errReplay = errors.New("a row failed; replaying the batch row by row")
 
-// Write applies a batch in one transaction (see the package doc).
+// Write applies a batch in one transaction (see the package doc). An update
+// or delete that matched more than one row is a row's failure like a broken
+// constraint: the batch is replayed and only that write is undone.
 func (c *Connector) Write(ctx context.Context, req connector.WriteRequest) ([]connector.WriteResult, error) {
 	t, err := c.table(req.Entity)
 	if err != nil {
@@ -166,17 +168,13 @@ func (c *Connector) writeFast(ctx context.Context, t table, ops []*op, results [
 	if len(queued) > 0 {
 		br := tx.SendBatch(ctx, batch)
 		for _, i := range queued {
-			res, err := c.runOne(t, ops[i], func(sql string, args ...any) (pgconn.CommandTag, pgx.Row) {
-				if ops[i].write.Op == connector.OpDelete {
-					tag, err := br.Exec()
-					return tag, errRow{err}
-				}
-				return pgconn.CommandTag{}, br.QueryRow()
-			})
+			res, err := c.runOne(t, ops[i], br.Exec, br.Query)
 			if errors.Is(err, connector.ErrNotFound) {
 				// A missing row aborts nothing: report it and go on.
 				res.Err = err
 			} else if err != nil {
+				// A row's failure, or a write that matched more than
+				// one row: the replay undoes just that one.
 				br.Close()
 				if connector.IsItemError(err) {
 					return errReplay
@@ -256,13 +254,9 @@ func (c *Connector) writeOneByOne(ctx context.Context, t table, ops []*op, resul
 		if _, err := tx.Exec(ctx, "SAVEPOINT chainsync_row"); err != nil {
 			return c.endpointError(err)
 		}
-		res, err := c.runOne(t, o, func(sql string, args ...any) (pgconn.CommandTag, pgx.Row) {
-			if o.write.Op == connector.OpDelete {
-				tag, err := tx.Exec(ctx, sql, args...)
-				return tag, errRow{err}
-			}
-			return pgconn.CommandTag{}, tx.QueryRow(ctx, sql, args...)
-		})
+		res, err := c.runOne(t, o,
+			func() (pgconn.CommandTag, error) { return tx.Exec(ctx, o.sql, o.args...) },
+			func() (pgx.Rows, error) { return tx.Query(ctx, o.sql, o.args...) })
 		if err != nil && !connector.IsItemError(err) {
 			return err
 		}
@@ -282,27 +276,28 @@ func (c *Connector) writeOneByOne(ctx context.Context, t table, ops []*op, resul
 	return nil
 }
 
-// errRow is the Row of an Exec: it carries only the error.
-type errRow struct{ err error }
-
-func (r errRow) Scan(...any) error { return r.err }
-
-// runOne executes one op through run and reads its result: an item error
-// for a row's own failure or a missing row, any other error for the
-// endpoint.
-func (c *Connector) runOne(t table, o *op, run func(sql string, args ...any) (pgconn.CommandTag, pgx.Row)) (connector.WriteResult, error) {
+// runOne executes one op, a delete through exec and anything else through
+// query, and reads its result: an item error for a row's own failure, a
+// missing row or an update or delete that matched more than one row (one
+// item is one row, whatever the where clause lets through; the caller
+// undoes it), any other error for the endpoint.
+func (c *Connector) runOne(t table, o *op, exec func() (pgconn.CommandTag, error), query func() (pgx.Rows, error)) (connector.WriteResult, error) {
 	id := o.write.ID
 	if o.write.Op == connector.OpDelete {
-		tag, row := run(o.sql, o.args...)
-		if err := row.Scan(); err != nil {
+		tag, err := exec()
+		if err != nil {
 			return connector.WriteResult{ID: id}, c.rowError(id, err)
 		}
-		if tag.RowsAffected() == 0 {
+		switch n := tag.RowsAffected(); {
+		case n == 0:
 			return connector.WriteResult{ID: id}, connector.NewItemError(id, connector.ErrNotFound)
+		case n > 1:
+			return connector.WriteResult{ID: id}, connector.NewItemError(id, sqlgen.ManyRowsError(o.write.Op, n))
 		}
 		return connector.WriteResult{ID: id}, nil
 	}
-	// RETURNING gives the key columns, then the modification column.
+	// RETURNING gives one row per row written: the key columns, then the
+	// modification column.
 	n := len(t.Coll.KeyFields)
 	if t.Coll.ModifiedField != "" {
 		n++
@@ -312,12 +307,29 @@ func (c *Connector) runOne(t table, o *op, run func(sql string, args ...any) (pg
 	for i := range ptrs {
 		ptrs[i] = &returned[i]
 	}
-	_, row := run(o.sql, o.args...)
-	if err := row.Scan(ptrs...); err != nil {
-		if errors.Is(err, pgx.ErrNoRows) {
-			return connector.WriteResult{ID: id}, connector.NewItemError(id, connector.ErrNotFound)
-		}
+	rows, err := query()
+	if err != nil {
 		return connector.WriteResult{ID: id}, c.rowError(id, err)
+	}
+	var written int64
+	for rows.Next() {
+		written++
+		if written == 1 {
+			if err := rows.Scan(ptrs...); err != nil {
+				rows.Close()
+				return connector.WriteResult{ID: id}, c.rowError(id, err)
+			}
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return connector.WriteResult{ID: id}, c.rowError(id, err)
+	}
+	switch {
+	case written == 0:
+		return connector.WriteResult{ID: id}, connector.NewItemError(id, connector.ErrNotFound)
+	case written > 1:
+		return connector.WriteResult{ID: id}, connector.NewItemError(id, sqlgen.ManyRowsError(o.write.Op, written))
 	}
 	texts := make([]string, len(t.Coll.KeyFields))
 	for i := range texts {

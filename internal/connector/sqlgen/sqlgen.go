@@ -60,7 +60,9 @@ func (a *Args) Values() []any { return a.values }
 func (t Table) newArgs() *Args { return &Args{ph: t.Placeholder} }
 
 // scopeCondition is the user's part of the table: scope matches and the
-// where clause, all bound.
+// where clause, all bound. The where clause renders as one parenthesised
+// unit from its parsed tree, so nothing in it can detach the conditions
+// around it: "a AND (where)" holds a for every row, whatever where says.
 func (t Table) scopeCondition(s connector.Scope, args *Args) (string, error) {
 	var conds []string
 	values, err := t.Coll.ScopeValues(s)
@@ -77,7 +79,7 @@ func (t Table) scopeCondition(s connector.Scope, args *Args) (string, error) {
 			return "", err
 		}
 		args.values = append(args.values, vals...)
-		conds = append(conds, "("+sql+")")
+		conds = append(conds, sql)
 	}
 	return strings.Join(conds, " AND "), nil
 }
@@ -288,8 +290,13 @@ func (t Table) WriteColumns(w connector.Write, scope map[string]string, now conn
 }
 
 // CheckColumns names every column a collection's configuration uses (key fields, modification
-// field, scope fields) that cols lacks. path names the collection in the policy's terms;
-// relation names the table as the dialect's messages do.
+// field, scope fields, the where clause's columns) that cols lacks. path names the collection in
+// the policy's terms; relation names the table as the dialect's messages do.
+//
+// The where clause's columns matter most: SQLite reads a double-quoted name that is no column
+// as a string, so a misspelt column would silently turn "ownr <> @email" into a condition true
+// for every row. They are matched ignoring ASCII case, as SQLite matches names; PostgreSQL,
+// which does not, fails the read with its own error instead.
 func CheckColumns(path, relation string, coll collection.Collection, cols []string) error {
 	have := map[string]bool{}
 	for _, c := range cols {
@@ -310,5 +317,37 @@ func CheckColumns(path, relation string, coll collection.Collection, cols []stri
 	for i, m := range coll.Scope {
 		need(fmt.Sprintf("scope[%d].field", i), m.Field)
 	}
+	if where, err := collection.ParseWhere(coll.Where); err == nil {
+		folded := map[string]bool{}
+		for _, c := range cols {
+			folded[asciiLower(c)] = true
+		}
+		for _, col := range where.Columns() {
+			if !folded[asciiLower(col)] {
+				errs = append(errs, fmt.Errorf("%s.where: column %q does not exist in %s", path, col, relation))
+			}
+		}
+	}
 	return errors.Join(errs...)
+}
+
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+// ErrManyRows is wrapped by the item error of an update or delete that matched more than one
+// row. An item is one row; more means that its key is not unique within the user's scope (a key
+// shared between users, or a where clause broader than one user), and a write of one user's item
+// must not change rows it does not name. The connector undoes the statement.
+var ErrManyRows = errors.New("the key fields must identify one row within the user's scope and where clause")
+
+// ManyRowsError says that the op for one item matched n rows and was undone.
+func ManyRowsError(op connector.Op, n int64) error {
+	return fmt.Errorf("the %s matched %d rows and was undone: %w", op, n, ErrManyRows)
 }

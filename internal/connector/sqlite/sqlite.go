@@ -386,7 +386,9 @@ func decodeWatermark(w connector.Watermark) (any, error) {
 }
 
 // Write applies a batch in one transaction. A row that breaks a constraint
-// fails alone: SQLite undoes just that statement and the batch goes on.
+// fails alone: SQLite undoes just that statement and the batch goes on. An
+// update or delete that matched more than one row is undone too, and fails
+// its item (see runOnOneRow).
 func (c *Connector) Write(ctx context.Context, req connector.WriteRequest) ([]connector.WriteResult, error) {
 	t, err := c.table(req.Entity)
 	if err != nil {
@@ -422,48 +424,86 @@ func (c *Connector) Write(ctx context.Context, req connector.WriteRequest) ([]co
 
 func (c *Connector) writeOne(ctx context.Context, tx *sql.Tx, t sqlgen.Table, s connector.Scope, scope map[string]string,
 	w connector.Write, now connector.Value) (connector.WriteResult, error) {
-	var q string
-	var args []any
 	switch w.Op {
 	case connector.OpCreate:
 		cols, vals, err := t.WriteColumns(w, scope, now)
 		if err != nil {
 			return connector.WriteResult{}, connector.NewItemError(w.ID, err)
 		}
-		q, args = t.Insert(cols, vals)
+		q, args := t.Insert(cols, vals)
+		res, _, err := c.run(ctx, tx, t, w, q, args)
+		return res, err
 	case connector.OpUpdate, connector.OpDelete:
 		keys, err := decodeKeys(w.ID, len(t.Coll.KeyFields))
 		if err != nil {
 			return connector.WriteResult{}, connector.NewItemError(w.ID, err)
 		}
+		var q string
+		var args []any
 		if w.Op == connector.OpDelete {
 			q, args, err = t.Delete(s, keys)
-			if err != nil {
-				return connector.WriteResult{}, err
+		} else {
+			cols, vals, cerr := t.WriteColumns(w, scope, now)
+			if cerr != nil {
+				return connector.WriteResult{}, connector.NewItemError(w.ID, cerr)
 			}
-			res, err := tx.ExecContext(ctx, q, args...)
-			if err != nil {
-				return connector.WriteResult{}, classify(w.ID, err)
+			if len(cols) == 0 { // nothing to change, but the row must exist
+				cols, vals = []string{t.Coll.KeyFields[0]}, []any{keys[0]}
 			}
-			if n, _ := res.RowsAffected(); n == 0 {
-				return connector.WriteResult{ID: w.ID}, connector.NewItemError(w.ID, connector.ErrNotFound)
-			}
-			return connector.WriteResult{ID: w.ID}, nil
+			q, args, err = t.Update(s, keys, cols, vals)
 		}
-		cols, vals, err := t.WriteColumns(w, scope, now)
-		if err != nil {
-			return connector.WriteResult{}, connector.NewItemError(w.ID, err)
-		}
-		if len(cols) == 0 { // nothing to change, but the row must exist
-			cols, vals = []string{t.Coll.KeyFields[0]}, []any{keys[0]}
-		}
-		q, args, err = t.Update(s, keys, cols, vals)
 		if err != nil {
 			return connector.WriteResult{}, err
 		}
-	default:
-		return connector.WriteResult{}, connector.NewItemError(w.ID, fmt.Errorf("unknown write op %v", w.Op))
+		return c.runOnOneRow(ctx, tx, t, w, q, args)
 	}
+	return connector.WriteResult{}, connector.NewItemError(w.ID, fmt.Errorf("unknown write op %v", w.Op))
+}
+
+// runOnOneRow runs an update or delete under a savepoint and undoes it when
+// it matched more than one row: one item is one row, whatever the where
+// clause lets through.
+func (c *Connector) runOnOneRow(ctx context.Context, tx *sql.Tx, t sqlgen.Table, w connector.Write, q string, args []any) (connector.WriteResult, error) {
+	if _, err := tx.ExecContext(ctx, "SAVEPOINT chainsync_row"); err != nil {
+		return connector.WriteResult{}, fmt.Errorf("writing item %q: %w", w.ID, err)
+	}
+	res, n, err := c.run(ctx, tx, t, w, q, args)
+	if err != nil && !connector.IsItemError(err) {
+		return res, err
+	}
+	if n > 1 {
+		if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO chainsync_row"); rerr != nil {
+			return connector.WriteResult{}, fmt.Errorf("undoing item %q: %w", w.ID, rerr)
+		}
+		res, err = connector.WriteResult{ID: w.ID}, connector.NewItemError(w.ID, sqlgen.ManyRowsError(w.Op, n))
+	}
+	if _, rerr := tx.ExecContext(ctx, "RELEASE chainsync_row"); rerr != nil {
+		return connector.WriteResult{}, fmt.Errorf("writing item %q: %w", w.ID, rerr)
+	}
+	return res, err
+}
+
+// run executes one write's statement and returns its result and the number
+// of rows it changed.
+func (c *Connector) run(ctx context.Context, tx *sql.Tx, t sqlgen.Table, w connector.Write, q string, args []any) (connector.WriteResult, int64, error) {
+	if w.Op == connector.OpDelete {
+		res, err := tx.ExecContext(ctx, q, args...)
+		if err != nil {
+			return connector.WriteResult{}, 0, classify(w.ID, err)
+		}
+		n, _ := res.RowsAffected()
+		if n == 0 {
+			return connector.WriteResult{ID: w.ID}, 0, connector.NewItemError(w.ID, connector.ErrNotFound)
+		}
+		return connector.WriteResult{ID: w.ID}, n, nil
+	}
+	// RETURNING gives one row per row written: the key columns, then the
+	// modification column.
+	rows, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return connector.WriteResult{ID: w.ID}, 0, classify(w.ID, err)
+	}
+	defer rows.Close()
 	returned := make([]any, len(t.Coll.KeyFields), len(t.Coll.KeyFields)+1)
 	if t.Coll.ModifiedField != "" {
 		returned = append(returned, nil)
@@ -472,12 +512,20 @@ func (c *Connector) writeOne(ctx context.Context, tx *sql.Tx, t sqlgen.Table, s 
 	for i := range returned {
 		ptrs[i] = &returned[i]
 	}
-	err := tx.QueryRowContext(ctx, q, args...).Scan(ptrs...)
-	if errors.Is(err, sql.ErrNoRows) {
-		return connector.WriteResult{ID: w.ID}, connector.NewItemError(w.ID, connector.ErrNotFound)
+	var n int64
+	for rows.Next() {
+		n++
+		if n == 1 {
+			if err := rows.Scan(ptrs...); err != nil {
+				return connector.WriteResult{ID: w.ID}, n, classify(w.ID, err)
+			}
+		}
 	}
-	if err != nil {
-		return connector.WriteResult{ID: w.ID}, classify(w.ID, err)
+	if err := rows.Err(); err != nil {
+		return connector.WriteResult{ID: w.ID}, n, classify(w.ID, err)
+	}
+	if n == 0 {
+		return connector.WriteResult{ID: w.ID}, 0, connector.NewItemError(w.ID, connector.ErrNotFound)
 	}
 	texts := make([]string, len(t.Coll.KeyFields))
 	for i := range texts {
@@ -489,7 +537,7 @@ func (c *Connector) writeOne(ctx context.Context, tx *sql.Tx, t sqlgen.Table, s 
 		raw := returned[len(returned)-1]
 		res.ModTime, _ = modTime(value(raw), raw)
 	}
-	return res, nil
+	return res, n, nil
 }
 
 // decodeKeys splits an ID into the values bound for its key columns.
