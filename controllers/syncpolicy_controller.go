@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
+	cyclerun "github.com/chainsync/chainsync/internal/cycle"
 )
 
 // SyncPolicyReconciler launches the cycles of a policy's users as Jobs, on schedule, at once for
@@ -58,6 +59,12 @@ func (r *SyncPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 
 	sched, err := parseSchedule(policy.Spec.Schedule)
 	if err != nil {
+		setPolicyStalled(policy, syncv1alpha1.InvalidSpecReason, err.Error())
+		return ctrl.Result{}, reconcile.TerminalError(err)
+	}
+	// What admission cannot check (a where clause's grammar, a delimiter, a file name) is
+	// refused here, before any cycle runs, with the field at fault.
+	if err := cyclerun.ValidateSpec(policy); err != nil {
 		setPolicyStalled(policy, syncv1alpha1.InvalidSpecReason, err.Error())
 		return ctrl.Result{}, reconcile.TerminalError(err)
 	}

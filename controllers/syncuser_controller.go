@@ -79,7 +79,7 @@ func (r *SyncUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	}
 	current, problem := placeUser(user, chain)
 	if problem != nil {
-		setUserConditions(user, current, problem, false)
+		setUserConditions(user, current, problem, nil)
 		return ctrl.Result{}, nil // Terminal until the chain or the spec changes; both are watched.
 	}
 
@@ -102,7 +102,11 @@ func (r *SyncUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		return ctrl.Result{}, err
 	}
 	wasCompleted := meta.IsStatusConditionTrue(base.Status.Conditions, syncv1alpha1.CompletedCondition)
-	setUserConditions(user, current, nil, err == nil)
+	found := policy
+	if err != nil {
+		found = nil
+	}
+	setUserConditions(user, current, nil, found)
 	if !wasCompleted && meta.IsStatusConditionTrue(user.Status.Conditions, syncv1alpha1.CompletedCondition) {
 		r.Recorder.Eventf(user, nil, corev1.EventTypeNormal, syncv1alpha1.SyncUserChainCompletedReason, "Complete",
 			"Synced clean on the last step (policy %s)", current.policy)

@@ -132,7 +132,8 @@ func advanceAlongChain(status *syncv1alpha1.SyncUserStatus, chain *syncv1alpha1.
 // setUserConditions computes the user's conditions from its status: Synced from the last cycle on
 // the current step, Completed once it synced clean on its last step, Stalled for what needs a
 // person, Reconciling while it waits for a cycle, and Ready as the summary.
-func setUserConditions(user *syncv1alpha1.SyncUser, current placement, problem *placementProblem, policyFound bool) {
+// policy is the SyncPolicy of the current step, nil when it does not exist.
+func setUserConditions(user *syncv1alpha1.SyncUser, current placement, problem *placementProblem, policy *syncv1alpha1.SyncPolicy) {
 	st := &user.Status
 	gen := user.Generation
 	set := func(t string, s metav1.ConditionStatus, reason, msg string) {
@@ -140,7 +141,7 @@ func setUserConditions(user *syncv1alpha1.SyncUser, current placement, problem *
 	}
 	where := describePlacement(st)
 
-	if problem == nil && !policyFound {
+	if problem == nil && policy == nil {
 		problem = &placementProblem{syncv1alpha1.SyncUserPolicyNotFoundReason, fmt.Sprintf("SyncPolicy %q not found", current.policy)}
 	}
 	if problem != nil {
@@ -168,16 +169,11 @@ func setUserConditions(user *syncv1alpha1.SyncUser, current placement, problem *
 		set(syncv1alpha1.CompletedCondition, metav1.ConditionFalse, syncv1alpha1.ProgressingReason, "Not yet synced clean on the last step")
 	}
 
+	stall := needsAPerson(c, policy)
 	switch {
-	case c != nil && c.PendingDeletes > 0:
-		msg := fmt.Sprintf("Cycle %s holds back %d deletes over the policy's threshold; approve with the annotation %s=%s",
-			c.ID, c.PendingDeletes, syncv1alpha1.ApproveDeletesAnnotation, c.PendingDeletesCycle)
-		set(syncv1alpha1.StalledCondition, metav1.ConditionTrue, syncv1alpha1.SyncUserDeleteThresholdExceededReason, msg)
-		set(syncv1alpha1.ReadyCondition, metav1.ConditionFalse, syncv1alpha1.SyncUserDeleteThresholdExceededReason, msg)
-		meta.RemoveStatusCondition(&st.Conditions, syncv1alpha1.ReconcilingCondition)
-	case c != nil && c.FailureReason == syncv1alpha1.SyncUserDestinationClaimedReason:
-		set(syncv1alpha1.StalledCondition, metav1.ConditionTrue, syncv1alpha1.SyncUserDestinationClaimedReason, c.Failure)
-		set(syncv1alpha1.ReadyCondition, metav1.ConditionFalse, syncv1alpha1.SyncUserDestinationClaimedReason, c.Failure)
+	case stall != nil:
+		set(syncv1alpha1.StalledCondition, metav1.ConditionTrue, stall.reason, stall.message)
+		set(syncv1alpha1.ReadyCondition, metav1.ConditionFalse, stall.reason, stall.message)
 		meta.RemoveStatusCondition(&st.Conditions, syncv1alpha1.ReconcilingCondition)
 	case c == nil:
 		meta.RemoveStatusCondition(&st.Conditions, syncv1alpha1.StalledCondition)
@@ -197,6 +193,44 @@ func setUserConditions(user *syncv1alpha1.SyncUser, current placement, problem *
 		}
 		set(syncv1alpha1.ReadyCondition, metav1.ConditionTrue, syncv1alpha1.SyncUserSyncedReason, msg)
 	}
+}
+
+// needsAPerson says what, in the last cycle on the current step, no later cycle can settle by
+// itself, with the count and what resolves it: kstatus then reads Failed instead of waiting for
+// ever. Held-back deletes come first, as they name the cycle to approve.
+func needsAPerson(c *syncv1alpha1.CycleResult, policy *syncv1alpha1.SyncPolicy) *placementProblem {
+	if c == nil {
+		return nil
+	}
+	i := c.Items
+	switch {
+	case c.PendingDeletes > 0:
+		return &placementProblem{syncv1alpha1.SyncUserDeleteThresholdExceededReason,
+			fmt.Sprintf("Cycle %s holds back %d deletes over the policy's threshold; approve with the annotation %s=%s",
+				c.ID, c.PendingDeletes, syncv1alpha1.ApproveDeletesAnnotation, c.PendingDeletesCycle)}
+	case c.FailureReason == syncv1alpha1.SyncUserDestinationClaimedReason:
+		return &placementProblem{syncv1alpha1.SyncUserDestinationClaimedReason, c.Failure}
+	case c.FailureReason == syncv1alpha1.CycleRecordsCorruptReason:
+		return &placementProblem{syncv1alpha1.SyncUserRecordsCorruptReason,
+			fmt.Sprintf("The records of this user cannot be read (%s); inspect them with `chainsync records show`, then rebuild them by matchOn with the annotation %s=%s",
+				c.Failure, syncv1alpha1.ReinitAnnotation, syncv1alpha1.ReinitClear)}
+	case c.FailureReason == syncv1alpha1.CycleInvalidSpecReason:
+		return &placementProblem{syncv1alpha1.InvalidSpecReason,
+			fmt.Sprintf("SyncPolicy %s cannot work as written: %s; fix the policy", policy.Name, c.Failure)}
+	case i.GivenUp > 0:
+		return &placementProblem{syncv1alpha1.SyncUserItemsGivenUpReason,
+			fmt.Sprintf("%d items failed on every attempt and are no longer tried (status.lastCycle.itemReports, `chainsync records show`); fix them, then retry with the annotation %s=%s",
+				i.GivenUp, syncv1alpha1.ReinitAnnotation, syncv1alpha1.ReinitResync)}
+	case i.Conflicts > 0 && policy.Spec.ConflictResolution == syncv1alpha1.Manual:
+		return &placementProblem{syncv1alpha1.SyncUserConflictsPendingReason,
+			fmt.Sprintf("%d items changed on both sides wait for a person (conflictResolution Manual; status.lastCycle.itemReports, `chainsync records show`); make both sides agree and the next cycle links them",
+				i.Conflicts)}
+	case i.Quarantined > 0:
+		return &placementProblem{syncv1alpha1.SyncUserItemsQuarantinedReason,
+			fmt.Sprintf("%d items matched more than one item by matchOn at the first cycle and were left alone (status.lastCycle.itemReports, `chainsync records show`); remove the duplicates, then relink with the annotation %s=%s",
+				i.Quarantined, syncv1alpha1.ReinitAnnotation, syncv1alpha1.ReinitClear)}
+	}
+	return nil
 }
 
 func describePlacement(st *syncv1alpha1.SyncUserStatus) string {

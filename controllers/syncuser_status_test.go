@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"cmp"
 	"testing"
 	"time"
 
@@ -173,32 +174,54 @@ func TestUserConditions(t *testing.T) {
 		problem *placementProblem
 		found   bool
 		want    want
+		rule    syncv1alpha1.ConflictResolution
 	}{
 		{"waiting for the first cycle", nil, false, nil, true,
-			want{ready: "False", synced: "", completed: "False", reconciling: syncv1alpha1.SyncUserWaitingForCycleReason, readyMessage: "Waiting for the first cycle"}},
+			want{ready: "False", synced: "", completed: "False", reconciling: syncv1alpha1.SyncUserWaitingForCycleReason, readyMessage: "Waiting for the first cycle"}, ""},
 		{"synced with changes mid-chain", cycle("p", 1, 2, func(c *syncv1alpha1.CycleResult) { c.Empty, c.Items.Created = false, 4 }), false, nil, true,
-			want{ready: "True", synced: "True", completed: "False", readyMessage: "Synced on step"}},
+			want{ready: "True", synced: "True", completed: "False", readyMessage: "Synced on step"}, ""},
 		{"empty cycle on the last step completes", cycle("p", 1, 2), true, nil, true,
-			want{ready: "True", synced: "True", completed: "True", readyMessage: "Completed"}},
+			want{ready: "True", synced: "True", completed: "True", readyMessage: "Completed"}, ""},
 		{"endpoint down", cycle("p", 1, 2, func(c *syncv1alpha1.CycleResult) {
 			c.Empty, c.Failure, c.FailureReason = false, "dial tcp: connection refused", "EndpointUnavailable"
 		}), false, nil, true,
-			want{ready: "False", synced: "False", completed: "False", readyMessage: "connection refused"}},
+			want{ready: "False", synced: "False", completed: "False", readyMessage: "connection refused"}, ""},
 		{"item errors", cycle("p", 1, 2, func(c *syncv1alpha1.CycleResult) { c.Empty, c.Items.Errors = false, 2 }), false, nil, true,
-			want{ready: "False", synced: "False", completed: "False", readyMessage: "2 errors"}},
+			want{ready: "False", synced: "False", completed: "False", readyMessage: "2 errors"}, ""},
 		{"deletes held back", cycle("p", 1, 2, func(c *syncv1alpha1.CycleResult) {
 			c.Empty, c.PendingDeletes, c.PendingDeletesCycle = false, 40, "p-123"
 		}), false, nil, true,
 			want{ready: "False", synced: "True", completed: "False", stalled: syncv1alpha1.SyncUserDeleteThresholdExceededReason,
-				readyMessage: "sync.chainsync.dev/approve-deletes=p-123"}},
+				readyMessage: "sync.chainsync.dev/approve-deletes=p-123"}, ""},
 		{"destination claimed", cycle("p", 1, 2, func(c *syncv1alpha1.CycleResult) {
 			c.Empty, c.Failure, c.FailureReason = false, `policy "b" cannot sync ada into "crm": claimed by "a"`, syncv1alpha1.SyncUserDestinationClaimedReason
 		}), false, nil, true,
-			want{ready: "False", synced: "False", completed: "False", stalled: syncv1alpha1.SyncUserDestinationClaimedReason, readyMessage: "claimed"}},
+			want{ready: "False", synced: "False", completed: "False", stalled: syncv1alpha1.SyncUserDestinationClaimedReason, readyMessage: "claimed"}, ""},
+		{"records corrupt", cycle("p", 1, 2, func(c *syncv1alpha1.CycleResult) {
+			c.Empty, c.Failure, c.FailureReason = false, "records.db: checksum mismatch", syncv1alpha1.CycleRecordsCorruptReason
+		}), false, nil, true,
+			want{ready: "False", synced: "False", completed: "False", stalled: syncv1alpha1.SyncUserRecordsCorruptReason,
+				readyMessage: "sync.chainsync.dev/reinit=clear"}, ""},
+		{"policy wrong, found by the cycle", cycle("p", 1, 2, func(c *syncv1alpha1.CycleResult) {
+			c.Empty, c.Failure, c.FailureReason = false, `table "peple" does not exist`, syncv1alpha1.CycleInvalidSpecReason
+		}), false, nil, true,
+			want{ready: "False", synced: "False", completed: "False", stalled: syncv1alpha1.InvalidSpecReason,
+				readyMessage: `SyncPolicy p cannot work as written: table "peple" does not exist`}, ""},
+		{"items given up", cycle("p", 1, 2, func(c *syncv1alpha1.CycleResult) { c.Empty, c.Items.Errors, c.Items.GivenUp = false, 3, 2 }), false, nil, true,
+			want{ready: "False", synced: "False", completed: "False", stalled: syncv1alpha1.SyncUserItemsGivenUpReason,
+				readyMessage: "2 items failed on every attempt"}, ""},
+		{"conflicts left for a person", cycle("p", 1, 2, func(c *syncv1alpha1.CycleResult) { c.Empty, c.Items.Conflicts, c.Items.Skipped = false, 4, 4 }), false, nil, true,
+			want{ready: "False", synced: "True", completed: "False", stalled: syncv1alpha1.SyncUserConflictsPendingReason,
+				readyMessage: "4 items changed on both sides"}, syncv1alpha1.Manual},
+		{"conflicts settled by the rule", cycle("p", 1, 2, func(c *syncv1alpha1.CycleResult) { c.Items.Conflicts, c.Items.Updated = 4, 4 }), false, nil, true,
+			want{ready: "True", synced: "True", completed: "False", readyMessage: "Synced"}, syncv1alpha1.SourceWins},
+		{"items quarantined", cycle("p", 1, 2, func(c *syncv1alpha1.CycleResult) { c.Empty, c.Items.Quarantined, c.Items.Skipped = false, 1, 1 }), false, nil, true,
+			want{ready: "False", synced: "True", completed: "False", stalled: syncv1alpha1.SyncUserItemsQuarantinedReason,
+				readyMessage: "1 items matched more than one item"}, ""},
 		{"policy missing", nil, false, nil, false,
-			want{ready: "False", stalled: syncv1alpha1.SyncUserPolicyNotFoundReason, readyMessage: `SyncPolicy "p" not found`}},
+			want{ready: "False", stalled: syncv1alpha1.SyncUserPolicyNotFoundReason, readyMessage: `SyncPolicy "p" not found`}, ""},
 		{"chain missing", nil, false, &placementProblem{syncv1alpha1.SyncUserPolicyNotFoundReason, "OnboardingChain \"x\" not found"}, false,
-			want{ready: "False", stalled: syncv1alpha1.SyncUserPolicyNotFoundReason, readyMessage: "OnboardingChain"}},
+			want{ready: "False", stalled: syncv1alpha1.SyncUserPolicyNotFoundReason, readyMessage: "OnboardingChain"}, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -207,7 +230,12 @@ func TestUserConditions(t *testing.T) {
 			p := placement{chain: "onboarding", step: "s", policy: "p", lastStep: tc.lastStp}
 			moveTo(&u.Status, p, *at(0))
 			u.Status.LastCycle = tc.last
-			setUserConditions(u, p, tc.problem, tc.found)
+			var policy *syncv1alpha1.SyncPolicy
+			if tc.found {
+				policy = &syncv1alpha1.SyncPolicy{ObjectMeta: metav1.ObjectMeta{Name: "p"}}
+				policy.Spec.ConflictResolution = cmp.Or(tc.rule, syncv1alpha1.SourceWins)
+			}
+			setUserConditions(u, p, tc.problem, policy)
 
 			conds := u.Status.Conditions
 			status := func(t string) string {
@@ -244,12 +272,12 @@ func TestCompletedStaysOnTheLastStep(t *testing.T) {
 	p := placement{chain: "onboarding", step: "bau", policy: "p", lastStep: true}
 	moveTo(&u.Status, p, *at(0))
 	u.Status.LastCycle = cycle("p", 1, 2)
-	setUserConditions(u, p, nil, true)
+	setUserConditions(u, p, nil, &syncv1alpha1.SyncPolicy{ObjectMeta: metav1.ObjectMeta{Name: "p"}})
 	g.Expect(meta.IsStatusConditionTrue(u.Status.Conditions, syncv1alpha1.CompletedCondition)).To(BeTrue())
 
 	// Business as usual: later cycles bring changes, the user stays completed and synced.
 	u.Status.LastCycle = cycle("p", 10, 11, func(c *syncv1alpha1.CycleResult) { c.Empty, c.Items.Created = false, 1 })
-	setUserConditions(u, p, nil, true)
+	setUserConditions(u, p, nil, &syncv1alpha1.SyncPolicy{ObjectMeta: metav1.ObjectMeta{Name: "p"}})
 	g.Expect(meta.IsStatusConditionTrue(u.Status.Conditions, syncv1alpha1.CompletedCondition)).To(BeTrue())
 	g.Expect(meta.IsStatusConditionTrue(u.Status.Conditions, syncv1alpha1.ReadyCondition)).To(BeTrue())
 }

@@ -127,6 +127,7 @@ func TestInvalidObjectsAreRejected(t *testing.T) {
 		{"cron not five fields", basePolicy, `[{"op":"add","path":"/spec/schedule","value":{"cron":"every day"}}]`, `spec.schedule.cron: Invalid value: "every day"`},
 		{"scope names no identity value", basePolicy, `[{"op":"add","path":"/spec/entities/0/source/scope","value":[{"field":"owner","identity":"phone"}]}]`, `spec.entities[0].source.scope[0].identity: Invalid value: "phone"`},
 		{"no record store", basePolicy, `[{"op":"remove","path":"/spec/store"}]`, `spec.store: Required value`},
+		{"target where without scope", basePolicy, `[{"op":"replace","path":"/spec/target","value":{"name":"db","connector":"sqlite","sqlite":{"file":{"path":"a.db"}}}},{"op":"replace","path":"/spec/entities/0/target","value":{"collection":"people","keyFields":["id"],"where":"owner = @email"}}]`, `entities[].target.where needs target.scope too`},
 		{"secret key leaving the mount", basePolicy, `[{"op":"replace","path":"/spec/target","value":{"name":"db","connector":"postgres","postgres":{"host":"db","database":"app","credentialsSecretRef":{"name":"db","passwordKey":"../../volumes/records/records.db"}}}}]`, `spec.target.postgres.credentialsSecretRef.passwordKey: Invalid value: "../../volumes/records/records.db"`},
 		{"secret name not a DNS name", basePolicy, `[{"op":"replace","path":"/spec/target","value":{"name":"db","connector":"postgres","postgres":{"host":"db","database":"app","credentialsSecretRef":{"name":"../db"}}}}]`, `spec.target.postgres.credentialsSecretRef.name: Invalid value: "../db"`},
 		{"postgres without credentials", basePolicy, `[{"op":"replace","path":"/spec/target","value":{"name":"db","connector":"postgres","postgres":{"host":"db","database":"app"}}}]`, `spec.target.postgres.credentialsSecretRef: Required value`},
@@ -149,6 +150,7 @@ func TestInvalidObjectsAreRejected(t *testing.T) {
 
 		// SyncUser.
 		{"user on a policy and a chain", baseUser, `[{"op":"add","path":"/spec/chainRef","value":{"name":"onboarding"}}]`, `set exactly one of policyRef or chainRef`},
+		{"startAt naming no step", baseUser, `[{"op":"remove","path":"/spec/policyRef"},{"op":"add","path":"/spec/chainRef","value":{"name":"onboarding","startAt":"Import Step"}}]`, `spec.chainRef.startAt: Invalid value: "Import Step"`},
 		{"user on nothing", baseUser, `[{"op":"remove","path":"/spec/policyRef"}]`, `set exactly one of policyRef or chainRef`},
 		{"user without identity", baseUser, `[{"op":"replace","path":"/spec/identity","value":{"attributes":{"team":"a"}}}]`, `identity needs an email or a name`},
 		{"malformed email", baseUser, `[{"op":"replace","path":"/spec/identity/email","value":"ada at example.com"}]`, `spec.identity.email: Invalid value: "ada at example.com"`},

@@ -113,8 +113,47 @@ const (
 	// deleted nothing and waits for the approve-deletes annotation naming that cycle.
 	SyncUserDeleteThresholdExceededReason = "DeleteThresholdExceeded"
 
+	// SyncUserRecordsCorruptReason: the user's transaction records cannot be read; a person
+	// inspects them and rebuilds them (reinit: clear).
+	SyncUserRecordsCorruptReason = "RecordsCorrupt"
+
+	// SyncUserItemsGivenUpReason: items failed on every allowed attempt; a person fixes them at
+	// the endpoint and asks for another try (reinit: resync).
+	SyncUserItemsGivenUpReason = "ItemsGivenUp"
+
+	// SyncUserConflictsPendingReason: items changed on both sides wait for a person under the
+	// Manual conflict rule.
+	SyncUserConflictsPendingReason = "ConflictsPending"
+
+	// SyncUserItemsQuarantinedReason: items matched more than one item on the other side at the
+	// first cycle; a person removes the duplicates.
+	SyncUserItemsQuarantinedReason = "ItemsQuarantined"
+
+	// SyncUserJobFailedReason: the cycle Job meant to run the user failed or could not start.
+	SyncUserJobFailedReason = "JobFailed"
+
 	// SyncUserWaitingForCycleReason: the user is placed and waits for its first cycle.
 	SyncUserWaitingForCycleReason = "WaitingForCycle"
+)
+
+// Why a cycle could not run, in a SyncUser's status.lastCycle.failureReason.
+const (
+	// CycleEndpointUnavailableReason: an endpoint could not be reached or read (network, server,
+	// credentials refused, disk).
+	CycleEndpointUnavailableReason = "EndpointUnavailable"
+
+	// CycleInvalidSpecReason: the policy cannot work as written (a field, a table or a column
+	// that does not exist); the message names the field.
+	CycleInvalidSpecReason = InvalidSpecReason
+
+	// CycleRecordsLockedReason: another cycle of the same user held its records too long.
+	CycleRecordsLockedReason = "RecordsLocked"
+
+	// CycleRecordsCorruptReason: the user's records cannot be read.
+	CycleRecordsCorruptReason = "RecordsCorrupt"
+
+	// CycleErrorReason: any other failure of the cycle itself.
+	CycleErrorReason = "CycleError"
 )
 
 // Annotations a person (or a script) sets to ask for something now. Each takes a value, and a

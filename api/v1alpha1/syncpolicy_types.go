@@ -53,6 +53,8 @@ type PostgresSSLMode string
 // +kubebuilder:validation:XValidation:rule="self.conflictResolution != 'NewestWins' || self.entities.all(e, has(e.source.modifiedField) && has(e.target.modifiedField))",message="conflictResolution NewestWins needs source.modifiedField and target.modifiedField on every entity"
 // +kubebuilder:validation:XValidation:rule="self.source.connector != 'csv' || self.entities.all(e, !has(e.source.where))",message="entities[].source.where needs an SQL connector (sqlite or postgres); use scope with csv"
 // +kubebuilder:validation:XValidation:rule="self.target.connector != 'csv' || self.entities.all(e, !has(e.target.where))",message="entities[].target.where needs an SQL connector (sqlite or postgres); use scope with csv"
+// +kubebuilder:validation:XValidation:rule="self.entities.all(e, !has(e.target.where) || has(e.target.scope))",message="entities[].target.where needs target.scope too: rows the cycle creates get the scope's values, and without them a created row is not selected by where, so it would be created again every cycle"
+// +kubebuilder:validation:XValidation:rule="self.direction != 'TwoWay' || self.entities.all(e, !has(e.source.where) || has(e.source.scope))",message="entities[].source.where needs source.scope too in TwoWay: rows the cycle creates in the source get the scope's values, and without them a created row is not selected by where, so it would be created again every cycle"
 type SyncPolicySpec struct {
 	// source is the endpoint changes come from. In TwoWay, changes also flow back into it.
 	// +required

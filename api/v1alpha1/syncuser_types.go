@@ -69,9 +69,12 @@ type ChainReference struct {
 	Name string `json:"name"`
 
 	// startAt is the step a new user starts on, to bypass earlier steps; the first step by default.
-	// It counts only when the user is placed: changing it later does not move the user.
+	// It counts only when the user is placed: changing it later does not move the user. A step
+	// name the chain does not have leaves the user Stalled with PolicyNotFound.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
 	StartAt string `json:"startAt,omitempty"`
 }
 
@@ -125,6 +128,10 @@ type ItemCounts struct {
 	// quarantined items matched more than one item on the other side at the first cycle.
 	// +optional
 	Quarantined int32 `json:"quarantined"`
+	// givenUp items failed on every allowed attempt and are not tried again until their content
+	// changes or a person asks (reinit: resync); counted among errors too.
+	// +optional
+	GivenUp int32 `json:"givenUp,omitempty"`
 }
 
 // CycleResult is the outcome of one user's cycle.

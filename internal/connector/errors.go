@@ -40,3 +40,22 @@ func IsItemError(err error) bool {
 // IsEndpointFailure reports whether err fails the whole endpoint: any non-nil
 // error that is not an ItemError.
 func IsEndpointFailure(err error) bool { return err != nil && !IsItemError(err) }
+
+// ErrInvalidConfig is matched (errors.Is) by a connector's errors that the policy's author fixes
+// in the spec: a field that cannot work, a table or column that does not exist. They fail the
+// cycle as endpoint failures do, but they are not outages, and a person is told which field.
+var ErrInvalidConfig = errors.New("invalid configuration")
+
+// InvalidConfig marks err as a configuration error, keeping its message; nil stays nil.
+func InvalidConfig(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &configError{err}
+}
+
+type configError struct{ err error }
+
+func (e *configError) Error() string        { return e.err.Error() }
+func (e *configError) Unwrap() error        { return e.err }
+func (e *configError) Is(target error) bool { return target == ErrInvalidConfig }

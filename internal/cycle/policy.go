@@ -2,6 +2,7 @@ package cycle
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 
@@ -74,18 +75,7 @@ func (e endpoints) open(ctx context.Context, side string) (connector.Connector, 
 	if side == "target" {
 		ep = e.policy.Spec.Target
 	}
-	colls := map[string]collection.Collection{}
-	for _, ent := range e.policy.Spec.Entities {
-		c := ent.Source
-		if side == "target" {
-			c = ent.Target
-		}
-		coll := collection.Collection{Name: c.Collection, KeyFields: c.KeyFields, ModifiedField: c.ModifiedField, Where: c.Where}
-		for _, m := range c.Scope {
-			coll.Scope = append(coll.Scope, collection.ScopeMatch{Field: m.Field, Identity: m.Identity})
-		}
-		colls[ent.Name] = coll
-	}
+	colls := collectionsOf(e.policy, side)
 	switch {
 	case ep.CSV != nil:
 		return csv.New(csv.Config{
@@ -116,6 +106,50 @@ func (e endpoints) open(ctx context.Context, side string) (connector.Connector, 
 		})
 	}
 	return nil, fmt.Errorf("%s: no connector block for %q", side, ep.Connector)
+}
+
+// collectionsOf translates one side's collections of the policy's entities, by entity name.
+func collectionsOf(policy *syncv1alpha1.SyncPolicy, side string) map[string]collection.Collection {
+	colls := map[string]collection.Collection{}
+	for _, ent := range policy.Spec.Entities {
+		c := ent.Source
+		if side == "target" {
+			c = ent.Target
+		}
+		coll := collection.Collection{Name: c.Collection, KeyFields: c.KeyFields, ModifiedField: c.ModifiedField, Where: c.Where}
+		for _, m := range c.Scope {
+			coll.Scope = append(coll.Scope, collection.ScopeMatch{Field: m.Field, Identity: m.Identity})
+		}
+		colls[ent.Name] = coll
+	}
+	return colls
+}
+
+// ValidateSpec checks what of a policy can be checked without its volumes, Secrets and servers
+// — delimiters, encodings, collection names, key and scope fields, where clauses — with the
+// same rules a cycle applies, so the operator refuses such a policy before any cycle runs. The
+// error names the field at fault.
+func ValidateSpec(policy *syncv1alpha1.SyncPolicy) error {
+	var errs []error
+	for _, side := range []string{"source", "target"} {
+		ep := policy.Spec.Source
+		if side == "target" {
+			ep = policy.Spec.Target
+		}
+		colls := collectionsOf(policy, side)
+		switch {
+		case ep.CSV != nil:
+			errs = append(errs, csv.Config{Side: side, Directory: ep.CSV.Directory.Path, Delimiter: ep.CSV.Delimiter,
+				Comment: ep.CSV.Comment, Encoding: ep.CSV.Encoding, Entities: colls}.ValidateSpec())
+		case ep.SQLite != nil:
+			errs = append(errs, sqlite.Config{Side: side, File: ep.SQLite.File.Path, Entities: colls}.ValidateSpec())
+		case ep.Postgres != nil:
+			pg := ep.Postgres
+			errs = append(errs, postgres.Config{Side: side, Host: pg.Host, Port: int(pg.Port), Database: pg.Database,
+				Schema: pg.Schema, SSLMode: string(pg.SSLMode), Entities: colls}.ValidateSpec())
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // path resolves a file on a claim, under the directory where the pod mounts that claim.

@@ -114,6 +114,7 @@ func (r *Runner) cycleUser(ctx context.Context, policy *syncv1alpha1.SyncPolicy,
 	switch req.reinit {
 	case syncv1alpha1.ReinitResync:
 		p.Complete = true
+		p.RetryGivenUp = true
 	case syncv1alpha1.ReinitClear:
 		for _, e := range p.Entities {
 			p.Reinit = append(p.Reinit, e.Name)

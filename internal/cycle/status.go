@@ -11,16 +11,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
+	"github.com/chainsync/chainsync/internal/connector"
 	"github.com/chainsync/chainsync/internal/engine"
 	"github.com/chainsync/chainsync/internal/records"
-)
-
-// Failure reasons a cycle reports in status.lastCycle.failureReason.
-const (
-	EndpointUnavailableReason = "EndpointUnavailable"
-	RecordsLockedReason       = "RecordsLocked"
-	RecordsCorruptReason      = "RecordsCorrupt"
-	CycleErrorReason          = "CycleError"
 )
 
 // cycleStatus turns the engine's outcome into the SyncUser's status.lastCycle.
@@ -33,6 +26,13 @@ func cycleStatus(policy, job string, started, ended metav1.Time, result engine.R
 			Created: int32(t.Created), Updated: int32(t.Updated), Deleted: int32(t.Deleted), Skipped: int32(t.Skipped),
 			Errors: int32(t.Errors), Conflicts: int32(t.Conflicts), Quarantined: int32(t.Quarantined),
 		},
+	}
+	for _, e := range result.Entities {
+		for _, rep := range e.Reports {
+			if rep.Kind == engine.ReportGivenUp {
+				c.Items.GivenUp++
+			}
+		}
 	}
 	if result.DeleteThresholdExceeded {
 		c.PendingDeletes = int32(len(result.PendingDeletes))
@@ -52,13 +52,15 @@ func failureReason(err error) string {
 	case errors.Is(err, records.ErrClaimed):
 		return syncv1alpha1.SyncUserDestinationClaimedReason
 	case errors.Is(err, records.ErrLocked):
-		return RecordsLockedReason
+		return syncv1alpha1.CycleRecordsLockedReason
 	case errors.Is(err, records.ErrCorrupt):
-		return RecordsCorruptReason
+		return syncv1alpha1.CycleRecordsCorruptReason
+	case errors.Is(err, connector.ErrInvalidConfig):
+		return syncv1alpha1.CycleInvalidSpecReason
 	case errors.Is(err, engine.ErrEndpoint):
-		return EndpointUnavailableReason
+		return syncv1alpha1.CycleEndpointUnavailableReason
 	}
-	return CycleErrorReason
+	return syncv1alpha1.CycleErrorReason
 }
 
 // applyStatus writes the result with server-side apply under the cycle's own field manager, so

@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
+	"github.com/chainsync/chainsync/internal/connector"
 	"github.com/chainsync/chainsync/internal/engine"
 	"github.com/chainsync/chainsync/internal/records"
 )
@@ -40,11 +41,14 @@ func TestCycleStatusTellsWhatHappened(t *testing.T) {
 				g.Expect(c.PendingDeletes).To(BeEquivalentTo(4))
 				g.Expect(c.PendingDeletesCycle).To(Equal("job-1"))
 			}},
-		{"endpoint down", engine.Result{}, fmt.Errorf("opening: %w: dial tcp: refused", engine.ErrEndpoint), EndpointUnavailableReason, false, nil},
+		{"endpoint down", engine.Result{}, fmt.Errorf("opening: %w: dial tcp: refused", engine.ErrEndpoint), syncv1alpha1.CycleEndpointUnavailableReason, false, nil},
+		{"spec wrong, found on opening", engine.Result{}, fmt.Errorf("opening: %w: %w", engine.ErrEndpoint,
+			connector.InvalidConfig(errors.New(`entities[people].target.collection: table "peple" does not exist`))),
+			syncv1alpha1.CycleInvalidSpecReason, false, nil},
 		{"destination claimed", engine.Result{}, fmt.Errorf("x: %w", records.ErrClaimed), syncv1alpha1.SyncUserDestinationClaimedReason, false, nil},
-		{"records locked", engine.Result{}, fmt.Errorf("x: %w", records.ErrLocked), RecordsLockedReason, false, nil},
-		{"records corrupt", engine.Result{}, fmt.Errorf("x: %w", records.ErrCorrupt), RecordsCorruptReason, false, nil},
-		{"anything else", engine.Result{}, errors.New("boom"), CycleErrorReason, false, nil},
+		{"records locked", engine.Result{}, fmt.Errorf("x: %w", records.ErrLocked), syncv1alpha1.CycleRecordsLockedReason, false, nil},
+		{"records corrupt", engine.Result{}, fmt.Errorf("x: %w", records.ErrCorrupt), syncv1alpha1.CycleRecordsCorruptReason, false, nil},
+		{"anything else", engine.Result{}, errors.New("boom"), syncv1alpha1.CycleErrorReason, false, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -207,7 +207,7 @@ func (r *runner) dueForRetry(p *entityPlan, a action) bool {
 		p.reports = append(p.reports, rep)
 	}
 	switch {
-	case pe.GivenUp:
+	case pe.GivenUp && !r.cycle.Policy.RetryGivenUp:
 		p.counts.Errors++
 		report(ReportGivenUp, fmt.Sprintf("given up after %d attempts: %s", pe.Attempts, pe.Reason))
 		return false

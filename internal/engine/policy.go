@@ -118,6 +118,9 @@ type Policy struct {
 	DryRun bool
 	// Complete forces a full compare of every entity.
 	Complete bool
+	// RetryGivenUp tries again the items given up after their last allowed attempt, as a person
+	// asks once they fixed the cause.
+	RetryGivenUp bool
 	// Reinit lists entities whose records are forgotten and rebuilt by an
 	// Initial cycle (matchOn linking), for after an endpoint was restored.
 	Reinit []string

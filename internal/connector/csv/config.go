@@ -36,6 +36,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/chainsync/chainsync/internal/connector"
 	"github.com/chainsync/chainsync/internal/connector/collection"
 )
 
@@ -78,17 +79,34 @@ func (c Config) entityPath(entity string) string {
 	return fmt.Sprintf("entities[%s].%s", entity, c.side())
 }
 
-// Validate checks the configuration without reading any file, and names the
-// field at fault in the SyncPolicy's terms.
+// Validate checks the configuration and that the directory exists, and names
+// the field at fault in the SyncPolicy's terms.
 func (c Config) Validate() error {
+	specErr := c.ValidateSpec()
+	if specErr != nil {
+		specErr = connector.InvalidConfig(specErr)
+	}
+	prefix := c.side() + ".csv."
+	var dirErr error
+	if c.Directory == "" {
+		// ValidateSpec said so already.
+	} else if fi, err := os.Stat(c.Directory); err != nil {
+		// A directory that is not there is a volume not mounted or not yet
+		// written: an outage, not a spec a person must change.
+		dirErr = fmt.Errorf("%sdirectory: %w", prefix, err)
+	} else if !fi.IsDir() {
+		dirErr = connector.InvalidConfig(fmt.Errorf("%sdirectory: %s is not a directory", prefix, c.Directory))
+	}
+	return errors.Join(specErr, dirErr)
+}
+
+// ValidateSpec checks what can be checked without the files, so the operator
+// can refuse a policy before any cycle runs.
+func (c Config) ValidateSpec() error {
 	var errs []error
 	prefix := c.side() + ".csv."
 	if c.Directory == "" {
 		errs = append(errs, fmt.Errorf("%sdirectory: must be set", prefix))
-	} else if fi, err := os.Stat(c.Directory); err != nil {
-		errs = append(errs, fmt.Errorf("%sdirectory: %w", prefix, err))
-	} else if !fi.IsDir() {
-		errs = append(errs, fmt.Errorf("%sdirectory: %s is not a directory", prefix, c.Directory))
 	}
 	if c.Delimiter != "" {
 		if r, err := singleRune(c.Delimiter); err != nil || !validDelim(r) {

@@ -101,8 +101,23 @@ func (c Config) port() int {
 	return c.Port
 }
 
-// Validate checks the configuration without connecting.
+// Validate checks the configuration, credentials included, without connecting.
 func (c Config) Validate() error {
+	errs := []error{c.ValidateSpec()}
+	if c.User == "" {
+		errs = append(errs, fmt.Errorf("%s: the user name is empty", c.field("credentialsSecretRef")))
+	}
+	if c.CAPEM != "" {
+		if !x509.NewCertPool().AppendCertsFromPEM([]byte(c.CAPEM)) {
+			errs = append(errs, fmt.Errorf("%s: the key holds no PEM certificate", c.field("caSecretRef")))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ValidateSpec checks what can be checked without the Secrets and the server, so
+// the operator can refuse a policy before any cycle runs.
+func (c Config) ValidateSpec() error {
 	var errs []error
 	if c.Host == "" {
 		errs = append(errs, fmt.Errorf("%s: must be set", c.field("host")))
@@ -113,9 +128,6 @@ func (c Config) Validate() error {
 	if c.Database == "" {
 		errs = append(errs, fmt.Errorf("%s: must be set", c.field("database")))
 	}
-	if c.User == "" {
-		errs = append(errs, fmt.Errorf("%s: the user name is empty", c.field("credentialsSecretRef")))
-	}
 	mode := c.sslMode()
 	valid := false
 	for _, m := range sslModes {
@@ -123,11 +135,6 @@ func (c Config) Validate() error {
 	}
 	if !valid {
 		errs = append(errs, fmt.Errorf("%s: %q is not one of %s", c.field("sslMode"), mode, strings.Join(sslModes, ", ")))
-	}
-	if c.CAPEM != "" {
-		if !x509.NewCertPool().AppendCertsFromPEM([]byte(c.CAPEM)) {
-			errs = append(errs, fmt.Errorf("%s: the key holds no PEM certificate", c.field("caSecretRef")))
-		}
 	}
 	if len(c.Entities) == 0 {
 		errs = append(errs, errors.New("entities: at least one entity is required"))

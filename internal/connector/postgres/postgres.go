@@ -53,7 +53,7 @@ var (
 // unreachable server fails before anything is read.
 func New(ctx context.Context, cfg Config) (*Connector, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, err
+		return nil, connector.InvalidConfig(err)
 	}
 	pcfg, err := poolConfig(cfg)
 	if err != nil {
@@ -220,7 +220,7 @@ func (c *Connector) inspect(ctx context.Context) error {
 		c.caps.ModTime = c.caps.Incremental
 		c.caps.Origin = c.caps.Origin && hasOrigin
 	}
-	return errors.Join(errs...)
+	return connector.InvalidConfig(errors.Join(errs...))
 }
 
 // Capabilities: incremental with modification times when every entity has a

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"iter"
 	"net"
@@ -356,6 +357,7 @@ func TestEndpointFailuresNameTheField(t *testing.T) {
 	bad.ConnectTimeout = 3 * time.Second
 	_, err = New(ctx, bad)
 	g.Expect(err).To(MatchError(ContainSubstring(fmt.Sprintf("target.postgres.host: cannot reach 127.0.0.1:%d", bad.Port))))
+	g.Expect(errors.Is(err, connector.ErrInvalidConfig)).To(BeFalse(), "a server down is an outage, not a wrong spec")
 
 	bad = cfg
 	bad.Database = "no_such_db"
@@ -371,6 +373,7 @@ func TestEndpointFailuresNameTheField(t *testing.T) {
 	g.Expect(err).To(MatchError(ContainSubstring(`entities[contacts].target.keyFields: column "emp_id" does not exist in "contacts"`)))
 	g.Expect(err).To(MatchError(ContainSubstring(`entities[contacts].target.modifiedField: column "changed" does not exist`)))
 	g.Expect(err).To(MatchError(ContainSubstring(`entities[accounts].target.collection: table or view ` + schema + `.accounts does not exist`)))
+	g.Expect(errors.Is(err, connector.ErrInvalidConfig)).To(BeTrue(), "a missing table or column is the spec's fault")
 
 	_, err = New(ctx, Config{Side: "source", SSLMode: "sometimes", CAPEM: "not pem", Entities: contacts(func(c *collection.Collection) { c.Where = "x = @who" })})
 	g.Expect(err).To(MatchError(ContainSubstring("source.postgres.host: must be set")))

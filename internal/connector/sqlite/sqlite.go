@@ -68,15 +68,28 @@ func (c Config) entityPath(entity string) string {
 	return fmt.Sprintf("entities[%s].%s", entity, c.side())
 }
 
-// Validate checks the configuration without opening the database.
+// Validate checks the configuration and that the file exists, without opening
+// the database.
 func (c Config) Validate() error {
+	if err := c.ValidateSpec(); err != nil {
+		return connector.InvalidConfig(err)
+	}
+	if fi, err := os.Stat(c.File); err != nil {
+		// A file that is not there is a volume not mounted or a database not
+		// yet created: an outage, not a spec a person must change.
+		return fmt.Errorf("%s.sqlite.file: %w", c.side(), err)
+	} else if fi.IsDir() {
+		return connector.InvalidConfig(fmt.Errorf("%s.sqlite.file: %s is a directory", c.side(), c.File))
+	}
+	return nil
+}
+
+// ValidateSpec checks what can be checked without the file, so the operator
+// can refuse a policy before any cycle runs.
+func (c Config) ValidateSpec() error {
 	var errs []error
 	if c.File == "" {
 		errs = append(errs, fmt.Errorf("%s.sqlite.file: must be set", c.side()))
-	} else if fi, err := os.Stat(c.File); err != nil {
-		errs = append(errs, fmt.Errorf("%s.sqlite.file: %w", c.side(), err))
-	} else if fi.IsDir() {
-		errs = append(errs, fmt.Errorf("%s.sqlite.file: %s is a directory", c.side(), c.File))
 	}
 	if len(c.Entities) == 0 {
 		errs = append(errs, errors.New("entities: at least one entity is required"))
@@ -178,7 +191,7 @@ func (c *Connector) inspect(ctx context.Context) error {
 		c.caps.ModTime = c.caps.Incremental
 		c.caps.Origin = c.caps.Origin && hasOrigin
 	}
-	return errors.Join(errs...)
+	return connector.InvalidConfig(errors.Join(errs...))
 }
 
 // Capabilities: incremental with modification times when every entity has a

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"iter"
 	"os"
 	"path/filepath"
@@ -218,6 +219,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 	g := NewWithT(t)
 	_, err := New(ctx, Config{Side: "source", File: filepath.Join(t.TempDir(), "missing.db"), Entities: contacts(nil)})
 	g.Expect(err).To(MatchError(ContainSubstring("source.sqlite.file: stat ")))
+	g.Expect(errors.Is(err, connector.ErrInvalidConfig)).To(BeFalse(), "a file not there yet is an outage, not a wrong spec")
 	g.Expect(filepath.Join(t.TempDir(), "missing.db")).NotTo(BeAnExistingFile())
 
 	path := newDB(t, `CREATE TABLE employees (id INTEGER PRIMARY KEY, name TEXT)`)
@@ -234,6 +236,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 	g.Expect(err).To(MatchError(ContainSubstring(`entities[contacts].source.keyFields: column "emp_id" does not exist in table "employees"`)))
 	g.Expect(err).To(MatchError(ContainSubstring(`entities[contacts].source.modifiedField: column "changed" does not exist in table "employees"`)))
 	g.Expect(err).To(MatchError(ContainSubstring(`entities[accounts].source.collection: table "accounts" does not exist in app.db`)))
+	g.Expect(errors.Is(err, connector.ErrInvalidConfig)).To(BeTrue(), "a missing table or column is the spec's fault")
 
 	// A file that is not a database is an endpoint failure at New.
 	junk := filepath.Join(t.TempDir(), "junk.db")
