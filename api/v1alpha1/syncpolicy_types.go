@@ -422,19 +422,31 @@ type DeletePolicy struct {
 	// +kubebuilder:default=false
 	Propagate bool `json:"propagate,omitempty"`
 
-	// maxCount holds back a cycle's deletes when there are more than this many.
+	// maxCount holds back a cycle's deletes when there are more than this many, whatever minCount
+	// says.
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=1000000
 	MaxCount *int32 `json:"maxCount,omitempty"`
 
-	// maxPercent holds back a cycle's deletes when they exceed this percentage of the user's items.
-	// A held-back cycle deletes nothing and waits for the approve-deletes annotation.
+	// maxPercent holds back a cycle's deletes when they are more than minCount and exceed this
+	// percentage of the user's synced items. A held-back cycle deletes nothing and waits for the
+	// approve-deletes annotation.
 	// +optional
 	// +kubebuilder:default=10
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=100
 	MaxPercent *int32 `json:"maxPercent,omitempty"`
+
+	// minCount is how many deletes a cycle may make whatever maxPercent says. Ten percent of a
+	// user with nine items is less than one item, so without it every delete of a small user would
+	// wait for approval; a broken export or scope that loses most of a user's items still deletes
+	// more than minCount at once and is held back. 0 applies maxPercent to any number of deletes.
+	// +optional
+	// +kubebuilder:default=5
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000000
+	MinCount *int32 `json:"minCount,omitempty"`
 }
 
 // CycleJobTemplate shapes the Kubernetes Jobs that run a policy's cycles.

@@ -38,6 +38,9 @@ func enginePolicy(p *syncv1alpha1.SyncPolicy) engine.Policy {
 	if n := p.Spec.Deletes.MaxPercent; n != nil {
 		ep.Deletes.MaxPercent = float64(*n)
 	}
+	if n := p.Spec.Deletes.MinCount; n != nil {
+		ep.Deletes.MinCount = int(*n)
+	}
 	for _, e := range p.Spec.Entities {
 		// The connectors make each item's ID from its collection's keyFields, so the engine keys
 		// by ID; its own KeyFields would force every cycle to be a Complete one.

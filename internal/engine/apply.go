@@ -19,6 +19,9 @@ const defaultBatch = 500
 
 // holdBackDeletes applies the delete threshold to the cycle as a whole:
 // when the deletes not yet approved exceed it, no delete is made at all.
+// MaxCount caps them outright; MaxPercent only once they are more than
+// MinCount, so a small user's few deletes go through while losing a large
+// share of a user's items at once still waits for a person.
 func (r *runner) holdBackDeletes(plans []*entityPlan, result *Result) error {
 	d := r.cycle.Policy.Deletes
 	if d.MaxCount <= 0 && d.MaxPercent <= 0 {
@@ -45,7 +48,7 @@ func (r *runner) holdBackDeletes(plans []*entityPlan, result *Result) error {
 		}
 	}
 	exceeded := d.MaxCount > 0 && unapproved > d.MaxCount ||
-		d.MaxPercent > 0 && total > 0 && float64(unapproved)*100/float64(total) > d.MaxPercent
+		d.MaxPercent > 0 && unapproved > d.MinCount && total > 0 && float64(unapproved)*100/float64(total) > d.MaxPercent
 	if !exceeded {
 		return nil
 	}

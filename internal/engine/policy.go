@@ -86,8 +86,14 @@ type Deletes struct {
 	// MaxCount, when > 0, is the most deletes one cycle may make.
 	MaxCount int
 	// MaxPercent, when > 0, is the most deletes one cycle may make as a
-	// percentage of the user's synced items.
+	// percentage of the user's synced items, once they are more than
+	// MinCount.
 	MaxPercent float64
+	// MinCount is how many deletes one cycle may always make whatever
+	// MaxPercent says: a percentage of a user with few items is less than
+	// one item, so without a floor every delete of a small user would wait
+	// for approval.
+	MinCount int
 	// ApprovedCycle names a cycle whose held-back deletes are approved.
 	ApprovedCycle string
 }
