@@ -153,6 +153,8 @@ func (b CycleJobBuilder) job(policy *syncv1alpha1.SyncPolicy, name string, args 
 						Env:             []corev1.EnvVar{{Name: "TMPDIR", Value: "/tmp"}},
 						Resources:       tmpl.Resources,
 						VolumeMounts:    mounts,
+						// A pod that fails says why in its status, where `kubectl describe` shows it.
+						TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 						SecurityContext: &corev1.SecurityContext{
 							AllowPrivilegeEscalation: ptr.To(false),
 							ReadOnlyRootFilesystem:   ptr.To(true),

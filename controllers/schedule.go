@@ -12,9 +12,38 @@ import (
 	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
 )
 
-// failedCycleRetryDelay is how long a user waits after a cycle Job failed without a result (the
-// pod crashed or could not start) before it is tried in a new Job.
-const failedCycleRetryDelay = time.Minute
+// A user whose cycle Job failed without a result (the pod crashed, could not start, or ran past
+// its deadline) is tried in a new Job after failedCycleRetryDelay, doubled for each failed Job
+// since its last result, up to maxFailedCycleRetryDelay: a broken template or a missing
+// RoleBinding costs a Job every few minutes, not a hot loop. The count is of the failed Jobs the
+// policy keeps (jobTemplate.failedJobsHistoryLimit).
+const (
+	failedCycleRetryDelay    = time.Minute
+	maxFailedCycleRetryDelay = 30 * time.Minute
+)
+
+// retryAfterFailedJobs says when a user whose Jobs ended at failedEnds (in any order) is tried
+// again, counting only failures after its last result; zero when none.
+func retryAfterFailedJobs(failedEnds []time.Time, lastResult time.Time) time.Time {
+	var latest time.Time
+	n := 0
+	for _, t := range failedEnds {
+		if t.After(lastResult) {
+			n++
+			if t.After(latest) {
+				latest = t
+			}
+		}
+	}
+	if n == 0 {
+		return time.Time{}
+	}
+	delay := failedCycleRetryDelay
+	for i := 1; i < n && delay < maxFailedCycleRetryDelay; i++ {
+		delay *= 2
+	}
+	return latest.Add(min(delay, maxFailedCycleRetryDelay))
+}
 
 // cycleSchedule is a parsed spec.schedule.
 type cycleSchedule struct {
@@ -71,9 +100,9 @@ type dueCycle struct {
 
 // userDue computes a user's next cycle on the policy. ok is false for a user that must not cycle
 // (suspended). policyRequest is the policy's unhandled requested-at value, if any;
-// lastFailedJob is when the latest failed cycle Job holding the user ended.
+// failedJobs are when the failed cycle Jobs holding the user ended.
 func userDue(sched cycleSchedule, policy *syncv1alpha1.SyncPolicy, user *syncv1alpha1.SyncUser,
-	policyRequest string, lastFailedJob time.Time, now time.Time) (due dueCycle, ok bool) {
+	policyRequest string, failedJobs []time.Time, now time.Time) (due dueCycle, ok bool) {
 	if user.Spec.Suspend {
 		return dueCycle{}, false
 	}
@@ -86,7 +115,14 @@ func userDue(sched cycleSchedule, policy *syncv1alpha1.SyncPolicy, user *syncv1a
 	case ann[syncv1alpha1.RequestedAtAnnotation] != "" && ann[syncv1alpha1.RequestedAtAnnotation] != st.LastHandledRequestedAt:
 		due = dueCycle{at: now, key: "requested:" + ann[syncv1alpha1.RequestedAtAnnotation], requested: true}
 	case ann[syncv1alpha1.ReinitAnnotation] != "" && ann[syncv1alpha1.ReinitAnnotation] != st.LastHandledReinit:
-		due = dueCycle{at: now, key: "reinit:" + ann[syncv1alpha1.ReinitAnnotation], requested: true}
+		reinit := ann[syncv1alpha1.ReinitAnnotation]
+		if ran && c.Reinit == reinit {
+			// Tried, and it failed or was a dry run: tried again on schedule, not in a loop.
+			at := sched.after(startedAt(c), c.CompletionTime.Time, string(user.UID))
+			due = dueCycle{at: at, key: "reinit:" + reinit + ":" + strconv.FormatInt(at.Unix(), 10)}
+		} else {
+			due = dueCycle{at: now, key: "reinit:" + reinit, requested: true}
+		}
 	case ran && c.PendingDeletes > 0 && ann[syncv1alpha1.ApproveDeletesAnnotation] == c.PendingDeletesCycle:
 		due = dueCycle{at: now, key: "approved:" + c.PendingDeletesCycle, requested: true}
 	case policyRequest != "":
@@ -100,11 +136,7 @@ func userDue(sched cycleSchedule, policy *syncv1alpha1.SyncPolicy, user *syncv1a
 		}
 		due = dueCycle{at: entered.Time, key: "new:" + strconv.FormatInt(entered.Unix(), 10)}
 	default:
-		started := c.CompletionTime.Time
-		if c.StartTime != nil {
-			started = c.StartTime.Time
-		}
-		at := sched.after(started, c.CompletionTime.Time, string(user.UID))
+		at := sched.after(startedAt(c), c.CompletionTime.Time, string(user.UID))
 		due = dueCycle{at: at, key: "at:" + strconv.FormatInt(at.Unix(), 10)}
 	}
 
@@ -112,21 +144,28 @@ func userDue(sched cycleSchedule, policy *syncv1alpha1.SyncPolicy, user *syncv1a
 	if ran {
 		lastResult = c.CompletionTime.Time
 	}
-	if lastFailedJob.After(lastResult) {
-		if retry := lastFailedJob.Add(failedCycleRetryDelay); retry.After(due.at) {
-			due = dueCycle{at: retry, key: "retry:" + strconv.FormatInt(retry.Unix(), 10)}
-		}
+	if retry := retryAfterFailedJobs(failedJobs, lastResult); retry.After(due.at) {
+		due = dueCycle{at: retry, key: "retry:" + strconv.FormatInt(retry.Unix(), 10)}
 	}
 	return due, true
 }
 
-// nextSyncTime is what a SyncUser's status shows as its next cycle.
-func nextSyncTime(policy *syncv1alpha1.SyncPolicy, user *syncv1alpha1.SyncUser, now time.Time) *metav1.Time {
+// startedAt is when a finished cycle started, or ended when that is not known.
+func startedAt(c *syncv1alpha1.CycleResult) time.Time {
+	if c.StartTime != nil {
+		return c.StartTime.Time
+	}
+	return c.CompletionTime.Time
+}
+
+// nextSyncTime is what a SyncUser's status shows as its next cycle, given when the failed cycle
+// Jobs holding it ended.
+func nextSyncTime(policy *syncv1alpha1.SyncPolicy, user *syncv1alpha1.SyncUser, failedJobs []time.Time, now time.Time) *metav1.Time {
 	sched, err := parseSchedule(policy.Spec.Schedule)
 	if err != nil || policy.Spec.Suspend {
 		return nil
 	}
-	due, ok := userDue(sched, policy, user, "", time.Time{}, now)
+	due, ok := userDue(sched, policy, user, "", failedJobs, now)
 	if !ok {
 		return nil
 	}

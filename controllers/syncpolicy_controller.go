@@ -11,6 +11,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
@@ -97,9 +98,14 @@ func (r *SyncPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 	plan := planCycles(sched, policy, users.Items, world, policyRequest, now)
 
+	var rejected *jobRejectedError
 	if !policy.Spec.Suspend && len(plan.due) > 0 {
 		launched, err := r.launch(ctx, policy, plan.due)
-		if err != nil {
+		if errors.As(err, &rejected) {
+			// Retrying at once would be refused again: wait for the spec to change, or back off.
+			r.Recorder.Eventf(policy, nil, corev1.EventTypeWarning, syncv1alpha1.SyncPolicyJobRejectedReason, "Launch", "%s", rejected.Error())
+			plan.due = nil
+		} else if err != nil {
 			return ctrl.Result{}, err
 		}
 		world.active = append(world.active, launched...)
@@ -121,8 +127,37 @@ func (r *SyncPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		policy.Status.NextCycleTime = &metav1.Time{Time: plan.next.Truncate(time.Second)}
 		result.RequeueAfter = plan.next.Sub(now)
 	}
+	if rejected != nil {
+		retry := jobRejectedRetryDelay(policy, now)
+		setPolicyStalled(policy, syncv1alpha1.SyncPolicyJobRejectedReason, rejected.Error())
+		return ctrl.Result{RequeueAfter: retry}, nil
+	}
 	setPolicyReady(policy, waitingForFirstCycle(users.Items))
 	return result, nil
+}
+
+// jobRejectedError is the API server refusing a cycle Job for what it is (invalid, forbidden by
+// a quota or an admission policy): only a person can change that.
+type jobRejectedError struct {
+	job string
+	err error
+}
+
+func (e *jobRejectedError) Error() string {
+	return fmt.Sprintf("The API server refused cycle Job %s: %v", e.job, e.err)
+}
+
+func (e *jobRejectedError) Unwrap() error { return e.err }
+
+// jobRejectedRetryDelay doubles the wait between attempts while the policy stays rejected, from
+// 10 seconds up to 10 minutes: the time since it was first rejected, no less and no more.
+func jobRejectedRetryDelay(policy *syncv1alpha1.SyncPolicy, now time.Time) time.Duration {
+	const first, most = 10 * time.Second, 10 * time.Minute
+	c := meta.FindStatusCondition(policy.Status.Conditions, syncv1alpha1.StalledCondition)
+	if c == nil || c.Status != metav1.ConditionTrue || c.Reason != syncv1alpha1.SyncPolicyJobRejectedReason {
+		return first
+	}
+	return min(most, max(first, now.Sub(c.LastTransitionTime.Time)))
 }
 
 // launch creates the Jobs for the due users, leaving out any user that a Job the cache has not
@@ -151,6 +186,9 @@ func (r *SyncPolicyReconciler) launch(ctx context.Context, policy *syncv1alpha1.
 		if err := r.Create(ctx, job); err != nil {
 			if apierrors.IsAlreadyExists(err) {
 				continue // Launched by an earlier reconcile of the same world.
+			}
+			if apierrors.IsInvalid(err) || apierrors.IsForbidden(err) || apierrors.IsBadRequest(err) {
+				return created, &jobRejectedError{job: job.Name, err: err}
 			}
 			return created, fmt.Errorf("creating cycle Job %s: %w", job.Name, err)
 		}

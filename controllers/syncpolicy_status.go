@@ -18,12 +18,12 @@ type jobWorld struct {
 	active []string
 	// running users are in a running Job.
 	running map[string]bool
-	// lastFailed is when the latest failed Job holding each user ended.
-	lastFailed map[string]time.Time
+	// failedEnds are when the failed Jobs holding each user ended.
+	failedEnds map[string][]time.Time
 }
 
 func observeJobs(jobs []batchv1.Job) jobWorld {
-	w := jobWorld{running: map[string]bool{}, lastFailed: map[string]time.Time{}}
+	w := jobWorld{running: map[string]bool{}, failedEnds: map[string][]time.Time{}}
 	for i := range jobs {
 		job := &jobs[i]
 		if job.Annotations[forgetUserAnnotation] != "" {
@@ -38,9 +38,7 @@ func observeJobs(jobs []batchv1.Job) jobWorld {
 		case jobFailed:
 			ended := jobEnded(job).Time
 			for _, u := range jobUsers(job) {
-				if ended.After(w.lastFailed[u]) {
-					w.lastFailed[u] = ended
-				}
+				w.failedEnds[u] = append(w.failedEnds[u], ended)
 			}
 		}
 	}
@@ -90,7 +88,7 @@ func planCycles(sched cycleSchedule, policy *syncv1alpha1.SyncPolicy, users []sy
 		if world.running[u.Name] || !u.DeletionTimestamp.IsZero() {
 			continue
 		}
-		due, ok := userDue(sched, policy, u, policyRequest, world.lastFailed[u.Name], now)
+		due, ok := userDue(sched, policy, u, policyRequest, world.failedEnds[u.Name], now)
 		if !ok {
 			continue
 		}

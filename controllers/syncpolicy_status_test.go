@@ -60,6 +60,14 @@ func TestUserDue(t *testing.T) {
 		}(), "", time.Time{}, at(50).Time, "at:"},
 		{"requested on the policy", policyUser("a", synced, nil), "p1", time.Time{}, now, "policy-requested:p1"},
 		{"reinit", policyUser("a", synced, map[string]string{syncv1alpha1.ReinitAnnotation: syncv1alpha1.ReinitClear}), "", time.Time{}, now, "reinit:clear"},
+		{"reinit tried by a cycle that failed: again on schedule, not in a loop", policyUser("a", cycle("p", -20, -10, func(c *syncv1alpha1.CycleResult) {
+			c.Reinit, c.Failure = "clear", "dial tcp: connection refused"
+		}), map[string]string{syncv1alpha1.ReinitAnnotation: syncv1alpha1.ReinitClear}), "", time.Time{}, at(50).Time, "reinit:clear:"},
+		{"the same reinit asked again", func() syncv1alpha1.SyncUser {
+			u := policyUser("a", synced, map[string]string{syncv1alpha1.ReinitAnnotation: "clear@2"})
+			u.Status.LastHandledReinit = syncv1alpha1.ReinitClear
+			return u
+		}(), "", time.Time{}, now, "reinit:clear@2"},
 		{"deletes approved for the held-back cycle", policyUser("a", cycle("p", -20, -10, func(c *syncv1alpha1.CycleResult) {
 			c.PendingDeletes, c.PendingDeletesCycle = 9, "p-1"
 		}), map[string]string{syncv1alpha1.ApproveDeletesAnnotation: "p-1"}), "", time.Time{}, now, "approved:p-1"},
@@ -72,14 +80,14 @@ func TestUserDue(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
-			due, ok := userDue(sched, hourlyPolicy(), &tc.user, tc.policyReq, tc.failedJob, now)
+			due, ok := userDue(sched, hourlyPolicy(), &tc.user, tc.policyReq, nonZero(tc.failedJob), now)
 			g.Expect(ok).To(BeTrue())
 			g.Expect(due.key).To(HavePrefix(tc.wantKey))
-			if tc.wantKey == "at:" {
+			if tc.wantKey == "at:" || tc.wantKey == "reinit:clear:" {
 				// Jitter is up to 10% of the hour, fixed per user.
 				g.Expect(due.at).To(BeTemporally(">=", tc.wantAt))
 				g.Expect(due.at).To(BeTemporally("<", tc.wantAt.Add(6*time.Minute)))
-				again, _ := userDue(sched, hourlyPolicy(), &tc.user, tc.policyReq, tc.failedJob, now.Add(time.Minute))
+				again, _ := userDue(sched, hourlyPolicy(), &tc.user, tc.policyReq, nonZero(tc.failedJob), now.Add(time.Minute))
 				g.Expect(again).To(Equal(due), "the same user is due at the same time whenever it is asked")
 			} else {
 				g.Expect(due.at).To(BeTemporally("==", tc.wantAt))
@@ -90,9 +98,31 @@ func TestUserDue(t *testing.T) {
 	t.Run("suspended users never cycle", func(t *testing.T) {
 		u := policyUser("a", nil, nil)
 		u.Spec.Suspend = true
-		_, ok := userDue(sched, hourlyPolicy(), &u, "", time.Time{}, now)
+		_, ok := userDue(sched, hourlyPolicy(), &u, "", nil, now)
 		NewWithT(t).Expect(ok).To(BeFalse())
 	})
+}
+
+func nonZero(t time.Time) []time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return []time.Time{t}
+}
+
+func TestFailedJobsAreRetriedWithBackoff(t *testing.T) {
+	g := NewWithT(t)
+	last := at(-60).Time
+	g.Expect(retryAfterFailedJobs(nil, last)).To(BeZero())
+	g.Expect(retryAfterFailedJobs([]time.Time{at(-61).Time}, last)).To(BeZero(), "a failure before the last result is forgotten")
+	g.Expect(retryAfterFailedJobs([]time.Time{at(-1).Time}, last)).To(Equal(at(0).Time), "one failure: a minute")
+	g.Expect(retryAfterFailedJobs([]time.Time{at(-1).Time, at(-9).Time, at(-5).Time}, last)).To(Equal(at(3).Time),
+		"three failures: four minutes after the latest")
+	var many []time.Time
+	for i := range 12 {
+		many = append(many, at(-59+i).Time)
+	}
+	g.Expect(retryAfterFailedJobs(many, last)).To(Equal(at(-48).Time.Add(maxFailedCycleRetryDelay)), "capped")
 }
 
 func TestJitterSpreadsUsers(t *testing.T) {
@@ -123,7 +153,7 @@ func TestPlanCyclesBatchesDueUsersAndSkipsRunningOnes(t *testing.T) {
 		policyUser("e", nil, nil), policyUser("a", nil, nil), policyUser("c", nil, nil),
 		policyUser("b", nil, nil), policyUser("d", cycle("p", -20, -10), nil),
 	}
-	world := jobWorld{running: map[string]bool{"b": true}, lastFailed: map[string]time.Time{}}
+	world := jobWorld{running: map[string]bool{"b": true}, failedEnds: map[string][]time.Time{}}
 	plan := planCycles(sched, policy, users, world, "", t0)
 
 	var names []string
@@ -196,7 +226,7 @@ func TestObserveJobs(t *testing.T) {
 	})
 	g.Expect(w.active).To(Equal([]string{"j2"}))
 	g.Expect(w.running).To(Equal(map[string]bool{"a": true, "b": true}))
-	g.Expect(w.lastFailed).To(Equal(map[string]time.Time{"c": at(-5).Time, "d": at(-9).Time}))
+	g.Expect(w.failedEnds).To(Equal(map[string][]time.Time{"c": {at(-5).Time, at(-9).Time}, "d": {at(-9).Time}}))
 }
 
 func TestPlanCyclesGathersBatches(t *testing.T) {
@@ -236,7 +266,7 @@ func TestPlanCyclesGathersBatches(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
-			plan := planCycles(sched, policy, tc.users, jobWorld{running: map[string]bool{}, lastFailed: map[string]time.Time{}}, "", now)
+			plan := planCycles(sched, policy, tc.users, jobWorld{running: map[string]bool{}, failedEnds: map[string][]time.Time{}}, "", now)
 			var due []string
 			for _, d := range plan.due {
 				due = append(due, d.user)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -79,7 +80,7 @@ func (r *SyncUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	}
 	current, problem := placeUser(user, chain)
 	if problem != nil {
-		setUserConditions(user, current, problem, nil)
+		setUserConditions(user, current, problem, nil, nil)
 		return ctrl.Result{}, nil // Terminal until the chain or the spec changes; both are watched.
 	}
 
@@ -106,15 +107,76 @@ func (r *SyncUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	if err != nil {
 		found = nil
 	}
-	setUserConditions(user, current, nil, found)
+	var failed *jobFailure
+	if found != nil {
+		var failedEnds []time.Time
+		failed, failedEnds, err = r.failedCycleJobs(ctx, user)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		user.Status.NextSyncTime = nextSyncTime(policy, user, failedEnds, r.Clock.Now())
+		if failed != nil && user.Status.NextSyncTime != nil {
+			failed.retryAt = user.Status.NextSyncTime.Time
+		}
+	}
+	setUserConditions(user, current, nil, found, failed)
 	if !wasCompleted && meta.IsStatusConditionTrue(user.Status.Conditions, syncv1alpha1.CompletedCondition) {
 		r.Recorder.Eventf(user, nil, corev1.EventTypeNormal, syncv1alpha1.SyncUserChainCompletedReason, "Complete",
 			"Synced clean on the last step (policy %s)", current.policy)
 	}
-	if err == nil {
-		user.Status.NextSyncTime = nextSyncTime(policy, user, r.Clock.Now())
+	if failed != nil && !strings.HasPrefix(readyMessage(base), failed.prefix()) {
+		r.Recorder.Eventf(user, nil, corev1.EventTypeWarning, syncv1alpha1.SyncUserJobFailedReason, "Cycle", "%s", failed.String())
 	}
 	return ctrl.Result{}, nil
+}
+
+// failedCycleJobs returns the latest cycle Job of the user's policy that failed without a result
+// for the user since its last cycle there (nil if none), and when each failed Job holding the user
+// ended, for the retry backoff.
+func (r *SyncUserReconciler) failedCycleJobs(ctx context.Context, user *syncv1alpha1.SyncUser) (*jobFailure, []time.Time, error) {
+	var jobs batchv1.JobList
+	if err := r.List(ctx, &jobs, client.InNamespace(user.Namespace), client.MatchingFields{jobUserIndex: user.Name}); err != nil {
+		return nil, nil, fmt.Errorf("listing the cycle Jobs of %s: %w", klog.KObj(user), err)
+	}
+	st := &user.Status
+	var since time.Time
+	if n := len(st.History); n > 0 && st.History[n-1].EnteredTime != nil {
+		since = st.History[n-1].EnteredTime.Time
+	}
+	if c := cycleOnCurrentStep(st); c != nil && c.CompletionTime.After(since) {
+		since = c.CompletionTime.Time
+	}
+	var ends []time.Time
+	var latest *batchv1.Job
+	for i := range jobs.Items {
+		job := &jobs.Items[i]
+		if job.Labels[syncv1alpha1.PolicyLabel] != st.Policy || jobOutcome(job) != jobFailed {
+			continue
+		}
+		ended := jobEnded(job).Time
+		ends = append(ends, ended)
+		gotResult := st.LastCycle != nil && st.LastCycle.Job == job.Name
+		if ended.After(since) && !gotResult && (latest == nil || ended.After(jobEnded(latest).Time)) {
+			latest = job
+		}
+	}
+	if latest == nil {
+		return nil, ends, nil
+	}
+	f := &jobFailure{job: latest.Name, reason: "Failed", message: "the Job failed"}
+	for _, c := range latest.Status.Conditions {
+		if c.Type == batchv1.JobFailed && c.Status == corev1.ConditionTrue {
+			f.reason, f.message = c.Reason, c.Message
+		}
+	}
+	return f, ends, nil
+}
+
+func readyMessage(u *syncv1alpha1.SyncUser) string {
+	if c := meta.FindStatusCondition(u.Status.Conditions, syncv1alpha1.ReadyCondition); c != nil {
+		return c.Message
+	}
+	return ""
 }
 
 // countCycle adds the user's latest cycle result to the metrics, once.
@@ -217,8 +279,8 @@ func (r *SyncUserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			predicate.GenerationChangedPredicate{}, lastCycleChanged(), deletionStarted()))).
 		Watches(&syncv1alpha1.OnboardingChain{}, handler.EnqueueRequestsFromMapFunc(enqueueByIndex(r, newUserList, userChainIndex))).
 		Watches(&syncv1alpha1.SyncPolicy{}, handler.EnqueueRequestsFromMapFunc(enqueueByIndex(r, newUserList, userPolicyIndex)),
-			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(&batchv1.Job{}, handler.EnqueueRequestsFromMapFunc(userOfForgetJob)).
+			builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, policyStallChanged()))).
+		Watches(&batchv1.Job{}, handler.EnqueueRequestsFromMapFunc(usersOfJob), builder.WithPredicates(jobFinished())).
 		Named("syncuser").
 		// Users are many and independent: placing a burst of them one at a time would take
 		// minutes of API round trips.
@@ -228,12 +290,35 @@ func (r *SyncUserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 
 func newUserList() client.ObjectList { return &syncv1alpha1.SyncUserList{} }
 
-func userOfForgetJob(_ context.Context, obj client.Object) []reconcile.Request {
-	name, ok := obj.GetAnnotations()[forgetUserAnnotation]
-	if !ok {
-		return nil
+// usersOfJob maps a finished Job to the users it held: a failed cycle Job shows on them, and a
+// records Job lets its deleted user go.
+func usersOfJob(_ context.Context, obj client.Object) []reconcile.Request {
+	var reqs []reconcile.Request
+	for _, name := range jobUsers(obj.(*batchv1.Job)) {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKey{Namespace: obj.GetNamespace(), Name: name}})
 	}
-	return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: obj.GetNamespace(), Name: name}}}
+	return reqs
+}
+
+// jobFinished passes a Job's creation, deletion, and the update that finishes it; a running Job's
+// progress concerns no user.
+func jobFinished() predicate.Funcs {
+	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		return jobOutcome(e.ObjectOld.(*batchv1.Job)) != jobOutcome(e.ObjectNew.(*batchv1.Job))
+	}}
+}
+
+// policyStallChanged passes the status updates that users mirror: the policy stalling, or
+// recovering. Its counts change on every cycle and concern no user.
+func policyStallChanged() predicate.Funcs {
+	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		o := meta.FindStatusCondition(e.ObjectOld.(*syncv1alpha1.SyncPolicy).Status.Conditions, syncv1alpha1.StalledCondition)
+		n := meta.FindStatusCondition(e.ObjectNew.(*syncv1alpha1.SyncPolicy).Status.Conditions, syncv1alpha1.StalledCondition)
+		if o == nil || n == nil {
+			return (o == nil) != (n == nil)
+		}
+		return o.Status != n.Status || o.Reason != n.Reason || o.Message != n.Message
+	}}
 }
 
 // lastCycleChanged passes the status updates that matter to placement: a new cycle result.

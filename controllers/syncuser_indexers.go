@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 
+	batchv1 "k8s.io/api/batch/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -15,6 +16,8 @@ const (
 	userPolicyIndex = ".status.policy"
 	// userChainIndex finds the users placed on a chain.
 	userChainIndex = ".spec.chainRef.name"
+	// jobUserIndex finds the cycle Jobs that hold a user.
+	jobUserIndex = ".spec.users"
 )
 
 func setupSyncUserIndexers(ctx context.Context, mgr ctrl.Manager) error {
@@ -24,6 +27,14 @@ func setupSyncUserIndexers(ctx context.Context, mgr ctrl.Manager) error {
 			return []string{p}
 		}
 		return nil
+	}); err != nil {
+		return err
+	}
+	if err := idx.IndexField(ctx, &batchv1.Job{}, jobUserIndex, func(o client.Object) []string {
+		if o.GetLabels()[syncv1alpha1.PolicyLabel] == "" || o.GetAnnotations()[forgetUserAnnotation] != "" {
+			return nil
+		}
+		return jobUsers(o.(*batchv1.Job))
 	}); err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"fmt"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -132,8 +133,9 @@ func advanceAlongChain(status *syncv1alpha1.SyncUserStatus, chain *syncv1alpha1.
 // setUserConditions computes the user's conditions from its status: Synced from the last cycle on
 // the current step, Completed once it synced clean on its last step, Stalled for what needs a
 // person, Reconciling while it waits for a cycle, and Ready as the summary.
-// policy is the SyncPolicy of the current step, nil when it does not exist.
-func setUserConditions(user *syncv1alpha1.SyncUser, current placement, problem *placementProblem, policy *syncv1alpha1.SyncPolicy) {
+// policy is the SyncPolicy of the current step, nil when it does not exist; failedJob is the
+// latest cycle Job that failed without a result for the user since its last cycle, if any.
+func setUserConditions(user *syncv1alpha1.SyncUser, current placement, problem *placementProblem, policy *syncv1alpha1.SyncPolicy, failedJob *jobFailure) {
 	st := &user.Status
 	gen := user.Generation
 	set := func(t string, s metav1.ConditionStatus, reason, msg string) {
@@ -169,12 +171,20 @@ func setUserConditions(user *syncv1alpha1.SyncUser, current placement, problem *
 		set(syncv1alpha1.CompletedCondition, metav1.ConditionFalse, syncv1alpha1.ProgressingReason, "Not yet synced clean on the last step")
 	}
 
-	stall := needsAPerson(c, policy)
+	stall := policyStalled(policy)
+	if stall == nil {
+		stall = needsAPerson(c, policy)
+	}
 	switch {
 	case stall != nil:
 		set(syncv1alpha1.StalledCondition, metav1.ConditionTrue, stall.reason, stall.message)
 		set(syncv1alpha1.ReadyCondition, metav1.ConditionFalse, stall.reason, stall.message)
 		meta.RemoveStatusCondition(&st.Conditions, syncv1alpha1.ReconcilingCondition)
+	case failedJob != nil:
+		// Retried with backoff by the policy: not Stalled, but not waiting quietly either.
+		meta.RemoveStatusCondition(&st.Conditions, syncv1alpha1.StalledCondition)
+		meta.RemoveStatusCondition(&st.Conditions, syncv1alpha1.ReconcilingCondition)
+		set(syncv1alpha1.ReadyCondition, metav1.ConditionFalse, syncv1alpha1.SyncUserJobFailedReason, failedJob.String())
 	case c == nil:
 		meta.RemoveStatusCondition(&st.Conditions, syncv1alpha1.StalledCondition)
 		msg := "Waiting for the first cycle " + where
@@ -193,6 +203,33 @@ func setUserConditions(user *syncv1alpha1.SyncUser, current placement, problem *
 		}
 		set(syncv1alpha1.ReadyCondition, metav1.ConditionTrue, syncv1alpha1.SyncUserSyncedReason, msg)
 	}
+}
+
+// policyStalled passes on to the user what stops its policy from launching cycles (a Secret not
+// allowed, a Job the API server refuses): the user cannot sync until a person fixes the policy.
+func policyStalled(policy *syncv1alpha1.SyncPolicy) *placementProblem {
+	cond := meta.FindStatusCondition(policy.Status.Conditions, syncv1alpha1.StalledCondition)
+	if cond == nil || cond.Status != metav1.ConditionTrue {
+		return nil
+	}
+	return &placementProblem{cond.Reason, fmt.Sprintf("SyncPolicy %s is stalled: %s", policy.Name, cond.Message)}
+}
+
+// jobFailure is a cycle Job that ended Failed without a result for the user.
+type jobFailure struct {
+	job, reason, message string
+	retryAt              time.Time
+}
+
+// prefix names the Job, so a message about the same failure is recognised after its retry time moves.
+func (f *jobFailure) prefix() string { return fmt.Sprintf("Cycle Job %s failed", f.job) }
+
+func (f *jobFailure) String() string {
+	msg := fmt.Sprintf("%s (%s): %s", f.prefix(), f.reason, f.message)
+	if !f.retryAt.IsZero() {
+		msg += "; retried at " + f.retryAt.UTC().Format(time.RFC3339)
+	}
+	return msg
 }
 
 // needsAPerson says what, in the last cycle on the current step, no later cycle can settle by

@@ -235,7 +235,7 @@ func TestUserConditions(t *testing.T) {
 				policy = &syncv1alpha1.SyncPolicy{ObjectMeta: metav1.ObjectMeta{Name: "p"}}
 				policy.Spec.ConflictResolution = cmp.Or(tc.rule, syncv1alpha1.SourceWins)
 			}
-			setUserConditions(u, p, tc.problem, policy)
+			setUserConditions(u, p, tc.problem, policy, nil)
 
 			conds := u.Status.Conditions
 			status := func(t string) string {
@@ -272,12 +272,51 @@ func TestCompletedStaysOnTheLastStep(t *testing.T) {
 	p := placement{chain: "onboarding", step: "bau", policy: "p", lastStep: true}
 	moveTo(&u.Status, p, *at(0))
 	u.Status.LastCycle = cycle("p", 1, 2)
-	setUserConditions(u, p, nil, &syncv1alpha1.SyncPolicy{ObjectMeta: metav1.ObjectMeta{Name: "p"}})
+	setUserConditions(u, p, nil, &syncv1alpha1.SyncPolicy{ObjectMeta: metav1.ObjectMeta{Name: "p"}}, nil)
 	g.Expect(meta.IsStatusConditionTrue(u.Status.Conditions, syncv1alpha1.CompletedCondition)).To(BeTrue())
 
 	// Business as usual: later cycles bring changes, the user stays completed and synced.
 	u.Status.LastCycle = cycle("p", 10, 11, func(c *syncv1alpha1.CycleResult) { c.Empty, c.Items.Created = false, 1 })
-	setUserConditions(u, p, nil, &syncv1alpha1.SyncPolicy{ObjectMeta: metav1.ObjectMeta{Name: "p"}})
+	setUserConditions(u, p, nil, &syncv1alpha1.SyncPolicy{ObjectMeta: metav1.ObjectMeta{Name: "p"}}, nil)
 	g.Expect(meta.IsStatusConditionTrue(u.Status.Conditions, syncv1alpha1.CompletedCondition)).To(BeTrue())
 	g.Expect(meta.IsStatusConditionTrue(u.Status.Conditions, syncv1alpha1.ReadyCondition)).To(BeTrue())
+}
+
+func TestUserShowsWhatKeepsItsCyclesFromRunning(t *testing.T) {
+	p := placement{policy: "p", lastStep: true}
+	newUser := func() *syncv1alpha1.SyncUser {
+		u := chainUser("")
+		moveTo(&u.Status, p, *at(0))
+		return u
+	}
+
+	t.Run("a failed Job: Ready=False JobFailed with the Job's words and the retry, not Stalled", func(t *testing.T) {
+		g := NewWithT(t)
+		u := newUser()
+		policy := &syncv1alpha1.SyncPolicy{ObjectMeta: metav1.ObjectMeta{Name: "p"}}
+		setUserConditions(u, p, nil, policy, &jobFailure{job: "p-1a2b", reason: "BackoffLimitExceeded",
+			message: "Job has reached the specified backoff limit: exit code 1: syncusers.sync.chainsync.dev is forbidden", retryAt: at(4).Time})
+		ready := meta.FindStatusCondition(u.Status.Conditions, syncv1alpha1.ReadyCondition)
+		g.Expect(ready.Status).To(Equal(metav1.ConditionFalse))
+		g.Expect(ready.Reason).To(Equal(syncv1alpha1.SyncUserJobFailedReason))
+		g.Expect(ready.Message).To(And(ContainSubstring("Cycle Job p-1a2b failed (BackoffLimitExceeded)"),
+			ContainSubstring("is forbidden"), ContainSubstring("retried at "+at(4).UTC().Format(time.RFC3339))))
+		g.Expect(meta.FindStatusCondition(u.Status.Conditions, syncv1alpha1.StalledCondition)).To(BeNil())
+		g.Expect(meta.FindStatusCondition(u.Status.Conditions, syncv1alpha1.ReconcilingCondition)).To(BeNil(),
+			"not 'waiting for the first cycle' for ever")
+	})
+
+	t.Run("a stalled policy: the user is Stalled with the policy's reason and words", func(t *testing.T) {
+		g := NewWithT(t)
+		u := newUser()
+		policy := &syncv1alpha1.SyncPolicy{ObjectMeta: metav1.ObjectMeta{Name: "p"}}
+		meta.SetStatusCondition(&policy.Status.Conditions, metav1.Condition{Type: syncv1alpha1.StalledCondition, Status: metav1.ConditionTrue,
+			Reason: syncv1alpha1.SyncPolicyJobRejectedReason, Message: "The API server refused cycle Job p-1: spec.template.spec.serviceAccountName: Invalid value"})
+		setUserConditions(u, p, nil, policy, nil)
+		stalled := meta.FindStatusCondition(u.Status.Conditions, syncv1alpha1.StalledCondition)
+		g.Expect(stalled).NotTo(BeNil())
+		g.Expect(stalled.Reason).To(Equal(syncv1alpha1.SyncPolicyJobRejectedReason))
+		g.Expect(stalled.Message).To(ContainSubstring("SyncPolicy p is stalled: The API server refused cycle Job p-1"))
+		g.Expect(meta.FindStatusCondition(u.Status.Conditions, syncv1alpha1.ReadyCondition).Status).To(Equal(metav1.ConditionFalse))
+	})
 }

@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -268,6 +269,27 @@ func TestReinitResyncsOrRelinks(t *testing.T) {
 	})
 	g.Expect(cleared.Status.LastHandledReinit).To(Equal(syncv1alpha1.ReinitClear))
 	g.Expect(cleared.Status.LastCycle.Items.Created).To(BeZero())
+	g.Expect(peopleIn(t, db)).To(HaveLen(1))
+
+	// The same request again, made new by a suffix; the target is down, so the cycle fails and
+	// the request stays pending instead of being marked handled.
+	file := filepath.Join(claimDir(ns), "directory.db")
+	g.Expect(os.Rename(file, file+".away")).To(Succeed())
+	annotate(t, user, syncv1alpha1.ReinitAnnotation, "clear@2")
+	failed := eventuallyCycled(t, ns, "ada", "hourly", func(g Gomega, c *syncv1alpha1.CycleResult) {
+		g.Expect(c.Reinit).To(Equal("clear@2"))
+		g.Expect(c.FailureReason).To(Equal(syncv1alpha1.CycleEndpointUnavailableReason))
+	})
+	g.Expect(failed.Status.LastHandledReinit).To(Equal(syncv1alpha1.ReinitClear), "a failed cycle did not clear anything")
+
+	// Back up; the next cycle (asked for now rather than in an hour) carries the request out.
+	g.Expect(os.Rename(file+".away", file)).To(Succeed())
+	annotate(t, user, syncv1alpha1.RequestedAtAnnotation, "after-the-outage")
+	done := eventuallyCycled(t, ns, "ada", "hourly", func(g Gomega, c *syncv1alpha1.CycleResult) {
+		g.Expect(c.FailureReason).To(BeEmpty())
+		g.Expect(c.Mode).To(Equal(syncv1alpha1.InitialCycle))
+	})
+	g.Expect(done.Status.LastHandledReinit).To(Equal("clear@2"))
 	g.Expect(peopleIn(t, db)).To(HaveLen(1))
 }
 

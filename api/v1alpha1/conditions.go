@@ -1,5 +1,7 @@
 package v1alpha1
 
+import "strings"
+
 // Condition types. They follow kstatus: Ready is always present once an object has been
 // reconciled; Reconciling and Stalled exist only while they are true, so tools such as Flux and
 // Argo CD read "in progress" and "failed" without knowing chainsync.
@@ -61,6 +63,10 @@ const (
 	// SyncPolicyServiceAccountNotAllowedReason: jobTemplate.serviceAccountName names a service
 	// account without the CycleServiceAccountLabel, which cycle Jobs may not run as.
 	SyncPolicyServiceAccountNotAllowedReason = "ServiceAccountNotAllowed"
+
+	// SyncPolicyJobRejectedReason: the API server refused to create a cycle Job (an invalid
+	// jobTemplate, a quota, an admission policy); its words are in the message.
+	SyncPolicyJobRejectedReason = "JobRejected"
 
 	// SyncPolicyUsersFailingReason: at least one user's last cycle failed.
 	SyncPolicyUsersFailingReason = "UsersFailing"
@@ -129,7 +135,8 @@ const (
 	// first cycle; a person removes the duplicates.
 	SyncUserItemsQuarantinedReason = "ItemsQuarantined"
 
-	// SyncUserJobFailedReason: the cycle Job meant to run the user failed or could not start.
+	// SyncUserJobFailedReason: the cycle Job meant to run the user failed (its backoff limit or
+	// deadline) without a result for the user; it is retried with backoff.
 	SyncUserJobFailedReason = "JobFailed"
 
 	// SyncUserWaitingForCycleReason: the user is placed and waits for its first cycle.
@@ -168,8 +175,18 @@ const (
 
 	// ReinitAnnotation on a SyncUser re-initialises it: "resync" runs a Complete cycle against the
 	// kept records; "clear" forgets the records and runs an Initial cycle that links by matchOn.
+	// To ask for the same again, append "@" and anything new ("clear@2", "resync@$(date +%s)").
+	// A request is handled by a cycle that carried it out: one that fails, or a dry run, leaves
+	// it pending.
 	ReinitAnnotation = "sync.chainsync.dev/reinit"
 )
+
+// ReinitKind is what a ReinitAnnotation value asks for ("resync", "clear"), without the suffix
+// that makes a repeated request new.
+func ReinitKind(value string) string {
+	kind, _, _ := strings.Cut(value, "@")
+	return kind
+}
 
 // Reinit values for ReinitAnnotation.
 const (

@@ -179,6 +179,12 @@ type CycleResult struct {
 	// +optional
 	DryRun bool `json:"dryRun,omitempty"`
 
+	// reinit is the sync.chainsync.dev/reinit value this cycle carried out, or tried to: a
+	// failed or dry-run cycle leaves the request pending, to be tried again on schedule.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	Reinit string `json:"reinit,omitempty"`
+
 	// empty is true when the cycle had no errors, skipped items, creations or deletions: the
 	// user is done with this policy and moves to the next step of its chain.
 	// +optional
@@ -339,7 +345,8 @@ type SyncUserStatus struct {
 	// +optional
 	LastHandledRequestedAt string `json:"lastHandledRequestedAt,omitempty"`
 
-	// lastHandledReinit is the reinit annotation value last acted on.
+	// lastHandledReinit is the reinit annotation value last carried out by a cycle that
+	// succeeded and wrote (not a dry run).
 	// +optional
 	LastHandledReinit string `json:"lastHandledReinit,omitempty"`
 }

@@ -111,7 +111,7 @@ func (r *Runner) cycleUser(ctx context.Context, policy *syncv1alpha1.SyncPolicy,
 	p := enginePolicy(policy)
 	p.Deletes.ApprovedCycle = req.approvedCycle
 	p.Complete = completeDue(policy, user, started.Time)
-	switch req.reinit {
+	switch syncv1alpha1.ReinitKind(req.reinit) {
 	case syncv1alpha1.ReinitResync:
 		p.Complete = true
 		p.RetryGivenUp = true
@@ -132,7 +132,12 @@ func (r *Runner) cycleUser(ctx context.Context, policy *syncv1alpha1.SyncPolicy,
 	if err == nil && !p.DryRun && comparedEverything(result) {
 		lastComplete = &ended
 	}
-	return applyStatus(ctx, r.Client, user, status, lastComplete, req)
+	status.Reinit = req.reinit
+	handledReinit := user.Status.LastHandledReinit
+	if req.reinit != "" && err == nil && !p.DryRun {
+		handledReinit = req.reinit
+	}
+	return applyStatus(ctx, r.Client, user, status, lastComplete, req.requestedAt, handledReinit)
 }
 
 // completeDue says whether this cycle must compare everything: completeEvery has passed since

@@ -68,11 +68,9 @@ func failureReason(err error) string {
 // Every field the cycle owns is sent each time, lastCompleteTime included: a field left out of an
 // apply is removed.
 func applyStatus(ctx context.Context, c client.Client, user *syncv1alpha1.SyncUser, result syncv1alpha1.CycleResult,
-	lastComplete *metav1.Time, req requests) error {
-	status := syncv1alpha1.SyncUserStatus{LastCycle: &result, LastHandledRequestedAt: req.requestedAt, LastCompleteTime: lastComplete}
-	if v := user.Annotations[syncv1alpha1.ReinitAnnotation]; v != "" {
-		status.LastHandledReinit = v
-	}
+	lastComplete *metav1.Time, handledRequestedAt, handledReinit string) error {
+	status := syncv1alpha1.SyncUserStatus{LastCycle: &result, LastCompleteTime: lastComplete,
+		LastHandledRequestedAt: handledRequestedAt, LastHandledReinit: handledReinit}
 	raw, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&status)
 	if err != nil {
 		return err
