@@ -123,6 +123,13 @@ type WriteResult struct {
 	ID string
 	// ModTime is the item's modification time after the write, when known.
 	ModTime time.Time
+	// Stored holds the item's fields as the endpoint keeps them after a
+	// create or update, read back as ReadAll would return them (a
+	// timestamptz column prints "2024-03-01 09:30:00" back in its own form,
+	// numeric(10,2) turns "5" into "5.00"). The engine records their hash,
+	// so its own write read back next cycle is no change. Nil when the
+	// connector stores exactly what it was given, as text files do.
+	Stored map[string]Value
 	// Err is non-nil when this item failed; it should be an *ItemError.
 	Err error
 }

@@ -324,6 +324,12 @@ func (r *runner) recordOutcome(tx *records.Tx, p *entityPlan, a action, written 
 		}
 	case connector.OpCreate, connector.OpUpdate:
 		l := a.link
+		// What the target stored, as it will read back, when it says so:
+		// our own echo is then no change next cycle.
+		stored := written
+		if res.Stored != nil {
+			stored = res.Stored
+		}
 		if a.op == connector.OpCreate {
 			p.counts.Created++
 			if a.hasLink {
@@ -333,7 +339,7 @@ func (r *runner) recordOutcome(tx *records.Tx, p *entityPlan, a action, written 
 			}
 			key := res.ID
 			if len(to.keyFields) > 0 {
-				if k, ok := delta.EncodeKey(written, to.keyFields); ok {
+				if k, ok := delta.EncodeKey(stored, to.keyFields); ok {
 					key = k
 				}
 			}
@@ -342,9 +348,7 @@ func (r *runner) recordOutcome(tx *records.Tx, p *entityPlan, a action, written 
 			p.counts.Updated++
 		}
 		l.Sides[w.Other()] = stateOf(a.from)
-		// What we wrote, hashed as it will read back: our own echo is no
-		// change next cycle.
-		l.Sides[w].Hash = delta.Hash(written, to.fields)
+		l.Sides[w].Hash = delta.Hash(stored, to.fields)
 		l.Sides[w].ModTime = res.ModTime
 		l.Sides[w].Gone = false
 		l.SyncedAt = r.now

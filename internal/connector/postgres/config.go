@@ -5,7 +5,11 @@
 // where clause, with the identity values bound as parameters. Values are
 // written as canonical text that the server parses by column type, and read
 // in text format and mapped to canonical values by type, so that the same
-// data hashes the same from every connector.
+// data hashes the same from every connector. The server keeps many values in
+// a text form of its own ("5" into numeric(10,2) reads back "5.00", a time
+// into timestamptz in UTC, json into jsonb re-ordered), so a batch reads the
+// rows it wrote back, in its transaction, and returns them as
+// WriteResult.Stored.
 //
 // Writes go in one transaction per batch: creates by COPY (text format, so
 // the server parses every value as it would an INSERT), updates and deletes

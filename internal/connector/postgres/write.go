@@ -60,14 +60,14 @@ func (c *Connector) Write(ctx context.Context, req connector.WriteRequest) ([]co
 	}
 	fast := make([]connector.WriteResult, len(results))
 	copy(fast, results)
-	err = c.writeFast(ctx, t, ops, fast, now)
+	err = c.writeFast(ctx, t, req.Scope, ops, fast, now)
 	if err == nil {
 		return fast, nil
 	}
 	if !errors.Is(err, errReplay) {
 		return nil, err
 	}
-	if err := c.writeOneByOne(ctx, t, ops, results); err != nil {
+	if err := c.writeOneByOne(ctx, t, req.Scope, ops, results); err != nil {
 		return nil, err
 	}
 	return results, nil
@@ -149,7 +149,7 @@ func decodeKeys(id string, n int) ([]any, error) {
 
 // writeFast runs updates, deletes and server-keyed creates as one pipelined
 // batch, then COPYs the other creates, all in one transaction.
-func (c *Connector) writeFast(ctx context.Context, t table, ops []*op, results []connector.WriteResult, now connector.Value) error {
+func (c *Connector) writeFast(ctx context.Context, t table, s connector.Scope, ops []*op, results []connector.WriteResult, now connector.Value) error {
 	tx, err := c.pool.Begin(ctx)
 	if err != nil {
 		return c.endpointError(err)
@@ -224,8 +224,60 @@ func (c *Connector) writeFast(ctx context.Context, t table, ops []*op, results [
 			results[i] = connector.WriteResult{ID: ops[i].copyID, ModTime: writtenModTime(t, ops[i], now)}
 		}
 	}
+	if err := c.readBack(ctx, tx, t, s, ops, results); err != nil {
+		return err
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return c.classifyBatch(err)
+	}
+	return nil
+}
+
+// readBack reads the rows a batch created or updated, in its transaction,
+// as a read returns them (text results by column type), for WriteResult.Stored
+// (COPY returns nothing, and RETURNING in a pipeline cannot ask for text
+// results). A row whose key reads back in another form ("007" into an integer
+// column) is not found by its ID and keeps what was written.
+func (c *Connector) readBack(ctx context.Context, tx pgx.Tx, t table, s connector.Scope, ops []*op, results []connector.WriteResult) error {
+	byID := map[string]int{}
+	var keys [][]any
+	for i, o := range ops {
+		if o == nil || o.write.Op == connector.OpDelete || results[i].Err != nil {
+			continue
+		}
+		k, err := decodeKeys(results[i].ID, len(t.Coll.KeyFields))
+		if err != nil {
+			continue
+		}
+		byID[results[i].ID] = i
+		keys = append(keys, k)
+	}
+	// PostgreSQL binds at most 65,535 parameters per statement.
+	chunk := 20_000 / len(t.Coll.KeyFields)
+	cols := t.SelectColumns(nil)
+	for start := 0; start < len(keys); start += chunk {
+		q, args, err := t.SelectKeys(s, cols, keys[start:min(start+chunk, len(keys))])
+		if err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, q, append([]any{pgx.QueryResultFormats{pgx.TextFormatCode}}, args...)...)
+		if err != nil {
+			return c.endpointError(fmt.Errorf("reading back rows written to %s: %w", t.Coll.Name, err))
+		}
+		oids := make([]uint32, len(cols))
+		for i, fd := range rows.FieldDescriptions() {
+			oids[i] = fd.DataTypeOID
+		}
+		for rows.Next() {
+			item, _ := toItem(t, cols, oids, rows.RawValues())
+			if i, ok := byID[item.ID]; ok {
+				results[i].Stored = item.Fields
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return c.endpointError(fmt.Errorf("reading back rows written to %s: %w", t.Coll.Name, err))
+		}
 	}
 	return nil
 }
@@ -241,7 +293,7 @@ func (c *Connector) classifyBatch(err error) error {
 
 // writeOneByOne replays a batch with a savepoint around each row, so the
 // rows that break constraints fail alone and the rest are applied.
-func (c *Connector) writeOneByOne(ctx context.Context, t table, ops []*op, results []connector.WriteResult) error {
+func (c *Connector) writeOneByOne(ctx context.Context, t table, s connector.Scope, ops []*op, results []connector.WriteResult) error {
 	tx, err := c.pool.Begin(ctx)
 	if err != nil {
 		return c.endpointError(err)
@@ -269,6 +321,9 @@ func (c *Connector) writeOneByOne(ctx context.Context, t table, ops []*op, resul
 		}
 		res.Err = err
 		results[i] = res
+	}
+	if err := c.readBack(ctx, tx, t, s, ops, results); err != nil {
+		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return c.endpointError(err)

@@ -37,8 +37,9 @@ type Table struct {
 	HasOrigin bool
 	// Placeholder renders the n-th (1-based) bound argument.
 	Placeholder func(n int) string
-	// ReturnText makes writes return their key and modification columns
-	// as text (PostgreSQL), so any column type reads back the same way.
+	// ReturnText makes writes return just their key and modification
+	// columns, as text (PostgreSQL, whose pipelined writes cannot ask for
+	// text results; the connector reads the stored row back itself).
 	ReturnText bool
 }
 
@@ -163,12 +164,40 @@ func (t Table) keyCondition(s connector.Scope, keys []any, args *Args) (string, 
 	return strings.Join(conds, " AND "), nil
 }
 
-// Returning lists what a write returns: the key columns, then the
-// modification column when there is one.
+// SelectKeys reads the user's rows with the given decoded keys, one
+// []any per row: how rows a bulk load wrote are read back.
+func (t Table) SelectKeys(s connector.Scope, cols []string, keys [][]any) (string, []any, error) {
+	args := t.newArgs()
+	tuples := make([]string, len(keys))
+	for i, k := range keys {
+		ph := make([]string, len(k))
+		for j, v := range k {
+			ph[j] = args.Add(v)
+		}
+		tuples[i] = "(" + strings.Join(ph, ", ") + ")"
+	}
+	conds := []string{"(" + quoteAll(t.Coll.KeyFields) + ") IN (" + strings.Join(tuples, ", ") + ")"}
+	cond, err := t.scopeCondition(s, args)
+	if err != nil {
+		return "", nil, err
+	}
+	if cond != "" {
+		conds = append(conds, cond)
+	}
+	return "SELECT " + quoteAll(cols) + " FROM " + t.QualifiedName + " WHERE " + strings.Join(conds, " AND "), args.Values(), nil
+}
+
+// Returning lists what a write returns: the whole row as SelectColumns(nil)
+// reads it, so the connector reports the row as it will read back (see
+// connector.WriteResult.Stored); with ReturnText, only the key columns and
+// then the modification column, as text.
 func (t Table) Returning() string {
-	cols := append([]string(nil), t.Coll.KeyFields...)
-	if t.Coll.ModifiedField != "" {
-		cols = append(cols, t.Coll.ModifiedField)
+	cols := t.SelectColumns(nil)
+	if t.ReturnText {
+		cols = append([]string(nil), t.Coll.KeyFields...)
+		if t.Coll.ModifiedField != "" {
+			cols = append(cols, t.Coll.ModifiedField)
+		}
 	}
 	q := make([]string, len(cols))
 	for i, c := range cols {

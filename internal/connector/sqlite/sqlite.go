@@ -3,8 +3,10 @@
 // trying chainsync with no server at all.
 //
 // Values are written as their canonical text and SQLite's column affinity
-// stores them (a "42" in an INTEGER column becomes 42), so what is read back
-// hashes the same as what was written.
+// stores them (a "42" in an INTEGER column becomes 42, "5.00" in a NUMERIC
+// one 5, a text in a DATETIME column reads back as a time). A write returns
+// the row as a read will see it (RETURNING, WriteResult.Stored), so our own
+// write read back is no change.
 //
 // With a modifiedField the connector is incremental: the watermark is the
 // newest modification value among the user's rows, and a change read takes
@@ -510,20 +512,17 @@ func (c *Connector) run(ctx context.Context, tx *sql.Tx, t sqlgen.Table, w conne
 		}
 		return connector.WriteResult{ID: w.ID}, n, nil
 	}
-	// RETURNING gives one row per row written: the key columns, then the
-	// modification column.
+	// RETURNING gives one row per row written, as a read returns it.
 	rows, err := tx.QueryContext(ctx, q, args...)
 	if err != nil {
 		return connector.WriteResult{ID: w.ID}, 0, classify(w.ID, err)
 	}
 	defer rows.Close()
-	returned := make([]any, len(t.Coll.KeyFields), len(t.Coll.KeyFields)+1)
-	if t.Coll.ModifiedField != "" {
-		returned = append(returned, nil)
-	}
-	ptrs := make([]any, len(returned))
-	for i := range returned {
-		ptrs[i] = &returned[i]
+	cols := t.SelectColumns(nil)
+	raw := make([]any, len(cols))
+	ptrs := make([]any, len(raw))
+	for i := range raw {
+		ptrs[i] = &raw[i]
 	}
 	var n int64
 	for rows.Next() {
@@ -540,17 +539,10 @@ func (c *Connector) run(ctx context.Context, tx *sql.Tx, t sqlgen.Table, w conne
 	if n == 0 {
 		return connector.WriteResult{ID: w.ID}, 0, connector.NewItemError(w.ID, connector.ErrNotFound)
 	}
-	texts := make([]string, len(t.Coll.KeyFields))
-	for i := range texts {
-		texts[i] = value(returned[i]).Text
-	}
-	res := connector.WriteResult{}
-	res.ID, _ = collection.EncodeID(texts)
-	if t.Coll.ModifiedField != "" {
-		raw := returned[len(returned)-1]
-		res.ModTime, _ = modTime(value(raw), raw)
-	}
-	return res, n, nil
+	// An unreadable modification value fails the next read as an item
+	// error; the write itself was made.
+	item, _ := toItem(t, cols, raw)
+	return connector.WriteResult{ID: item.ID, ModTime: item.ModTime, Stored: item.Fields}, n, nil
 }
 
 // decodeKeys splits an ID into the values bound for its key columns.
