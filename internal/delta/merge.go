@@ -9,6 +9,9 @@ import (
 type Recorded struct {
 	Key  string
 	Hash string
+	// ID is the item's native ID as last synced, by which an item the read
+	// could not key (a null key, an item error) can still be recognised.
+	ID string
 	// Ref is the caller's handle on the record (the link it belongs to).
 	Ref string
 }

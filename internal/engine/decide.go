@@ -10,6 +10,9 @@ import (
 
 // decide turns what both sides' reads found into writes and record updates.
 func (r *runner) decide(p *entityPlan) error {
+	if err := r.holdLinks(p); err != nil {
+		return fmt.Errorf("holding items that could not be read: %w", err)
+	}
 	keys := map[string]bool{}
 	for _, o := range p.obs {
 		for k := range o.changed {
@@ -47,6 +50,45 @@ func (r *runner) decide(p *entityPlan) error {
 	}
 	r.pairInserts(p)
 	return nil
+}
+
+// holdLinks leaves the links of held items (see observed.held) as they are:
+// no write to either side, whatever the other side did, and their pending
+// entries kept, until the item can be read again and the next cycle compares
+// it with the unchanged records.
+func (r *runner) holdLinks(p *entityPlan) error {
+	held := map[string]bool{}
+	for _, o := range p.obs {
+		for k := range o.held {
+			held[k] = true
+		}
+	}
+	for key0 := range held {
+		for _, o := range p.obs {
+			delete(o.changed, key0)
+			delete(o.deleted, key0)
+			delete(o.unchanged, key0)
+		}
+	}
+	return r.view(func(tx *records.Tx) error {
+		for key0 := range held {
+			l, ok, err := tx.Link(p.pair, 0, key0)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				continue
+			}
+			for _, kind := range []records.PendingKind{records.Failing, records.Conflict, records.DeleteAwaitingApproval, records.Quarantined} {
+				for s := range records.Side(2) {
+					for _, st := range l.Sides {
+						p.seenPending[pendingID(kind, s, st.Key)] = true
+					}
+				}
+			}
+		}
+		return nil
+	})
 }
 
 type sideChange struct {

@@ -22,7 +22,50 @@ type observed struct {
 	// side drifted (a one-way restore needs the source's content).
 	unchanged map[string]delta.Entry
 	inserts   []delta.Entry
+	// held are linked items, by side-0 key, that the read could not deliver
+	// (see unread): neither deleted nor changed, their links left as they are.
+	held      map[string]bool
 	watermark connector.Watermark
+}
+
+// unread is what one side's read could not deliver: items set aside by
+// cleansing or by the connector (null or duplicate keys) and items that
+// failed to read. They exist but are missing from the read, so a linked item
+// among them must not be taken for deleted: that would delete the person's
+// data on the other side because their export became ambiguous. The maps
+// hold the indexes of the items' reports (all copies of a duplicate key).
+type unread struct {
+	byKey, byID map[string][]int
+	// anonymous are those with neither key nor ID, which could be any linked
+	// item missing from the read; anonymousKind is the first one's report kind.
+	anonymous     int
+	anonymousKind string
+}
+
+func (u *unread) add(key, id string, report int, kind string) {
+	if !delta.Blank(key) {
+		u.byKey[key] = append(u.byKey[key], report)
+	}
+	if !delta.Blank(id) {
+		u.byID[id] = append(u.byID[id], report)
+	}
+	if delta.Blank(key) && delta.Blank(id) {
+		if u.anonymous == 0 {
+			u.anonymousKind = kind
+		}
+		u.anonymous++
+	}
+}
+
+// reports returns the reports of the unread items a record may be about.
+func (u *unread) reports(rec delta.Recorded) []int {
+	if r, ok := u.byKey[rec.Key]; ok {
+		return r
+	}
+	if delta.Blank(rec.ID) {
+		return nil
+	}
+	return u.byID[rec.ID]
 }
 
 // action is one write to one side.
@@ -184,7 +227,8 @@ func (r *runner) chooseMode(p *entityPlan) Mode {
 }
 
 func (r *runner) readSide(ctx context.Context, p *entityPlan, s *side) (*observed, error) {
-	obs := &observed{read: true, changed: map[string]delta.Entry{}, deleted: map[string]bool{}, unchanged: map[string]delta.Entry{}}
+	obs := &observed{read: true, changed: map[string]delta.Entry{}, deleted: map[string]bool{}, unchanged: map[string]delta.Entry{}, held: map[string]bool{}}
+	missing := unread{byKey: map[string][]int{}, byID: map[string][]int{}}
 	req := connector.ReadRequest{Scope: r.cycle.Scope, Entity: s.entity, Fields: append(slices.Clone(s.fields), s.keyFields...)}
 	cr, canIncrement := s.conn.(connector.ChangeReader)
 	if canIncrement && s.caps.Incremental {
@@ -202,10 +246,12 @@ func (r *runner) readSide(ctx context.Context, p *entityPlan, s *side) (*observe
 		var ie *connector.ItemError
 		errors.As(err, &ie)
 		p.report(s, ReportError, "", ie.ID, err.Error())
+		missing.add("", ie.ID, len(p.reports)-1, ReportError)
 	}
 	onReject := func(rej delta.Rejected) {
 		p.counts.Skipped++
 		p.report(s, string(rej.Reason), rej.Entry.Key, rej.Entry.ID, "set aside by cleansing")
+		missing.add(rej.Entry.Key, rej.Entry.ID, len(p.reports)-1, string(rej.Reason))
 		if r.cycle.OnReject != nil && !r.cycle.Policy.DryRun {
 			r.cycle.OnReject(p.entity.Name, s.endpoint, rej)
 		}
@@ -276,7 +322,7 @@ func (r *runner) readSide(ctx context.Context, p *entityPlan, s *side) (*observe
 				if st.Gone {
 					hash = ""
 				}
-				if !yield(delta.Recorded{Key: st.Key, Hash: hash, Ref: l.Sides[0].Key}, err) {
+				if !yield(delta.Recorded{Key: st.Key, ID: st.ID, Hash: hash, Ref: l.Sides[0].Key}, err) {
 					return
 				}
 			}
@@ -291,7 +337,7 @@ func (r *runner) readSide(ctx context.Context, p *entityPlan, s *side) (*observe
 			case delta.Update:
 				obs.changed[c.Recorded.Ref] = c.Current
 			case delta.Delete:
-				if c.Recorded.Hash != "" {
+				if c.Recorded.Hash != "" && !p.holdUnread(s, obs, &missing, c.Recorded) {
 					obs.deleted[c.Recorded.Ref] = true
 				}
 			case delta.Unchanged:
@@ -318,4 +364,28 @@ func (r *runner) readSide(ctx context.Context, p *entityPlan, s *side) (*observe
 		return nil, fmt.Errorf("%w: %w", ErrEndpoint, err)
 	}
 	return obs, nil
+}
+
+// holdUnread holds a recorded item missing from the read of s when it may be
+// one the read could not deliver, and says so in its report.
+func (p *entityPlan) holdUnread(s *side, obs *observed, missing *unread, rec delta.Recorded) bool {
+	other := p.sides[s.index.Other()].endpoint
+	if reps := missing.reports(rec); len(reps) > 0 {
+		for _, i := range reps {
+			p.reports[i].Reason += fmt.Sprintf("; synced before, so not taken for deleted: its copy on %s is kept as is until it can be read again", other)
+		}
+		obs.held[rec.Ref] = true
+		return true
+	}
+	if missing.anonymous == 0 {
+		return false
+	}
+	// Which linked item an item without key or ID is cannot be told, so
+	// every missing one waits until those can be read.
+	p.counts.Skipped++
+	p.report(s, missing.anonymousKind, rec.Key, rec.ID, fmt.Sprintf(
+		"missing from %s, which could not read the key of %d item(s) and this may be one of them; not taken for deleted: its copy on %s is kept as is until they can be read",
+		s.endpoint, missing.anonymous, other))
+	obs.held[rec.Ref] = true
+	return true
 }
