@@ -405,4 +405,21 @@ func TestTwoPoliciesCannotSyncOneIdentityIntoOneTarget(t *testing.T) {
 	g.Expect(stalled.Reason).To(Equal(syncv1alpha1.SyncUserDestinationClaimedReason))
 	g.Expect(stalled.Message).To(ContainSubstring(`"first"`), "the message names the policy holding the claim")
 	g.Expect(peopleIn(t, db)).To(HaveLen(1))
+
+	// The first SyncUser is deleted, its records kept: its claim protects no one any more, and
+	// the twin's next cycle takes the target over, linking the row by matchOn.
+	g.Expect(k8s.Delete(ctx(t), &syncv1alpha1.SyncUser{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ada"}})).To(Succeed())
+	taken := eventuallyCycled(t, ns, "ada-again", "second", func(g Gomega, c *syncv1alpha1.CycleResult) {
+		g.Expect(c.Failure).To(BeEmpty())
+	})
+	g.Expect(taken.Status.LastCycle.Items.Created).To(BeZero())
+	eventuallyUser(t, ns, "ada-again", func(g Gomega, u *syncv1alpha1.SyncUser) {
+		g.Expect(condition(u, syncv1alpha1.StalledCondition)).To(BeNil())
+	})
+	g.Expect(peopleIn(t, db)).To(HaveLen(1))
+	store, err := records.Open(claimDir(ns))
+	g.Expect(err).NotTo(HaveOccurred())
+	claims, err := store.Claims()
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(claims).To(ConsistOf(HaveField("Policy", "second")))
 }

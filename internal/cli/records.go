@@ -2,6 +2,7 @@ package cli
 
 import (
 	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,24 +15,28 @@ import (
 	"unicode"
 
 	"github.com/spf13/cobra"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
+	"github.com/chainsync/chainsync/internal/cycle"
 	"github.com/chainsync/chainsync/internal/records"
+	chainsyncscheme "github.com/chainsync/chainsync/internal/scheme"
 )
 
 // recordsLockWait is how long a read waits for a cycle holding a user's records. Readers share
 // the lock with each other but not with a cycle, which holds it only while it runs.
 const recordsLockWait = 2 * time.Second
 
-func newRecordsCommand() *cobra.Command {
-	var storeDir, output string
+func newRecordsCommand(env func(string) string) *cobra.Command {
+	var storeDir, output, namespace string
 	cmd := &cobra.Command{
-		Use:   "records --store DIR (users | show USER | claims)",
+		Use:   "records --store DIR (users | show USER | claims | release-claim USER TARGET)",
 		Short: "Inspect a record store: its users, one user's records, which policy syncs whom where",
 		Long: `Reads the transaction records that cycles keep in a record store (a policy's
 store.claimName/subPath; locally, chainsync local prints the demo's), and what the user's last
 cycles reported about single items: which failed and why, and what a dry run would write.
-Read-only: it never takes a user's write lock, and waits briefly for a running cycle of the same
-user.`,
+Read-only but for release-claim: it never takes a user's write lock, and waits briefly for a
+running cycle of the same user.`,
 	}
 	f := cmd.PersistentFlags()
 	f.StringVar(&storeDir, "store", "", "Directory of the record store")
@@ -116,16 +121,89 @@ user.`,
 			slices.SortFunc(claims, func(a, b records.Claim) int {
 				return strings.Compare(a.User+"\x00"+a.Target, b.User+"\x00"+b.Target)
 			})
-			if output == "json" {
-				if claims == nil {
-					claims = []records.Claim{}
-				}
-				return writeJSON(cmd.OutOrStdout(), claims)
+			listed := make([]listedClaim, len(claims))
+			for i, c := range claims {
+				listed[i].Claim = c
 			}
-			return writeClaims(cmd.OutOrStdout(), claims)
+			if namespace != "" {
+				if err := markAbandoned(cmd.Context(), env, namespace, listed); err != nil {
+					return err
+				}
+			}
+			if output == "json" {
+				return writeJSON(cmd.OutOrStdout(), listed)
+			}
+			return writeClaims(cmd.OutOrStdout(), listed, namespace != "")
+		},
+	}, &cobra.Command{
+		Use:   "release-claim USER TARGET",
+		Short: "Release the claim on USER's TARGET, so another policy may sync USER there (records are kept)",
+		Long: `Drops the claim that says which policy syncs USER into TARGET (as claims lists them). Cycles
+hand over claims whose holder is gone by themselves; this is for an administrator who knows a
+claim is stale before then. The user's records are kept.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			store, err := open()
+			if err != nil {
+				return err
+			}
+			held, err := store.ClaimOf(args[0], args[1])
+			if err != nil {
+				return fmt.Errorf("reading the claim in %s: %w", storeDir, err)
+			}
+			if held == nil {
+				return fmt.Errorf("no claim on %s's %s in %s", args[0], args[1], storeDir)
+			}
+			if err := store.ReleaseTarget(held.User, held.Target, held.Policy); err != nil {
+				return fmt.Errorf("releasing the claim: %w", err)
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "Released the claim of SyncPolicy %s on %s's %s (held since %s).\n",
+				held.Policy, held.User, held.Target, timeOrDash(held.Since))
+			return err
 		},
 	})
+	for _, sub := range cmd.Commands() {
+		if sub.Name() == "claims" {
+			sub.Flags().StringVarP(&namespace, "namespace", "n", "",
+				"Namespace of the store's policies: mark claims whose policy or SyncUser is gone (needs KUBECONFIG or a pod's service account)")
+		}
+	}
 	return cmd
+}
+
+// listedClaim is a claim as `records claims` prints it.
+type listedClaim struct {
+	records.Claim
+	// Abandoned says why the claim protects no one any more; empty while it does, or unchecked.
+	Abandoned string `json:"abandoned,omitempty"`
+}
+
+// markAbandoned checks each claim against the policies and users of namespace.
+func markAbandoned(ctx context.Context, env func(string) string, namespace string, claims []listedClaim) error {
+	cfg, err := kubeConfig(env)
+	if err != nil {
+		return err
+	}
+	scheme, err := chainsyncscheme.New()
+	if err != nil {
+		return err
+	}
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return fmt.Errorf("creating the API client: %w", err)
+	}
+	var policies syncv1alpha1.SyncPolicyList
+	if err := c.List(ctx, &policies, client.InNamespace(namespace)); err != nil {
+		return fmt.Errorf("listing SyncPolicies in %s: %w", namespace, err)
+	}
+	var users syncv1alpha1.SyncUserList
+	if err := c.List(ctx, &users, client.InNamespace(namespace)); err != nil {
+		return fmt.Errorf("listing SyncUsers in %s: %w", namespace, err)
+	}
+	for i := range claims {
+		claims[i].Abandoned = cycle.WhyAbandoned(claims[i].Claim, policies.Items, users.Items)
+	}
+	return nil
 }
 
 // userSummary is one line of `records users`.
@@ -327,15 +405,23 @@ func pendingKind(p records.Pending) string {
 	return string(p.Kind)
 }
 
-func writeClaims(w io.Writer, claims []records.Claim) error {
+func writeClaims(w io.Writer, claims []listedClaim, checked bool) error {
 	if len(claims) == 0 {
 		_, err := fmt.Fprintln(w, "No claims yet.")
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "USER\tTARGET\tPOLICY\tSINCE")
+	header := "USER\tTARGET\tPOLICY\tSINCE"
+	if checked {
+		header += "\tABANDONED"
+	}
+	fmt.Fprintln(tw, header)
 	for _, c := range claims {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.User, c.Target, c.Policy, timeOrDash(c.Since))
+		line := fmt.Sprintf("%s\t%s\t%s\t%s", c.User, c.Target, c.Policy, timeOrDash(c.Since))
+		if checked {
+			line += "\t" + cmp.Or(c.Abandoned, "-")
+		}
+		fmt.Fprintln(tw, line)
 	}
 	return tw.Flush()
 }

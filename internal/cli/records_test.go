@@ -127,6 +127,26 @@ func TestRecordsClaimsSaysWhichPolicySyncsWhomWhere(t *testing.T) {
 	g.Expect(out).To(MatchRegexp(`bob@example.com\s+mail\s+contacts\s+\d{4}-`))
 }
 
+func TestRecordsReleaseClaimLetsAnotherPolicyInAndKeepsTheRecords(t *testing.T) {
+	g := NewWithT(t)
+	store := syncedStore(t)
+	before, _, _ := chainsync("records", "--store", store, "show", "ann@example.com", "-o", "json")
+
+	out, _, code := chainsync("records", "--store", store, "release-claim", "ann@example.com", "mail")
+	g.Expect(code).To(Equal(0))
+	g.Expect(out).To(ContainSubstring("Released the claim of SyncPolicy contacts on ann@example.com's mail"))
+
+	out, _, _ = chainsync("records", "--store", store, "claims")
+	g.Expect(out).NotTo(ContainSubstring("ann@example.com"))
+	g.Expect(out).To(ContainSubstring("bob@example.com"), "other users' claims stay")
+	after, _, _ := chainsync("records", "--store", store, "show", "ann@example.com", "-o", "json")
+	g.Expect(after).To(Equal(before), "the records are kept")
+
+	_, errOut, code := chainsync("records", "--store", store, "release-claim", "ann@example.com", "mail")
+	g.Expect(code).NotTo(Equal(0))
+	g.Expect(errOut).To(ContainSubstring("no claim on ann@example.com's mail"))
+}
+
 func TestRecordsChangesNothingAndSharesTheLockWithOtherReaders(t *testing.T) {
 	g := NewWithT(t)
 	store := syncedStore(t)

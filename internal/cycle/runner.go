@@ -166,6 +166,9 @@ func (r *Runner) runEngine(ctx context.Context, user *syncv1alpha1.SyncUser, p e
 	if err := releaseEarlierClaims(store, identity, p.Target.Name, user); err != nil {
 		return engine.Result{}, err
 	}
+	if err := r.releaseAbandonedClaim(ctx, store, identity, p.Target.Name, user); err != nil {
+		return engine.Result{}, err
+	}
 	source, err := eps.open(ctx, "source")
 	if err != nil {
 		return engine.Result{}, fmt.Errorf("%w: %w", engine.ErrEndpoint, err)

@@ -93,6 +93,26 @@ func (s *Store) ReleaseTarget(user, target, policy string) error {
 	})
 }
 
+// ClaimOf returns the claim on user's target, nil when there is none.
+func (s *Store) ClaimOf(user, target string) (*Claim, error) {
+	var held *Claim
+	err := s.withRegistry(false, func(b *bolt.Bucket) error {
+		if b == nil {
+			return nil
+		}
+		raw := b.Get(claimKey(user, target))
+		if raw == nil {
+			return nil
+		}
+		held = &Claim{}
+		if err := json.Unmarshal(raw, held); err != nil {
+			return fmt.Errorf("%w: claims registry entry %s: %v", ErrCorrupt, claimKey(user, target), err)
+		}
+		return nil
+	})
+	return held, err
+}
+
 // Claims lists every claim.
 func (s *Store) Claims() ([]Claim, error) {
 	var claims []Claim
