@@ -121,6 +121,7 @@ func (r *SyncPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 
 	policy.Status.Users = countUsers(users.Items, world)
+	policy.Status.RejectedRows = rejectedRows(users.Items)
 	policy.Status.ActiveJobs = world.active
 	policy.Status.NextCycleTime = nil
 	if !plan.next.IsZero() && !policy.Spec.Suspend {

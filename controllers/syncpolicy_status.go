@@ -152,6 +152,18 @@ func countUsers(users []syncv1alpha1.SyncUser, world jobWorld) syncv1alpha1.User
 	return n
 }
 
+// rejectedRows is how many of the export's rows the users' latest cycles on this policy found to
+// be no one's: every user's read meets them all, so the most any user saw.
+func rejectedRows(users []syncv1alpha1.SyncUser) int32 {
+	var n int32
+	for i := range users {
+		if c := cycleOnCurrentStep(&users[i].Status); c != nil {
+			n = max(n, c.RejectedRows)
+		}
+	}
+	return n
+}
+
 // waitingForFirstCycle counts the users that have not finished a cycle on this policy yet.
 func waitingForFirstCycle(users []syncv1alpha1.SyncUser) int {
 	n := 0
@@ -183,6 +195,9 @@ func setPolicyReady(policy *syncv1alpha1.SyncPolicy, waiting int) {
 	}
 	if u.Syncing > 0 {
 		msg += fmt.Sprintf(", %d syncing", u.Syncing)
+	}
+	if n := policy.Status.RejectedRows; n > 0 {
+		msg += fmt.Sprintf("; %d export rows are no one's and synced for no one (record store: exports/%s/*.rejected.csv)", n, policy.Name)
 	}
 	reason := syncv1alpha1.SyncPolicyReadyReason
 	if policy.Spec.Suspend {

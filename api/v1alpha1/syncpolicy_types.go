@@ -574,6 +574,12 @@ type SyncPolicyStatus struct {
 	// +optional
 	Users UserCounts `json:"users,omitempty"`
 
+	// rejectedRows is how many rows of the policy's csv exports are no one's (malformed, with no
+	// owner to tell), as its users' latest cycles read them. They fail no user; the record
+	// store's exports/<policy>/<entity>.rejected.csv lists them with their lines.
+	// +optional
+	RejectedRows int32 `json:"rejectedRows,omitempty"`
+
 	// lastCycleTime is when the latest cycle Job started.
 	// +optional
 	LastCycleTime *metav1.Time `json:"lastCycleTime,omitempty"`

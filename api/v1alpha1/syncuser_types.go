@@ -179,6 +179,12 @@ type CycleResult struct {
 	// +optional
 	DryRun bool `json:"dryRun,omitempty"`
 
+	// rejectedRows counts the rows of the policy's csv exports that this cycle's reads could
+	// tell to be no one's (a ragged row without its owner's cell, say): they fail no user and
+	// are listed, with their lines, in the record store's exports/<policy>/ reports.
+	// +optional
+	RejectedRows int32 `json:"rejectedRows,omitempty"`
+
 	// reinit is the sync.chainsync.dev/reinit value this cycle carried out, or tried to: a
 	// failed or dry-run cycle leaves the request pending, to be tried again on schedule.
 	// +optional

@@ -71,6 +71,8 @@ type endpoints struct {
 	secrets secretValues
 	fsRoot  string
 	volumes string
+	// onRejectedRow, by side, receives a csv export's rows that are no one's.
+	onRejectedRow map[string]func(entity string, row csv.RejectedRow)
 }
 
 func (e endpoints) open(ctx context.Context, side string) (connector.Connector, error) {
@@ -84,6 +86,7 @@ func (e endpoints) open(ctx context.Context, side string) (connector.Connector, 
 		return csv.New(csv.Config{
 			Side: side, Directory: e.path(ep.CSV.Directory), Delimiter: ep.CSV.Delimiter, Comment: ep.CSV.Comment,
 			Encoding: ep.CSV.Encoding, Entities: colls, MissingFileIsEmpty: side == "target",
+			OnRejectedRow: e.onRejectedRow[side],
 		})
 	case ep.SQLite != nil:
 		return sqlite.New(ctx, sqlite.Config{Side: side, File: e.path(ep.SQLite.File), Entities: colls})

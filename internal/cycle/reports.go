@@ -2,6 +2,8 @@ package cycle
 
 import (
 	"errors"
+	"strconv"
+	"sync"
 
 	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
 	"github.com/chainsync/chainsync/internal/connector/csv"
@@ -54,6 +56,98 @@ func (r *rejectReports) add(entity, endpoint string, rej delta.Rejected) {
 
 // close publishes the reports and removes those with no rows this cycle.
 func (r *rejectReports) close() error {
+	errs := r.errs
+	for _, rep := range r.reports {
+		errs = append(errs, rep.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// rejectedRows collects, for one Job, the rows of the policy's csv exports that no user's read
+// could tell to be anyone's (a ragged row, a cell that does not decode, no scope value): one
+// report per endpoint and entity, exports/<policy>/<entity>[.<target>].rejected.csv in the
+// store, replaced by every Job, so it never outlives its problem. Users are cycled at the same
+// time and each read meets the same rows, so the reports are shared and deduplicated.
+type rejectedRows struct {
+	mu      sync.Mutex
+	store   *records.Store
+	policy  *syncv1alpha1.SyncPolicy
+	reports map[[2]string]*csv.RowReport // by side and entity
+	errs    []error
+}
+
+func newRejectedRows(store *records.Store, policy *syncv1alpha1.SyncPolicy) *rejectedRows {
+	return &rejectedRows{store: store, policy: policy, reports: map[[2]string]*csv.RowReport{}}
+}
+
+// forUser returns the csv connector's OnRejectedRow for one user's read of side, and a count of
+// the distinct rows that read rejected, for the user's status.
+func (r *rejectedRows) forUser(side string) (func(entity string, row csv.RejectedRow), func() int) {
+	seen := map[[3]string]bool{}
+	var mu sync.Mutex
+	add := func(entity string, row csv.RejectedRow) {
+		mu.Lock()
+		seen[[3]string{entity, row.File, strconv.Itoa(row.Line)}] = true
+		mu.Unlock()
+		r.add(side, entity, row)
+	}
+	count := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(seen)
+	}
+	return add, count
+}
+
+func (r *rejectedRows) add(side, entity string, row csv.RejectedRow) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	key := [2]string{side, entity}
+	rep, ok := r.reports[key]
+	if !ok {
+		name := entity
+		if side == "target" {
+			name += "." + r.policy.Spec.Target.Name
+		}
+		path, err := r.store.ExportReportPath(r.policy.Name, name, records.RejectedRowsReport)
+		if err != nil {
+			r.errs = append(r.errs, err)
+			return
+		}
+		rep = csv.NewRowReport(path)
+		r.reports[key] = rep
+	}
+	if err := rep.Add(row); err != nil {
+		r.errs = append(r.errs, err)
+	}
+}
+
+// close publishes the reports. A report of an earlier Job whose rows are gone is removed by the
+// next Job that reads the export clean: every entity of a csv side is closed, rows or none.
+func (r *rejectedRows) close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, side := range []string{"source", "target"} {
+		ep := r.policy.Spec.Source
+		if side == "target" {
+			ep = r.policy.Spec.Target
+		}
+		if ep.CSV == nil {
+			continue
+		}
+		for _, e := range r.policy.Spec.Entities {
+			if _, ok := r.reports[[2]string{side, e.Name}]; ok {
+				continue
+			}
+			name := e.Name
+			if side == "target" {
+				name += "." + r.policy.Spec.Target.Name
+			}
+			if path, err := r.store.ExportReportPath(r.policy.Name, name, records.RejectedRowsReport); err == nil {
+				r.reports[[2]string{side, e.Name}] = csv.NewRowReport(path)
+			}
+		}
+	}
 	errs := r.errs
 	for _, rep := range r.reports {
 		errs = append(errs, rep.Close())

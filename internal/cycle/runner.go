@@ -22,6 +22,7 @@ import (
 
 	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
 	"github.com/chainsync/chainsync/internal/connector"
+	"github.com/chainsync/chainsync/internal/connector/csv"
 	"github.com/chainsync/chainsync/internal/engine"
 	"github.com/chainsync/chainsync/internal/records"
 )
@@ -79,19 +80,27 @@ func (r *Runner) Run(ctx context.Context, users []string) error {
 	}
 	eps := endpoints{policy: policy, secrets: secrets, fsRoot: r.FSRoot, volumes: r.Volumes}
 
+	rejected := newRejectedRows(store, policy)
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(1, r.Concurrency))
 	for _, name := range users {
 		g.Go(func() error {
-			return r.cycleUser(ctx, policy, eps, store, name)
+			return r.cycleUser(ctx, policy, eps, store, rejected, name)
 		})
 	}
-	return g.Wait()
+	err = g.Wait()
+	if !policy.Spec.DryRun {
+		if rerr := rejected.close(); rerr != nil {
+			r.Log.Error(rerr, "Writing the rejected rows reports")
+		}
+	}
+	return err
 }
 
 // cycleUser runs one user's cycle and writes its result. Only a failure to write the result is
 // returned: anything else is the user's result.
-func (r *Runner) cycleUser(ctx context.Context, policy *syncv1alpha1.SyncPolicy, eps endpoints, store *records.Store, name string) error {
+func (r *Runner) cycleUser(ctx context.Context, policy *syncv1alpha1.SyncPolicy, eps endpoints, store *records.Store,
+	rejected *rejectedRows, name string) error {
 	log := r.Log.WithValues("user", klog.KRef(r.Namespace, name))
 	user := &syncv1alpha1.SyncUser{}
 	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: name}, user); err != nil {
@@ -121,9 +130,13 @@ func (r *Runner) cycleUser(ctx context.Context, policy *syncv1alpha1.SyncPolicy,
 		}
 	}
 
+	onSource, sourceRejected := rejected.forUser("source")
+	onTarget, targetRejected := rejected.forUser("target")
+	eps.onRejectedRow = map[string]func(string, csv.RejectedRow){"source": onSource, "target": onTarget}
 	result, err := r.runEngine(ctx, user, p, eps, store)
 	ended := metav1.NewTime(r.Clock.Now())
 	status := cycleStatus(policy.Name, r.Job, started, ended, result, err)
+	status.RejectedRows = int32(sourceRejected() + targetRejected())
 	keepItemReports(log, store, RecordsIdentity(user), cycleReport(policy, r.Job, started.Time, ended.Time, result, err, eps.secrets), &status)
 	if err != nil {
 		log.Error(err, "Cycle failed")

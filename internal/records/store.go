@@ -49,6 +49,7 @@ const (
 	dbFile       = "records.db"
 	identityFile = "identity"
 	reportsDir   = "reports"
+	exportsDir   = "exports"
 )
 
 var (
@@ -95,7 +96,29 @@ type ReportKind string
 const (
 	NullKeyReport   ReportKind = "nullpk"
 	DuplicateReport ReportKind = "duplicates"
+	// RejectedRowsReport holds an export's rows that no user's cycle could read or tell to be
+	// anyone's; it is the policy's, not a user's (ExportReportPath).
+	RejectedRowsReport ReportKind = "rejected"
 )
+
+// ExportReportPath is where a report about a policy's export, not about one user, goes:
+// exports/<policy>/<entity>.<kind>.csv under the store. The folder is created; names are
+// encoded so they cannot escape it.
+func (s *Store) ExportReportPath(policy, entity string, kind ReportKind) (string, error) {
+	p, err := DirName(policy)
+	if err != nil {
+		return "", fmt.Errorf("policy name: %w", err)
+	}
+	name, err := DirName(entity)
+	if err != nil {
+		return "", fmt.Errorf("entity name: %w", err)
+	}
+	dir := filepath.Join(s.root, exportsDir, p)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return "", fmt.Errorf("creating the reports folder of policy %s: %w", policy, err)
+	}
+	return filepath.Join(dir, name+"."+string(kind)+".csv"), nil
+}
 
 // ReportPath is where a cleansing report for the user's entity goes:
 // <user folder>/reports/<entity>.<kind>.csv. The reports folder is created;
