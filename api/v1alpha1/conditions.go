@@ -67,9 +67,6 @@ const (
 	// SyncPolicyJobRejectedReason: the API server refused to create a cycle Job (an invalid
 	// jobTemplate, a quota, an admission policy); its words are in the message.
 	SyncPolicyJobRejectedReason = "JobRejected"
-
-	// SyncPolicyUsersFailingReason: at least one user's last cycle failed.
-	SyncPolicyUsersFailingReason = "UsersFailing"
 )
 
 // OnboardingChain reasons.
