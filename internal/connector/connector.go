@@ -49,9 +49,12 @@ type Capabilities struct {
 	// the NewestWins conflict rule.
 	ModTime bool
 	// Origin is true when the connector stores Write.Origin with the item
-	// and returns it as Item.Origin (a hidden column, an X- property).
-	// Without it the engine falls back to matchOn fields to settle writes
-	// interrupted by a crash.
+	// it creates, in the same commit as the item (a hidden column, an X-
+	// property, a bookkeeping table beside it), and returns it as
+	// Item.Origin at least until the same scope's next Write to the entity:
+	// the engine reads every item before it writes again, so that is as
+	// long as it needs the proof. Without it the engine falls back to
+	// matchOn fields to settle creates interrupted by a crash.
 	Origin bool
 	// ReadOnly is true when the endpoint can only be a source.
 	ReadOnly bool

@@ -136,7 +136,7 @@ func Run(t *testing.T, f Fixture) {
 	t.Run("DeletesNotPropagated", func(t *testing.T) { deletes(t, f, false) })
 	t.Run("DeletesPropagated", func(t *testing.T) { deletes(t, f, true) })
 	t.Run("FirstCycleLinksByMatchOn", func(t *testing.T) { linksByMatchOn(t, f) })
-	t.Run("KillAndRerunMakesNoDuplicates", func(t *testing.T) { killAndRerun(t, f) })
+	t.Run("KillAndRerunMakesNoDuplicates", func(t *testing.T) { killAndRerun(t, f, false) })
 }
 
 func oneWay(t *testing.T, f Fixture) {
@@ -254,6 +254,7 @@ type childSpec struct {
 	Source, Target string
 	Store          string
 	KillAfter      int
+	WithoutMatchOn bool
 }
 
 // IsChild reports whether this process is killAndRerun's child; TestMain
@@ -287,7 +288,7 @@ func RunChild(f Fixture) int {
 	tb := &childTB{}
 	killer := &killAfterWrites{Connector: tgt.Connector(tb, "target"), after: spec.KillAfter}
 	_, err = engine.Run(context.Background(), engine.Cycle{ID: "killed", User: Ann.Email, Scope: Ann,
-		Policy: Policy(engine.OneWay, "", false), Source: src.Connector(tb, "source"), Target: killer,
+		Policy: crashPolicy(spec.WithoutMatchOn), Source: src.Connector(tb, "source"), Target: killer,
 		Records: store, Clock: clock{}, Log: logr.Discard(), LockTimeout: time.Minute})
 	fmt.Fprintln(os.Stderr, "cycle finished before the kill:", err)
 	return 3
@@ -321,14 +322,32 @@ func (childTB) Fatal(args ...any)                 { fmt.Fprintln(os.Stderr, args
 func (childTB) Errorf(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
 func (childTB) Name() string                      { return "enginetest-child" }
 
-func killAndRerun(t *testing.T, f Fixture) {
+// crashPolicy is the kill-and-rerun policy: one way, and without matchOn
+// when the connector alone must recognise the killed cycle's creates.
+func crashPolicy(withoutMatchOn bool) engine.Policy {
+	p := Policy(engine.OneWay, "", false)
+	if withoutMatchOn {
+		p.Entities[0].MatchOn = nil
+	}
+	return p
+}
+
+// KillAndRerunWithoutMatchOn is KillAndRerunMakesNoDuplicates with nothing
+// but the target connector to tell which rows the killed cycle created: no
+// matchOn. Give it a fixture whose target is a table as a user has it: no
+// chainsync_origin column, and no unique key that would turn a duplicate
+// into an error.
+func KillAndRerunWithoutMatchOn(t *testing.T, f Fixture) { killAndRerun(t, f, true) }
+
+func killAndRerun(t *testing.T, f Fixture, withoutMatchOn bool) {
 	g := NewWithT(t)
-	w := NewWorld(t, f, Policy(engine.OneWay, "", false))
+	w := NewWorld(t, f, crashPolicy(withoutMatchOn))
 	const n = 1200
 	for i := range n {
 		w.Src.Put(t, Ann.Email, fmt.Sprintf("p%04d@x", i), fmt.Sprintf("Person %d", i), At(i%50))
 	}
-	spec, _ := json.Marshal(childSpec{Source: w.Src.Spec(), Target: w.Tgt.Spec(), Store: w.store.Root(), KillAfter: 1})
+	spec, _ := json.Marshal(childSpec{Source: w.Src.Spec(), Target: w.Tgt.Spec(), Store: w.store.Root(), KillAfter: 1,
+		WithoutMatchOn: withoutMatchOn})
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), envChild+"="+string(spec))
 	out, err := cmd.CombinedOutput()
@@ -339,6 +358,9 @@ func killAndRerun(t *testing.T, f Fixture) {
 	written := len(w.Tgt.Rows(t, Ann.Email))
 	g.Expect(written).To(BeNumerically(">", 0), "the killed cycle wrote its first batch before dying")
 	t.Logf("killed after writing %d of %d rows", written, n)
+	// Edited before the rerun, and among the rows the killed cycle wrote
+	// first: the rerun must carry the edit over, not lose it.
+	w.Src.Put(t, Ann.Email, "p0000@x", "Person 0, edited", At(60))
 
 	r := w.Cycle()
 	g.Expect(r.Total.Errors).To(Equal(0), "%+v", r.Entities)

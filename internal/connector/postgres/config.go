@@ -28,8 +28,13 @@
 // not visible to change reads (no tombstones); the engine finds them in
 // full reads.
 //
-// A table with a chainsync_origin column stores the engine's origin token;
-// when every entity's table has one, the connector offers Origin.
+// Every create is provable after a crash (the Origin capability): a table
+// with a chainsync_origin column stores the engine's origin token in it; for
+// any other table the connector keeps the tokens of each Write's creates in
+// a chainsync_writes table in the endpoint's schema, written in the Write's
+// transaction (see sqlgen.WritesTable), so the user's table needs no change.
+// The connector creates that table on its first write; a user who may not
+// create tables in the schema is told what to grant, or to add the column.
 package postgres
 
 import (

@@ -21,28 +21,44 @@ import (
 // column, so the kill-and-rerun is settled by origin tokens there.
 func TestEngine(t *testing.T) { enginetest.Run(t, fixture) }
 
-var fixture = enginetest.Fixture{
-	New: func(t *testing.T, role string) enginetest.Endpoint {
-		s := pgtest.Current(t)
-		schema := s.Schema(t)
-		origin := ""
-		if role == "target" {
-			origin = ", chainsync_origin text"
-		}
-		s.Exec(t, fmt.Sprintf(`CREATE TABLE %q.contacts (id bigserial PRIMARY KEY, owner text NOT NULL, email text, name text,
-			modified timestamptz, UNIQUE (owner, email)%s)`, schema, origin))
-		e := pgEndpoint{Host: s.Host, Port: s.Port, User: s.User, Password: s.Password, Database: s.Database, Schema: schema}
-		// One connection for the test's own reads and writes: a new one
-		// per row would make the 1,200-row scenario take a minute.
-		e.setup = e.connect(t)
-		t.Cleanup(func() { e.setup.Close(context.Background()) })
-		return e
-	},
-	OpenSpec: func(spec string) (enginetest.Endpoint, error) {
-		var e pgEndpoint
-		err := json.Unmarshal([]byte(spec), &e)
-		return e, err
-	},
+var fixture = newFixture(", chainsync_origin text, UNIQUE (owner, email)")
+
+// TestKillAndRerunWithoutOriginColumnOrMatchOn kills a cycle right after
+// PostgreSQL committed its batch, into a table as a user has it (no
+// chainsync_origin column, nothing unique but the serial key) under a
+// policy without matchOn: the rerun must recognise the rows from
+// chainsync_writes.
+func TestKillAndRerunWithoutOriginColumnOrMatchOn(t *testing.T) {
+	enginetest.KillAndRerunWithoutMatchOn(t, newFixture(""))
+}
+
+// newFixture makes contacts tables keyed by a bigserial; the target's table
+// gets targetExtra after its columns. The source's (owner, email) is
+// unique, as Put relies on.
+func newFixture(targetExtra string) enginetest.Fixture {
+	return enginetest.Fixture{
+		New: func(t *testing.T, role string) enginetest.Endpoint {
+			s := pgtest.Current(t)
+			schema := s.Schema(t)
+			extra := ", UNIQUE (owner, email)"
+			if role == "target" {
+				extra = targetExtra
+			}
+			s.Exec(t, fmt.Sprintf(`CREATE TABLE %q.contacts (id bigserial PRIMARY KEY, owner text NOT NULL, email text, name text,
+				modified timestamptz%s)`, schema, extra))
+			e := pgEndpoint{Host: s.Host, Port: s.Port, User: s.User, Password: s.Password, Database: s.Database, Schema: schema}
+			// One connection for the test's own reads and writes: a new one
+			// per row would make the 1,200-row scenario take a minute.
+			e.setup = e.connect(t)
+			t.Cleanup(func() { e.setup.Close(context.Background()) })
+			return e
+		},
+		OpenSpec: func(spec string) (enginetest.Endpoint, error) {
+			var e pgEndpoint
+			err := json.Unmarshal([]byte(spec), &e)
+			return e, err
+		},
+	}
 }
 
 type pgEndpoint struct {

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -32,6 +33,9 @@ type Connector struct {
 	pool   *pgxpool.Pool
 	tables map[string]table
 	caps   connector.Capabilities
+	// writesReady is set once chainsync_writes is known to be usable.
+	writesMu    sync.Mutex
+	writesReady bool
 	// now stamps the modification column of written rows; tests replace it.
 	now func() time.Time
 }
@@ -211,20 +215,23 @@ func (c *Connector) inspect(ctx context.Context) error {
 			continue
 		}
 		where, _ := collection.ParseWhere(coll.Where)
-		c.tables[name] = table{
+		t := table{
 			Table: sqlgen.Table{QualifiedName: qualified, Coll: coll, Where: where, Columns: fields, HasOrigin: hasOrigin,
 				Placeholder: func(n int) string { return "$" + strconv.Itoa(n) }, ReturnText: true},
 			schema: schema, name: rel,
 		}
+		if !hasOrigin {
+			t.Writes = c.writesTable()
+		}
+		c.tables[name] = t
 		c.caps.Incremental = c.caps.Incremental && coll.ModifiedField != ""
 		c.caps.ModTime = c.caps.Incremental
-		c.caps.Origin = c.caps.Origin && hasOrigin
 	}
 	return connector.InvalidConfig(errors.Join(errs...))
 }
 
 // Capabilities: incremental with modification times when every entity has a
-// modifiedField; Origin when every table has a chainsync_origin column.
+// modifiedField; always Origin (see the package doc).
 func (c *Connector) Capabilities() connector.Capabilities { return c.caps }
 
 func (c *Connector) table(entity string) (table, error) {
@@ -295,6 +302,11 @@ func (c *Connector) read(ctx context.Context, req connector.ReadRequest, since a
 			yield(connector.Item{}, fmt.Errorf("%s: %w", c.cfg.entityPath(req.Entity), err))
 			return
 		}
+		origins, err := c.recordedOrigins(ctx, t, req.Scope)
+		if err != nil {
+			yield(connector.Item{}, err)
+			return
+		}
 		// Text results: every type, including ones pgx has no Go type
 		// for, reads the same way.
 		rows, err := c.pool.Query(ctx, q, append([]any{pgx.QueryResultFormats{pgx.TextFormatCode}}, args...)...)
@@ -311,6 +323,9 @@ func (c *Connector) read(ctx context.Context, req connector.ReadRequest, since a
 			item, err := toItem(t, cols, oids, rows.RawValues())
 			if err != nil {
 				err = connector.NewItemError(item.ID, err)
+			}
+			if o, ok := origins[item.ID]; ok {
+				item.Origin = o
 			}
 			if !yield(item, err) {
 				return

@@ -230,7 +230,7 @@ func TestIncrementalReadsMissNothingAtEqualTimestamps(t *testing.T) {
 	ins(3, "ann@example.com", "b", "2024-01-02 00:00:00.5+00")
 	ins(9, "bob@example.com", "bob", "2024-05-01 00:00:00+00")
 	c := open(t, cfg)
-	g.Expect(c.Capabilities()).To(Equal(connector.Capabilities{Incremental: true, ModTime: true, MaxBatch: MaxBatch}))
+	g.Expect(c.Capabilities()).To(Equal(connector.Capabilities{Incremental: true, ModTime: true, Origin: true, MaxBatch: MaxBatch}))
 	req := connector.ReadRequest{Scope: ann, Entity: "contacts"}
 
 	first, err := c.CurrentWatermark(ctx, req)

@@ -47,6 +47,11 @@ func (c *Connector) Write(ctx context.Context, req connector.WriteRequest) ([]co
 	if err != nil {
 		return nil, fmt.Errorf("%s.scope: %w", c.cfg.entityPath(req.Entity), err)
 	}
+	if t.Writes != "" {
+		if err := c.ensureWrites(ctx, t); err != nil {
+			return nil, err
+		}
+	}
 	now := sqlgen.Stamp(c.now())
 	results := make([]connector.WriteResult, len(req.Writes))
 	ops := make([]*op, len(req.Writes))
@@ -227,6 +232,11 @@ func (c *Connector) writeFast(ctx context.Context, t table, s connector.Scope, o
 	if err := c.readBack(ctx, tx, t, s, ops, results); err != nil {
 		return err
 	}
+	if t.Writes != "" {
+		if err := c.recordCreates(ctx, tx, t, s, ops, results); err != nil {
+			return err
+		}
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return c.classifyBatch(err)
 	}
@@ -324,6 +334,11 @@ func (c *Connector) writeOneByOne(ctx context.Context, t table, s connector.Scop
 	}
 	if err := c.readBack(ctx, tx, t, s, ops, results); err != nil {
 		return err
+	}
+	if t.Writes != "" {
+		if err := c.recordCreates(ctx, tx, t, s, ops, results); err != nil {
+			return err
+		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return c.endpointError(err)
@@ -433,4 +448,110 @@ func writtenModTime(t table, o *op, now connector.Value) time.Time {
 	}
 	mt, _ := now.AsTime()
 	return mt
+}
+
+func (c *Connector) writesTable() string {
+	return sqlgen.Quote(c.cfg.schema()) + "." + sqlgen.Quote(sqlgen.WritesTable)
+}
+
+// recordedOrigins are the origins chainsync_writes holds for the user's rows
+// of a table without an origin column: those of the last Write's creates.
+func (c *Connector) recordedOrigins(ctx context.Context, t table, s connector.Scope) (map[string]string, error) {
+	if t.Writes == "" {
+		return nil, nil
+	}
+	var exists bool
+	if err := c.pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", t.Writes).Scan(&exists); err != nil || !exists {
+		return nil, c.endpointOrNil(err)
+	}
+	q, args := t.SelectWrites(s)
+	rows, err := c.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, c.writesError(fmt.Errorf("reading %s: %w", t.Writes, err), t)
+	}
+	origins := map[string]string{}
+	var id, origin string
+	_, err = pgx.ForEachRow(rows, []any{&id, &origin}, func() error {
+		origins[id] = origin
+		return nil
+	})
+	if err != nil {
+		return nil, c.writesError(fmt.Errorf("reading %s: %w", t.Writes, err), t)
+	}
+	return origins, nil
+}
+
+func (c *Connector) endpointOrNil(err error) error {
+	if err == nil {
+		return nil
+	}
+	return c.endpointError(err)
+}
+
+// ensureWrites creates chainsync_writes when it is missing, before the
+// first write of a table without an origin column.
+func (c *Connector) ensureWrites(ctx context.Context, t table) error {
+	c.writesMu.Lock()
+	defer c.writesMu.Unlock()
+	if c.writesReady {
+		return nil
+	}
+	var exists bool
+	if err := c.pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", t.Writes).Scan(&exists); err != nil {
+		return c.endpointError(err)
+	}
+	if !exists {
+		// CREATE ... IF NOT EXISTS still needs the right to create, so it
+		// only runs when the table is missing.
+		if _, err := c.pool.Exec(ctx, sqlgen.WritesDDL(t.Writes)); err != nil && !isCreatedMeanwhile(err) {
+			return c.writesError(err, t)
+		}
+	}
+	c.writesReady = true
+	return nil
+}
+
+// isCreatedMeanwhile: another process created the table between our check
+// and our CREATE.
+func isCreatedMeanwhile(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "42P07" || pgErr.Code == "23505")
+}
+
+// writesError names what to grant, or the column to add instead, when the
+// user may not create or use chainsync_writes.
+func (c *Connector) writesError(err error, t table) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42501" {
+		return connector.InvalidConfig(fmt.Errorf("%s: chainsync records the rows it creates in table %s, which user %q may not create or use (%s): "+
+			"GRANT CREATE ON SCHEMA %s TO %s, or create it (%s) and GRANT SELECT, INSERT, UPDATE, DELETE ON it, or add a column %s text to %s",
+			c.cfg.side()+".postgres", t.Writes, c.cfg.User, pgErr.Message, sqlgen.Quote(c.cfg.schema()), sqlgen.Quote(c.cfg.User),
+			strings.Join(strings.Fields(sqlgen.WritesDDL(t.Writes)), " "), sqlgen.OriginColumn, t.QualifiedName))
+	}
+	return c.endpointError(err)
+}
+
+// recordCreates replaces, in the batch's transaction, what chainsync_writes
+// held for the user's earlier writes to the table with the origins of the
+// rows this batch created.
+func (c *Connector) recordCreates(ctx context.Context, tx pgx.Tx, t table, s connector.Scope, ops []*op, results []connector.WriteResult) error {
+	q, args := t.ForgetWrites(s)
+	if _, err := tx.Exec(ctx, q, args...); err != nil {
+		return c.writesError(fmt.Errorf("clearing %s: %w", t.Writes, err), t)
+	}
+	var ids, origins []string
+	for i, o := range ops {
+		if o != nil && o.write.Op == connector.OpCreate && results[i].Err == nil && o.write.Origin != "" {
+			ids, origins = append(ids, results[i].ID), append(origins, o.write.Origin)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err := tx.Exec(ctx, "INSERT INTO "+t.Writes+" (tbl, scope, row_id, origin) SELECT $1, $2, * FROM unnest($3::text[], $4::text[])"+
+		" ON CONFLICT (tbl, scope, row_id) DO UPDATE SET origin = excluded.origin", t.QualifiedName, sqlgen.ScopeKey(s), ids, origins)
+	if err != nil {
+		return c.writesError(fmt.Errorf("recording creates in %s: %w", t.Writes, err), t)
+	}
+	return nil
 }

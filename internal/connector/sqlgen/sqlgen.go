@@ -6,6 +6,7 @@
 package sqlgen
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -22,6 +23,31 @@ import (
 // Origin capability; the column is never read or written as a field.
 const OriginColumn = "chainsync_origin"
 
+// WritesTable is the bookkeeping table chainsync keeps in the database of a
+// table without OriginColumn: the origin token of each row a Write created,
+// written in the Write's transaction, so that a create whose outcome a crash
+// kept from the records is still recognised by the next cycle's read. Rows
+// live per table and user scope until that scope's next Write to the table:
+// the engine reads (and records what it finds) before it writes again, so
+// by then the records hold every link these rows prove.
+const WritesTable = "chainsync_writes"
+
+// WritesDDL creates the bookkeeping table under the given quoted name.
+func WritesDDL(qualified string) string {
+	return "CREATE TABLE IF NOT EXISTS " + qualified + ` (
+	tbl text NOT NULL,
+	scope text NOT NULL,
+	row_id text NOT NULL,
+	origin text NOT NULL,
+	PRIMARY KEY (tbl, scope, row_id))`
+}
+
+// ScopeKey names a user's scope in WritesTable.
+func ScopeKey(s connector.Scope) string {
+	b, _ := json.Marshal(s) // map keys are sorted: the same scope, the same text
+	return string(b)
+}
+
 // Quote quotes an identifier for both SQLite and PostgreSQL.
 func Quote(ident string) string { return `"` + strings.ReplaceAll(ident, `"`, `""`) + `"` }
 
@@ -35,6 +61,9 @@ type Table struct {
 	Columns []string
 	// HasOrigin is true when the table has OriginColumn.
 	HasOrigin bool
+	// Writes is the quoted name of the WritesTable that proves this table's
+	// creates when it has no OriginColumn.
+	Writes string
 	// Placeholder renders the n-th (1-based) bound argument.
 	Placeholder func(n int) string
 	// ReturnText makes writes return just their key and modification
@@ -207,6 +236,28 @@ func (t Table) Returning() string {
 		}
 	}
 	return " RETURNING " + strings.Join(q, ", ")
+}
+
+// SelectWrites reads the origins of the rows the scope's last Write to
+// this table created: row_id, origin.
+func (t Table) SelectWrites(s connector.Scope) (string, []any) {
+	args := t.newArgs()
+	return "SELECT row_id, origin FROM " + t.Writes + " WHERE tbl = " + args.Add(t.QualifiedName) +
+		" AND scope = " + args.Add(ScopeKey(s)), args.Values()
+}
+
+// ForgetWrites drops what the scope's earlier Writes to this table recorded
+// (see WritesTable).
+func (t Table) ForgetWrites(s connector.Scope) (string, []any) {
+	args := t.newArgs()
+	return "DELETE FROM " + t.Writes + " WHERE tbl = " + args.Add(t.QualifiedName) + " AND scope = " + args.Add(ScopeKey(s)), args.Values()
+}
+
+// RecordWrite stores the origin of one row a Write created.
+func (t Table) RecordWrite(s connector.Scope, id, origin string) (string, []any) {
+	args := t.newArgs()
+	return "INSERT INTO " + t.Writes + " (tbl, scope, row_id, origin) VALUES (" + args.Add(t.QualifiedName) + ", " + args.Add(ScopeKey(s)) +
+		", " + args.Add(id) + ", " + args.Add(origin) + ") ON CONFLICT (tbl, scope, row_id) DO UPDATE SET origin = excluded.origin", args.Values()
 }
 
 // Insert creates a row from columns and their bound values.

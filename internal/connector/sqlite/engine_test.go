@@ -26,21 +26,40 @@ func TestMain(m *testing.M) {
 // across sides by email.
 func TestEngine(t *testing.T) { enginetest.Run(t, fixture) }
 
-var fixture = enginetest.Fixture{
-	New: func(t *testing.T, role string) enginetest.Endpoint {
-		path := filepath.Join(t.TempDir(), role+".db")
-		db, err := sql.Open("sqlite", path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		if _, err := db.Exec(`CREATE TABLE contacts (id INTEGER PRIMARY KEY, owner TEXT NOT NULL, email TEXT, name TEXT,
-			modified DATETIME, UNIQUE (owner, email))`); err != nil {
-			t.Fatal(err)
-		}
-		return sqliteEndpoint{path: path}
-	},
-	OpenSpec: func(spec string) (enginetest.Endpoint, error) { return sqliteEndpoint{path: spec}, nil },
+var fixture = newFixture(true)
+
+// TestKillAndRerunWithoutOriginColumnOrMatchOn kills a cycle right after
+// SQLite committed its first batch, into a table as a user has it (no
+// chainsync_origin column, nothing unique but the rowid) under a policy
+// without matchOn: the rerun must recognise the rows from chainsync_writes.
+func TestKillAndRerunWithoutOriginColumnOrMatchOn(t *testing.T) {
+	enginetest.KillAndRerunWithoutMatchOn(t, newFixture(false))
+}
+
+// newFixture makes contacts tables keyed by an INTEGER PRIMARY KEY; with
+// uniqueTarget the target's (owner, email) is unique too, as the source's
+// always is (Put relies on it).
+func newFixture(uniqueTarget bool) enginetest.Fixture {
+	return enginetest.Fixture{
+		New: func(t *testing.T, role string) enginetest.Endpoint {
+			path := filepath.Join(t.TempDir(), role+".db")
+			db, err := sql.Open("sqlite", path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			unique := ", UNIQUE (owner, email)"
+			if role == "target" && !uniqueTarget {
+				unique = ""
+			}
+			if _, err := db.Exec(`CREATE TABLE contacts (id INTEGER PRIMARY KEY, owner TEXT NOT NULL, email TEXT, name TEXT,
+				modified DATETIME` + unique + `)`); err != nil {
+				t.Fatal(err)
+			}
+			return sqliteEndpoint{path: path}
+		},
+		OpenSpec: func(spec string) (enginetest.Endpoint, error) { return sqliteEndpoint{path: spec}, nil },
+	}
 }
 
 type sqliteEndpoint struct{ path string }

@@ -17,9 +17,12 @@
 // cannot see deletes (SQLite keeps no tombstones); the engine finds them in
 // its full reads.
 //
-// A table with a column named chainsync_origin stores the engine's origin
-// token in it; when every entity's table has one, the connector offers the
-// Origin capability.
+// Every create is provable after a crash (the Origin capability): a table
+// with a column named chainsync_origin stores the engine's origin token in
+// it; for any other table the connector keeps the tokens of each Write's
+// creates in a chainsync_writes table of the same database, written in the
+// Write's transaction (see sqlgen.WritesTable), so the user's table needs no
+// change.
 package sqlite
 
 import (
@@ -187,17 +190,20 @@ func (c *Connector) inspect(ctx context.Context) error {
 			continue
 		}
 		where, _ := collection.ParseWhere(coll.Where)
-		c.tables[name] = sqlgen.Table{QualifiedName: sqlgen.Quote(coll.Name), Coll: coll, Where: where, Columns: cols,
+		t := sqlgen.Table{QualifiedName: sqlgen.Quote(coll.Name), Coll: coll, Where: where, Columns: cols,
 			HasOrigin: hasOrigin, Placeholder: func(n int) string { return "?" + strconv.Itoa(n) }}
+		if !hasOrigin {
+			t.Writes = sqlgen.Quote(sqlgen.WritesTable)
+		}
+		c.tables[name] = t
 		c.caps.Incremental = c.caps.Incremental && coll.ModifiedField != ""
 		c.caps.ModTime = c.caps.Incremental
-		c.caps.Origin = c.caps.Origin && hasOrigin
 	}
 	return connector.InvalidConfig(errors.Join(errs...))
 }
 
 // Capabilities: incremental with modification times when every entity has a
-// modifiedField; Origin when every table has a chainsync_origin column.
+// modifiedField; always Origin (see the package doc).
 func (c *Connector) Capabilities() connector.Capabilities { return c.caps }
 
 func (c *Connector) table(entity string) (sqlgen.Table, error) {
@@ -267,6 +273,11 @@ func (c *Connector) read(ctx context.Context, req connector.ReadRequest, since a
 			yield(connector.Item{}, fmt.Errorf("%s: %w", c.cfg.entityPath(req.Entity), err))
 			return
 		}
+		origins, err := c.recordedOrigins(ctx, t, req.Scope)
+		if err != nil {
+			yield(connector.Item{}, err)
+			return
+		}
 		rows, err := c.db.QueryContext(ctx, q, args...)
 		if err != nil {
 			yield(connector.Item{}, fmt.Errorf("reading %s: %w", t.Coll.Name, err))
@@ -287,6 +298,9 @@ func (c *Connector) read(ctx context.Context, req connector.ReadRequest, since a
 			if err != nil {
 				err = connector.NewItemError(item.ID, err)
 			}
+			if o, ok := origins[item.ID]; ok {
+				item.Origin = o
+			}
 			if !yield(item, err) {
 				return
 			}
@@ -295,6 +309,34 @@ func (c *Connector) read(ctx context.Context, req connector.ReadRequest, since a
 			yield(connector.Item{}, fmt.Errorf("reading %s: %w", t.Coll.Name, err))
 		}
 	}
+}
+
+// recordedOrigins are the origins chainsync_writes holds for the user's rows
+// of a table without an origin column: those of the last Write's creates.
+func (c *Connector) recordedOrigins(ctx context.Context, t sqlgen.Table, s connector.Scope) (map[string]string, error) {
+	if t.Writes == "" {
+		return nil, nil
+	}
+	var exists bool
+	err := c.db.QueryRowContext(ctx, `SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?`, sqlgen.WritesTable).Scan(&exists)
+	if err != nil || !exists {
+		return nil, err
+	}
+	q, args := t.SelectWrites(s)
+	rows, err := c.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", sqlgen.WritesTable, err)
+	}
+	defer rows.Close()
+	origins := map[string]string{}
+	for rows.Next() {
+		var id, origin string
+		if err := rows.Scan(&id, &origin); err != nil {
+			return nil, fmt.Errorf("reading %s: %w", sqlgen.WritesTable, err)
+		}
+		origins[id] = origin
+	}
+	return origins, rows.Err()
 }
 
 func toItem(t sqlgen.Table, cols []string, raw []any) (connector.Item, error) {
@@ -422,6 +464,11 @@ func (c *Connector) Write(ctx context.Context, req connector.WriteRequest) ([]co
 		return nil, fmt.Errorf("starting a write to %s: %w", c.cfg.File, err)
 	}
 	defer tx.Rollback()
+	if t.Writes != "" {
+		if err := c.forgetWrites(ctx, tx, t, req); err != nil {
+			return nil, err
+		}
+	}
 	results := make([]connector.WriteResult, len(req.Writes))
 	for i, w := range req.Writes {
 		res, err := c.writeOne(ctx, tx, t, req.Scope, scope, w, now)
@@ -430,11 +477,32 @@ func (c *Connector) Write(ctx context.Context, req connector.WriteRequest) ([]co
 		}
 		res.Err = err
 		results[i] = res
+		if t.Writes != "" && w.Op == connector.OpCreate && err == nil && w.Origin != "" {
+			q, args := t.RecordWrite(req.Scope, res.ID, w.Origin)
+			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+				return nil, fmt.Errorf("recording a create in %s: %w", sqlgen.WritesTable, err)
+			}
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("committing a write to %s: %w", c.cfg.File, err)
 	}
 	return results, nil
+}
+
+// forgetWrites makes sure chainsync_writes exists and drops what it holds
+// for the user's earlier Writes to the table: the engine has read them since.
+func (c *Connector) forgetWrites(ctx context.Context, tx *sql.Tx, t sqlgen.Table, req connector.WriteRequest) error {
+	if _, err := tx.ExecContext(ctx, sqlgen.WritesDDL(t.Writes)); err != nil {
+		return connector.InvalidConfig(fmt.Errorf("%s.sqlite.file: chainsync records the rows it creates in table %s of %s and cannot create it: %w; "+
+			"make the file and its directory writable, or add a column %s to table %q",
+			c.cfg.side(), sqlgen.WritesTable, filepath.Base(c.cfg.File), err, sqlgen.OriginColumn, t.Coll.Name))
+	}
+	q, args := t.ForgetWrites(req.Scope)
+	if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+		return fmt.Errorf("clearing %s: %w", sqlgen.WritesTable, err)
+	}
+	return nil
 }
 
 func (c *Connector) writeOne(ctx context.Context, tx *sql.Tx, t sqlgen.Table, s connector.Scope, scope map[string]string,

@@ -187,7 +187,7 @@ func TestIncrementalReadsMissNothingAtEqualTimestamps(t *testing.T) {
 		`INSERT INTO contacts (id, owner, name, modified) VALUES (3, 'ann@example.com', 'b', '2024-01-02 00:00:00')`,
 		`INSERT INTO contacts (id, owner, name, modified) VALUES (9, 'bob@example.com', 'bob', '2024-05-01 00:00:00')`)
 	c := open(t, path, contacts(nil))
-	g.Expect(c.Capabilities()).To(Equal(connector.Capabilities{Incremental: true, ModTime: true, MaxBatch: MaxBatch}))
+	g.Expect(c.Capabilities()).To(Equal(connector.Capabilities{Incremental: true, ModTime: true, Origin: true, MaxBatch: MaxBatch}))
 	req := connector.ReadRequest{Scope: ann, Entity: "contacts"}
 
 	first, err := c.CurrentWatermark(ctx, req)
