@@ -27,7 +27,9 @@ func (r *OnboardingChainReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	}
 	base := chain.DeepCopy()
 	defer func() {
-		chain.Status.ObservedGeneration = chain.Generation
+		if reconciled(retErr) {
+			chain.Status.ObservedGeneration = chain.Generation
+		}
 		retErr = errors.Join(retErr, patchStatus(ctx, r.Client, chain, base, func(c *syncv1alpha1.OnboardingChain) any { return c.Status }))
 	}()
 

@@ -66,13 +66,10 @@ func summarizeChain(chain *syncv1alpha1.OnboardingChain, policies []*syncv1alpha
 
 	switch {
 	case len(missing) > 0:
-		msg := strings.Join(missing, "; ")
-		set(syncv1alpha1.StalledCondition, metav1.ConditionTrue, syncv1alpha1.OnboardingChainPolicyNotFoundReason, msg)
-		set(syncv1alpha1.ReadyCondition, metav1.ConditionFalse, syncv1alpha1.OnboardingChainPolicyNotFoundReason, msg)
+		markStalled(&st.Conditions, gen, syncv1alpha1.OnboardingChainPolicyNotFoundReason, strings.Join(missing, "; "))
 	case len(stores) > 1:
 		msg := "The steps' policies use different record stores (spec.store), so users moving along the chain would be synced from scratch and items created twice; give them one store"
-		set(syncv1alpha1.StalledCondition, metav1.ConditionTrue, syncv1alpha1.OnboardingChainMixedStoresReason, msg)
-		set(syncv1alpha1.ReadyCondition, metav1.ConditionFalse, syncv1alpha1.OnboardingChainMixedStoresReason, msg)
+		markStalled(&st.Conditions, gen, syncv1alpha1.OnboardingChainMixedStoresReason, msg)
 	case len(stuck) > 0:
 		msg := strings.Join(stuck, "; ")
 		meta.RemoveStatusCondition(&st.Conditions, syncv1alpha1.StalledCondition)

@@ -2,16 +2,20 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
 )
 
 // patchStatus is each reconcile's one status write: a merge patch from base, sent only when the
@@ -24,6 +28,26 @@ func patchStatus[T client.Object](ctx context.Context, c client.Client, obj, bas
 		return fmt.Errorf("patching status of %T %s: %w", obj, klog.KObj(obj), err)
 	}
 	return nil
+}
+
+// markStalled says a person must act, as kstatus reads "failed": Stalled=True and Ready=False
+// with the same reason and message, and no Reconciling.
+func markStalled(conds *[]metav1.Condition, generation int64, reason, message string) {
+	for _, t := range []string{syncv1alpha1.StalledCondition, syncv1alpha1.ReadyCondition} {
+		status := metav1.ConditionTrue
+		if t == syncv1alpha1.ReadyCondition {
+			status = metav1.ConditionFalse
+		}
+		meta.SetStatusCondition(conds, metav1.Condition{Type: t, Status: status, Reason: reason, Message: message, ObservedGeneration: generation})
+	}
+	meta.RemoveStatusCondition(conds, syncv1alpha1.ReconcilingCondition)
+}
+
+// reconciled says whether a reconcile that returned err finished with the spec it read, so the
+// status may claim its generation: it did unless the error is transient and will be retried.
+// A terminal error (a spec that cannot work) is a finished reconcile, reported as Stalled.
+func reconciled(err error) bool {
+	return err == nil || errors.Is(err, reconcile.TerminalError(nil))
 }
 
 // enqueueByIndex maps an object to the objects (listed by newList's kind, in its namespace) whose

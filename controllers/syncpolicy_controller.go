@@ -54,7 +54,9 @@ func (r *SyncPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 
 	base := policy.DeepCopy()
 	defer func() {
-		policy.Status.ObservedGeneration = policy.Generation
+		if reconciled(retErr) {
+			policy.Status.ObservedGeneration = policy.Generation
+		}
 		retErr = errors.Join(retErr, patchStatus(ctx, r.Client, policy, base, func(p *syncv1alpha1.SyncPolicy) any { return p.Status }))
 	}()
 

@@ -176,11 +176,7 @@ func waitingForFirstCycle(users []syncv1alpha1.SyncUser) int {
 }
 
 func setPolicyStalled(policy *syncv1alpha1.SyncPolicy, reason, message string) {
-	conds := &policy.Status.Conditions
-	gen := policy.Generation
-	meta.SetStatusCondition(conds, metav1.Condition{Type: syncv1alpha1.StalledCondition, Status: metav1.ConditionTrue, Reason: reason, Message: message, ObservedGeneration: gen})
-	meta.SetStatusCondition(conds, metav1.Condition{Type: syncv1alpha1.ReadyCondition, Status: metav1.ConditionFalse, Reason: reason, Message: message, ObservedGeneration: gen})
-	meta.RemoveStatusCondition(conds, syncv1alpha1.ReconcilingCondition)
+	markStalled(&policy.Status.Conditions, policy.Generation, reason, message)
 }
 
 // setPolicyReady marks a policy whose spec and references are good. Ready speaks of the policy

@@ -70,7 +70,9 @@ func (r *SyncUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 
 	base := user.DeepCopy()
 	defer func() {
-		user.Status.ObservedGeneration = user.Generation
+		if reconciled(retErr) {
+			user.Status.ObservedGeneration = user.Generation
+		}
 		retErr = errors.Join(retErr, patchStatus(ctx, r.Client, user, base, func(u *syncv1alpha1.SyncUser) any { return u.Status }))
 	}()
 

@@ -147,9 +147,7 @@ func setUserConditions(user *syncv1alpha1.SyncUser, current placement, problem *
 		problem = &placementProblem{syncv1alpha1.SyncUserPolicyNotFoundReason, fmt.Sprintf("SyncPolicy %q not found", current.policy)}
 	}
 	if problem != nil {
-		set(syncv1alpha1.StalledCondition, metav1.ConditionTrue, problem.reason, problem.message)
-		set(syncv1alpha1.ReadyCondition, metav1.ConditionFalse, problem.reason, problem.message)
-		meta.RemoveStatusCondition(&st.Conditions, syncv1alpha1.ReconcilingCondition)
+		markStalled(&st.Conditions, gen, problem.reason, problem.message)
 		return
 	}
 
@@ -177,9 +175,7 @@ func setUserConditions(user *syncv1alpha1.SyncUser, current placement, problem *
 	}
 	switch {
 	case stall != nil:
-		set(syncv1alpha1.StalledCondition, metav1.ConditionTrue, stall.reason, stall.message)
-		set(syncv1alpha1.ReadyCondition, metav1.ConditionFalse, stall.reason, stall.message)
-		meta.RemoveStatusCondition(&st.Conditions, syncv1alpha1.ReconcilingCondition)
+		markStalled(&st.Conditions, gen, stall.reason, stall.message)
 	case failedJob != nil:
 		// Retried with backoff by the policy: not Stalled, but not waiting quietly either.
 		meta.RemoveStatusCondition(&st.Conditions, syncv1alpha1.StalledCondition)
