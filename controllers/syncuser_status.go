@@ -86,8 +86,8 @@ func cycleClean(c *syncv1alpha1.CycleResult) bool {
 	return c != nil && c.Failure == "" && c.Items.Errors == 0
 }
 
-// cycleCompletesStep is true for a cycle that lets a user leave its step: an empty cycle, as
-// Riva defines it, that really wrote (a dry run proves nothing).
+// cycleCompletesStep is true for a cycle that lets a user leave its step: an empty cycle (no
+// errors, skipped items, creations or deletions) that really wrote (a dry run proves nothing).
 func cycleCompletesStep(c *syncv1alpha1.CycleResult) bool {
 	return cycleClean(c) && c.Empty && !c.DryRun
 }

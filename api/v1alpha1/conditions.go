@@ -208,8 +208,5 @@ const (
 	CycleServiceAccountLabel = "sync.chainsync.dev/cycle"
 )
 
-// Labels the operator puts on the Jobs it launches, so a person can select them.
-const (
-	PolicyLabel = "sync.chainsync.dev/policy"
-	UserLabel   = "sync.chainsync.dev/user"
-)
+// PolicyLabel is on every Job the operator launches for a policy, so a person can select them.
+const PolicyLabel = "sync.chainsync.dev/policy"

@@ -1,8 +1,7 @@
 // Package delta turns a connector's unordered read of an entity into a
 // cleansed, key-ordered stream and merges it against the ordered transaction
-// records to find inserts, updates and deletes, as Usercube's
-// Prepare-Synchronization does: drop the columns the mapping does not use,
-// set aside null keys and duplicates, sort by key, compare.
+// records to find inserts, updates and deletes: drop the columns the mapping
+// does not use, set aside null keys and duplicates, sort by key, compare.
 //
 // Memory is bounded: the sort spills runs to disk once it holds more than a
 // set number of entries, and the merge walks both sorted streams once.
