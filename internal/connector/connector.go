@@ -2,6 +2,7 @@ package connector
 
 import (
 	"context"
+	"encoding/json"
 	"iter"
 	"time"
 )
@@ -39,6 +40,13 @@ type Scope struct {
 	// Attributes are free attributes of the user (department, owner ID,
 	// tenant) that a connector's configuration may refer to.
 	Attributes map[string]string `json:"attributes,omitempty"`
+}
+
+// Key is a stable text naming the scope, for a connector that keeps
+// bookkeeping of its own per user.
+func (s Scope) Key() string {
+	b, _ := json.Marshal(s) // map keys are sorted: the same scope, the same text
+	return string(b)
 }
 
 // Capabilities say what a connector supports; the engine adapts to them.

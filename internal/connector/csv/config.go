@@ -24,8 +24,10 @@
 // lost to another's rename. Readers take no lock; the rename lets them see
 // either the old file or the new one.
 //
-// CSV has no change feed, so the connector is not incremental, and no
-// hidden column for an origin token, so it does not offer Origin.
+// CSV has no change feed, so the connector is not incremental. It has no
+// hidden column for an origin token either: the tokens of each Write's
+// creates go to .<file>.origins.json beside the file (see origins), which
+// is how the connector offers Origin without a column in the export.
 package csv
 
 import (

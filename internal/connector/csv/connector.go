@@ -47,13 +47,13 @@ func New(cfg Config) (*Connector, error) {
 const MaxBatch = 50_000
 
 // Capabilities: modification times when every entity names a modified
-// column; never incremental nor origin-aware (see the package doc).
+// column; never incremental; origins kept beside the file (see origins).
 func (c *Connector) Capabilities() connector.Capabilities {
 	modTime := true
 	for _, coll := range c.cfg.Entities {
 		modTime = modTime && coll.ModifiedField != ""
 	}
-	return connector.Capabilities{ModTime: modTime, MaxBatch: MaxBatch}
+	return connector.Capabilities{ModTime: modTime, Origin: true, MaxBatch: MaxBatch}
 }
 
 func (c *Connector) entity(name string) (collection.Collection, error) {
@@ -328,6 +328,12 @@ func (c *Connector) ReadAll(ctx context.Context, req connector.ReadRequest) iter
 			yield(connector.Item{}, fmt.Errorf("opening %s: %w", coll.Name, err))
 			return
 		}
+		created, err := readOrigins(c.cfg.originsFile(coll))
+		if err != nil {
+			yield(connector.Item{}, err)
+			return
+		}
+		mine := created[req.Scope.Key()]
 		cols := fr.columns(req.Fields, coll)
 		for {
 			if ctx.Err() != nil {
@@ -366,6 +372,7 @@ func (c *Connector) ReadAll(ctx context.Context, req connector.ReadRequest) iter
 			case err != nil:
 				err = connector.NewItemError(item.ID, fmt.Errorf("%s line %d: %w", coll.Name, rw.line, err))
 			}
+			item.Origin = mine[item.ID]
 			if !yield(item, err) {
 				return
 			}

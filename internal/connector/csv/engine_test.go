@@ -114,3 +114,8 @@ func (e csvEndpoint) Rows(t testing.TB, owner string) []string {
 
 func (e csvEndpoint) Spec() string      { return e.dir }
 func (e csvEndpoint) Incremental() bool { return false }
+
+// TestKillAndRerunWithoutMatchOn kills a cycle right after it rewrote the
+// csv target, under a policy without matchOn: the rerun must recognise the
+// rows from the origins file, not fail to create them again for ever.
+func TestKillAndRerunWithoutMatchOn(t *testing.T) { enginetest.KillAndRerunWithoutMatchOn(t, fixture) }

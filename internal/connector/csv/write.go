@@ -164,6 +164,9 @@ func (c *Connector) Write(ctx context.Context, req connector.WriteRequest) ([]co
 	if err := buf.Flush(); err != nil {
 		return nil, fmt.Errorf("writing %s: %w", coll.Name, err)
 	}
+	if err := c.recordCreates(coll, req.Scope, req.Writes, results); err != nil {
+		return nil, err
+	}
 	if err := replaceFile(tmp, c.cfg.file(coll)); err != nil {
 		return nil, err
 	}

@@ -549,7 +549,7 @@ func (c *Connector) recordCreates(ctx context.Context, tx pgx.Tx, t table, s con
 		return nil
 	}
 	_, err := tx.Exec(ctx, "INSERT INTO "+t.Writes+" (tbl, scope, row_id, origin) SELECT $1, $2, * FROM unnest($3::text[], $4::text[])"+
-		" ON CONFLICT (tbl, scope, row_id) DO UPDATE SET origin = excluded.origin", t.QualifiedName, sqlgen.ScopeKey(s), ids, origins)
+		" ON CONFLICT (tbl, scope, row_id) DO UPDATE SET origin = excluded.origin", t.QualifiedName, s.Key(), ids, origins)
 	if err != nil {
 		return c.writesError(fmt.Errorf("recording creates in %s: %w", t.Writes, err), t)
 	}

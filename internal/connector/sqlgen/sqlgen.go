@@ -6,7 +6,6 @@
 package sqlgen
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -40,12 +39,6 @@ func WritesDDL(qualified string) string {
 	row_id text NOT NULL,
 	origin text NOT NULL,
 	PRIMARY KEY (tbl, scope, row_id))`
-}
-
-// ScopeKey names a user's scope in WritesTable.
-func ScopeKey(s connector.Scope) string {
-	b, _ := json.Marshal(s) // map keys are sorted: the same scope, the same text
-	return string(b)
 }
 
 // Quote quotes an identifier for both SQLite and PostgreSQL.
@@ -243,20 +236,20 @@ func (t Table) Returning() string {
 func (t Table) SelectWrites(s connector.Scope) (string, []any) {
 	args := t.newArgs()
 	return "SELECT row_id, origin FROM " + t.Writes + " WHERE tbl = " + args.Add(t.QualifiedName) +
-		" AND scope = " + args.Add(ScopeKey(s)), args.Values()
+		" AND scope = " + args.Add(s.Key()), args.Values()
 }
 
 // ForgetWrites drops what the scope's earlier Writes to this table recorded
 // (see WritesTable).
 func (t Table) ForgetWrites(s connector.Scope) (string, []any) {
 	args := t.newArgs()
-	return "DELETE FROM " + t.Writes + " WHERE tbl = " + args.Add(t.QualifiedName) + " AND scope = " + args.Add(ScopeKey(s)), args.Values()
+	return "DELETE FROM " + t.Writes + " WHERE tbl = " + args.Add(t.QualifiedName) + " AND scope = " + args.Add(s.Key()), args.Values()
 }
 
 // RecordWrite stores the origin of one row a Write created.
 func (t Table) RecordWrite(s connector.Scope, id, origin string) (string, []any) {
 	args := t.newArgs()
-	return "INSERT INTO " + t.Writes + " (tbl, scope, row_id, origin) VALUES (" + args.Add(t.QualifiedName) + ", " + args.Add(ScopeKey(s)) +
+	return "INSERT INTO " + t.Writes + " (tbl, scope, row_id, origin) VALUES (" + args.Add(t.QualifiedName) + ", " + args.Add(s.Key()) +
 		", " + args.Add(id) + ", " + args.Add(origin) + ") ON CONFLICT (tbl, scope, row_id) DO UPDATE SET origin = excluded.origin", args.Values()
 }
 
