@@ -28,16 +28,9 @@ func newCycleCommand(env func(string) string) *cobra.Command {
 --shards takes users i, i+shards, ...) and writes each user's result to its status. Exits 0 when
 every user's cycle ran, item errors included; non-zero when the cycle itself could not run.`,
 		RunE: func(cmd *cobra.Command, users []string) error {
-			cfg, err := kubeConfig(env)
-			if err != nil {
+			var err error
+			if r.Client, err = apiClient(env); err != nil {
 				return err
-			}
-			scheme, err := chainsyncscheme.New()
-			if err != nil {
-				return err
-			}
-			if r.Client, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
-				return fmt.Errorf("creating the API client: %w", err)
 			}
 			r.FSRoot = env("CHAINSYNC_FS_ROOT")
 			r.Log = logger(cmd.ErrOrStderr()).WithName("cycle").WithValues("job", r.Job)
@@ -88,6 +81,23 @@ func shareOf(users []string, shards int, index string) ([]string, error) {
 
 // kubeConfig uses KUBECONFIG when set (the local executor provides one per pod), else the pod's
 // service account.
+// apiClient connects to the API server as kubeConfig says, knowing chainsync's kinds.
+func apiClient(env func(string) string) (client.Client, error) {
+	cfg, err := kubeConfig(env)
+	if err != nil {
+		return nil, err
+	}
+	scheme, err := chainsyncscheme.New()
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, fmt.Errorf("creating the API client: %w", err)
+	}
+	return c, nil
+}
+
 func kubeConfig(env func(string) string) (*rest.Config, error) {
 	if path := env("KUBECONFIG"); path != "" {
 		cfg, err := clientcmd.BuildConfigFromFlags("", path)

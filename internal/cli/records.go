@@ -20,7 +20,6 @@ import (
 	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
 	"github.com/chainsync/chainsync/internal/cycle"
 	"github.com/chainsync/chainsync/internal/records"
-	chainsyncscheme "github.com/chainsync/chainsync/internal/scheme"
 )
 
 // recordsLockWait is how long a read waits for a cycle holding a user's records. Readers share
@@ -180,17 +179,9 @@ type listedClaim struct {
 
 // markAbandoned checks each claim against the policies and users of namespace.
 func markAbandoned(ctx context.Context, env func(string) string, namespace string, claims []listedClaim) error {
-	cfg, err := kubeConfig(env)
+	c, err := apiClient(env)
 	if err != nil {
 		return err
-	}
-	scheme, err := chainsyncscheme.New()
-	if err != nil {
-		return err
-	}
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		return fmt.Errorf("creating the API client: %w", err)
 	}
 	var policies syncv1alpha1.SyncPolicyList
 	if err := c.List(ctx, &policies, client.InNamespace(namespace)); err != nil {
