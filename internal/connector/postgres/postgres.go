@@ -45,6 +45,9 @@ type table struct {
 	sqlgen.Table
 	// schema and name, unquoted, for COPY.
 	schema, name string
+	// keyTypes are the SQL types of the key columns, for matching keys
+	// passed as text.
+	keyTypes []string
 }
 
 var (
@@ -188,13 +191,18 @@ func (c *Connector) inspect(ctx context.Context) error {
 			schema, rel = s, r
 		}
 		qualified := sqlgen.Quote(schema) + "." + sqlgen.Quote(rel)
-		rows, err := conn.Query(ctx, `SELECT a.attname FROM pg_attribute a
+		rows, err := conn.Query(ctx, `SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a
 			WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`, qualified)
 		if err != nil {
 			return c.endpointError(err)
 		}
-		cols, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
+		var cols []string
+		types := map[string]string{}
+		var col, typ string
+		if _, err := pgx.ForEachRow(rows, []any{&col, &typ}, func() error {
+			cols, types[col] = append(cols, col), typ
+			return nil
+		}); err != nil {
 			return c.endpointError(err)
 		}
 		hasOrigin := false
@@ -222,6 +230,9 @@ func (c *Connector) inspect(ctx context.Context) error {
 		}
 		if !hasOrigin {
 			t.Writes = c.writesTable()
+		}
+		for _, k := range coll.KeyFields {
+			t.keyTypes = append(t.keyTypes, types[k])
 		}
 		c.tables[name] = t
 		c.caps.Incremental = c.caps.Incremental && coll.ModifiedField != ""

@@ -205,6 +205,7 @@ func TestCompositeKeysAndOrigin(t *testing.T) {
 	}})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(withoutStored(res[0])).To(Equal(connector.WriteResult{ID: `["B","1"]`}))
+	g.Expect(res[0].Stored).To(HaveKeyWithValue("qty", connector.Int(1)), "rows with a composite key are read back too")
 	g.Expect(withoutStored(res[1])).To(Equal(connector.WriteResult{ID: `["A,1","2"]`}))
 	g.Expect(res[2].Err).NotTo(HaveOccurred())
 	got = collect(g, c.ReadAll(ctx, connector.ReadRequest{Scope: ann, Entity: "lines"}))

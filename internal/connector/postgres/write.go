@@ -250,46 +250,67 @@ func (c *Connector) writeFast(ctx context.Context, t table, s connector.Scope, o
 // column) is not found by its ID and keeps what was written.
 func (c *Connector) readBack(ctx context.Context, tx pgx.Tx, t table, s connector.Scope, ops []*op, results []connector.WriteResult) error {
 	byID := map[string]int{}
-	var keys [][]any
+	keys := make([][]string, len(t.Coll.KeyFields)) // by key column, as unnest takes them
 	for i, o := range ops {
 		if o == nil || o.write.Op == connector.OpDelete || results[i].Err != nil {
 			continue
 		}
-		k, err := decodeKeys(results[i].ID, len(t.Coll.KeyFields))
+		parts, err := collection.DecodeID(results[i].ID, len(t.Coll.KeyFields))
 		if err != nil {
 			continue
 		}
 		byID[results[i].ID] = i
-		keys = append(keys, k)
+		for j, p := range parts {
+			keys[j] = append(keys[j], p)
+		}
 	}
-	// PostgreSQL binds at most 65,535 parameters per statement.
-	chunk := 20_000 / len(t.Coll.KeyFields)
+	if len(byID) == 0 {
+		return nil
+	}
+	// One array per key column, each text cast to its column's type so the
+	// key's index serves the match.
+	arrays, casts, args := make([]string, len(keys)), make([]string, len(keys)), make([]any, len(keys))
+	for j := range keys {
+		arrays[j], casts[j], args[j] = "%s::text[]", fmt.Sprintf("k%d::%s", j, t.keyTypes[j]), keys[j]
+	}
+	names := make([]string, len(keys))
+	for j := range names {
+		names[j] = fmt.Sprintf("k%d", j)
+	}
+	cond := "(" + quoteAll(t.Coll.KeyFields) + ") IN (SELECT " + strings.Join(casts, ", ") + " FROM unnest(" +
+		strings.Join(arrays, ", ") + ") AS keys(" + strings.Join(names, ", ") + "))"
 	cols := t.SelectColumns(nil)
-	for start := 0; start < len(keys); start += chunk {
-		q, args, err := t.SelectKeys(s, cols, keys[start:min(start+chunk, len(keys))])
-		if err != nil {
-			return err
+	q, qargs, err := t.SelectMatching(s, cols, cond, args...)
+	if err != nil {
+		return err
+	}
+	rows, err := tx.Query(ctx, q, append([]any{pgx.QueryResultFormats{pgx.TextFormatCode}}, qargs...)...)
+	if err != nil {
+		return c.endpointError(fmt.Errorf("reading back rows written to %s: %w", t.Coll.Name, err))
+	}
+	defer rows.Close()
+	oids := make([]uint32, len(cols))
+	for i, fd := range rows.FieldDescriptions() {
+		oids[i] = fd.DataTypeOID
+	}
+	for rows.Next() {
+		item, _ := toItem(t, cols, oids, rows.RawValues())
+		if i, ok := byID[item.ID]; ok {
+			results[i].Stored = item.Fields
 		}
-		rows, err := tx.Query(ctx, q, append([]any{pgx.QueryResultFormats{pgx.TextFormatCode}}, args...)...)
-		if err != nil {
-			return c.endpointError(fmt.Errorf("reading back rows written to %s: %w", t.Coll.Name, err))
-		}
-		oids := make([]uint32, len(cols))
-		for i, fd := range rows.FieldDescriptions() {
-			oids[i] = fd.DataTypeOID
-		}
-		for rows.Next() {
-			item, _ := toItem(t, cols, oids, rows.RawValues())
-			if i, ok := byID[item.ID]; ok {
-				results[i].Stored = item.Fields
-			}
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return c.endpointError(fmt.Errorf("reading back rows written to %s: %w", t.Coll.Name, err))
-		}
+	}
+	if err := rows.Err(); err != nil {
+		return c.endpointError(fmt.Errorf("reading back rows written to %s: %w", t.Coll.Name, err))
 	}
 	return nil
+}
+
+func quoteAll(cols []string) string {
+	q := make([]string, len(cols))
+	for i, c := range cols {
+		q[i] = sqlgen.Quote(c)
+	}
+	return strings.Join(q, ", ")
 }
 
 // classifyBatch turns a row's failure into errReplay and anything else into
@@ -548,8 +569,14 @@ func (c *Connector) recordCreates(ctx context.Context, tx pgx.Tx, t table, s con
 	if len(ids) == 0 {
 		return nil
 	}
-	_, err := tx.Exec(ctx, "INSERT INTO "+t.Writes+" (tbl, scope, row_id, origin) SELECT $1, $2, * FROM unnest($3::text[], $4::text[])"+
-		" ON CONFLICT (tbl, scope, row_id) DO UPDATE SET origin = excluded.origin", t.QualifiedName, s.Key(), ids, origins)
+	// The scope's rows were just deleted and its writes take turns (the
+	// engine holds the user's lock), so nothing conflicts: COPY is enough.
+	rows := make([][]any, len(ids))
+	tbl, scope := t.QualifiedName, s.Key()
+	for i := range ids {
+		rows[i] = []any{tbl, scope, ids[i], origins[i]}
+	}
+	_, err := tx.CopyFrom(ctx, pgx.Identifier{c.cfg.schema(), sqlgen.WritesTable}, []string{"tbl", "scope", "row_id", "origin"}, pgx.CopyFromRows(rows))
 	if err != nil {
 		return c.writesError(fmt.Errorf("recording creates in %s: %w", t.Writes, err), t)
 	}

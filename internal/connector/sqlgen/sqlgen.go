@@ -186,25 +186,21 @@ func (t Table) keyCondition(s connector.Scope, keys []any, args *Args) (string, 
 	return strings.Join(conds, " AND "), nil
 }
 
-// SelectKeys reads the user's rows with the given decoded keys, one
-// []any per row: how rows a bulk load wrote are read back.
-func (t Table) SelectKeys(s connector.Scope, cols []string, keys [][]any) (string, []any, error) {
+// SelectMatching reads the user's rows that also meet cond, a condition
+// with one %s per value of condArgs, where they are bound.
+func (t Table) SelectMatching(s connector.Scope, cols []string, cond string, condArgs ...any) (string, []any, error) {
 	args := t.newArgs()
-	tuples := make([]string, len(keys))
-	for i, k := range keys {
-		ph := make([]string, len(k))
-		for j, v := range k {
-			ph[j] = args.Add(v)
-		}
-		tuples[i] = "(" + strings.Join(ph, ", ") + ")"
+	ph := make([]any, len(condArgs))
+	for i, v := range condArgs {
+		ph[i] = args.Add(v)
 	}
-	conds := []string{"(" + quoteAll(t.Coll.KeyFields) + ") IN (" + strings.Join(tuples, ", ") + ")"}
-	cond, err := t.scopeCondition(s, args)
+	conds := []string{fmt.Sprintf(cond, ph...)}
+	scope, err := t.scopeCondition(s, args)
 	if err != nil {
 		return "", nil, err
 	}
-	if cond != "" {
-		conds = append(conds, cond)
+	if scope != "" {
+		conds = append(conds, scope)
 	}
 	return "SELECT " + quoteAll(cols) + " FROM " + t.QualifiedName + " WHERE " + strings.Join(conds, " AND "), args.Values(), nil
 }
