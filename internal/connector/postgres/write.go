@@ -485,8 +485,14 @@ func (c *Connector) recordedOrigins(ctx context.Context, t table, s connector.Sc
 	if err := c.pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", t.Writes).Scan(&exists); err != nil || !exists {
 		return nil, c.endpointOrNil(err)
 	}
+	// A user who may not read the table gets no proofs: reading needs only
+	// those of this user's own writes, and a write fails on the same grant,
+	// saying what to grant.
 	q, args := t.SelectWrites(s)
 	rows, err := c.pool.Query(ctx, q, args...)
+	if isPermissionDenied(err) {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, c.writesError(fmt.Errorf("reading %s: %w", t.Writes, err), t)
 	}
@@ -496,6 +502,9 @@ func (c *Connector) recordedOrigins(ctx context.Context, t table, s connector.Sc
 		origins[id] = origin
 		return nil
 	})
+	if isPermissionDenied(err) {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, c.writesError(fmt.Errorf("reading %s: %w", t.Writes, err), t)
 	}
@@ -539,15 +548,22 @@ func isCreatedMeanwhile(err error) bool {
 	return errors.As(err, &pgErr) && (pgErr.Code == "42P07" || pgErr.Code == "23505")
 }
 
+func isPermissionDenied(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "42501"
+}
+
 // writesError names what to grant, or the column to add instead, when the
 // user may not create or use chainsync_writes.
 func (c *Connector) writesError(err error, t table) error {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "42501" {
+		user := sqlgen.Quote(c.cfg.User)
 		return connector.InvalidConfig(fmt.Errorf("%s: chainsync records the rows it creates in table %s, which user %q may not create or use (%s): "+
-			"GRANT CREATE ON SCHEMA %s TO %s, or create it (%s) and GRANT SELECT, INSERT, UPDATE, DELETE ON it, or add a column %s text to %s",
-			c.cfg.side()+".postgres", t.Writes, c.cfg.User, pgErr.Message, sqlgen.Quote(c.cfg.schema()), sqlgen.Quote(c.cfg.User),
-			strings.Join(strings.Fields(sqlgen.WritesDDL(t.Writes)), " "), sqlgen.OriginColumn, t.QualifiedName))
+			"GRANT CREATE ON SCHEMA %s TO %s; or create the table (%s) and GRANT SELECT, INSERT, UPDATE, DELETE ON %s TO %s; "+
+			"or add a column %s text to %s",
+			c.cfg.side()+".postgres", t.Writes, c.cfg.User, pgErr.Message, sqlgen.Quote(c.cfg.schema()), user,
+			strings.Join(strings.Fields(sqlgen.WritesDDL(t.Writes)), " "), t.Writes, user, sqlgen.OriginColumn, t.QualifiedName))
 	}
 	return c.endpointError(err)
 }
