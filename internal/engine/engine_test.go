@@ -158,7 +158,7 @@ func TestInitialCycleLinksExistingItemsByMatchOn(t *testing.T) {
 // must not re-create their items.
 func TestMovingUserToAnotherPolicyKeepsRecords(t *testing.T) {
 	g := NewWithT(t)
-	w := newWorld(t, OneWay, "", fullCaps, connector.Capabilities{})
+	w := newWorld(t, OneWay, "", fullCaps, connector.Capabilities{Origin: true})
 	w.policy.Entities[0].MatchOn = nil // no safety net: only the records prevent duplicates
 	w.src.Put("contact", contact("Ann", "ann@x"))
 	g.Expect(w.mustCycle().Total.Created).To(Equal(1))
@@ -171,6 +171,33 @@ func TestMovingUserToAnotherPolicyKeepsRecords(t *testing.T) {
 	g.Expect(r.Total.Created).To(Equal(0))
 	g.Expect(r.Empty()).To(BeTrue())
 	g.Expect(w.tgt.Items("person")).To(HaveLen(1))
+}
+
+// Issue #10: an endpoint that cannot show which items a cycle created, without matchOn, would
+// get them all again after a crash between its commit and the records'.
+func TestCreatesWithoutAProofAreRefused(t *testing.T) {
+	g := NewWithT(t)
+	for _, dir := range []Direction{OneWay, TwoWay} {
+		w := newWorld(t, dir, SourceWins, fullCaps, connector.Capabilities{})
+		w.policy.Entities[0].MatchOn = nil
+		w.src.Put("contact", contact("Ann", "ann@x"))
+		_, err := w.cycle()
+		g.Expect(err).To(MatchError(connector.ErrInvalidConfig))
+		g.Expect(err).To(MatchError(ContainSubstring("entities[contacts]: mail cannot show after a crash")))
+		g.Expect(err).To(MatchError(ContainSubstring("set matchOn")))
+		g.Expect(w.tgt.Items("person")).To(BeEmpty(), "refused before anything was written")
+
+		w.policy.DryRun = true
+		g.Expect(w.cycle()).Error().NotTo(HaveOccurred(), "a dry run creates nothing")
+		w.policy.DryRun = false
+		w.policy.Entities[0].MatchOn = []string{"email"}
+		g.Expect(w.mustCycle().Total.Created).To(Equal(1), "matchOn is the proof")
+	}
+	// Two-way, the source receives creates too.
+	w := newWorld(t, TwoWay, SourceWins, connector.Capabilities{}, fullCaps)
+	w.policy.Entities[0].MatchOn = nil
+	_, err := w.cycle()
+	g.Expect(err).To(MatchError(ContainSubstring("crm cannot show after a crash")))
 }
 
 func TestTwoWayConflictRules(t *testing.T) {

@@ -138,6 +138,26 @@ func (p *entityPlan) actionReport(a action, kind, reason string) ItemReport {
 	return rep
 }
 
+// createsProvable refuses a policy whose creates on an endpoint could not be recognised after a
+// crash between the endpoint's commit and the records': without an origin on the endpoint or
+// matchOn, the next cycle would create every such item again. A dry run creates nothing.
+func createsProvable(pol Policy, e Entity, src, tgt *side) error {
+	if pol.DryRun || len(e.MatchOn) > 0 {
+		return nil
+	}
+	receivers := []*side{tgt}
+	if pol.Direction == TwoWay {
+		receivers = append(receivers, src)
+	}
+	for _, s := range receivers {
+		if !s.caps.Origin {
+			return connector.InvalidConfig(fmt.Errorf("entities[%s]: %s cannot show after a crash which of its items a cycle created, "+
+				"so they could be created twice; set matchOn (fields that identify an item on both sides)", e.Name, s.endpoint))
+		}
+	}
+	return nil
+}
+
 func (r *runner) planEntity(ctx context.Context, e Entity) (*entityPlan, error) {
 	pol := r.cycle.Policy
 	src := &side{endpoint: pol.Source.Name, entity: e.sourceEntity(), conn: r.cycle.Source, keyFields: e.SourceKeyFields, matchOn: e.MatchOn, isSource: true}
@@ -153,6 +173,9 @@ func (r *runner) planEntity(ctx context.Context, e Entity) (*entityPlan, error) 
 	pair, srcIndex := records.PairOf(records.Endpoint{Name: src.endpoint, Entity: src.entity}, records.Endpoint{Name: tgt.endpoint, Entity: tgt.entity})
 	src.index, tgt.index = srcIndex, srcIndex.Other()
 	src.caps, tgt.caps = src.conn.Capabilities(), tgt.conn.Capabilities()
+	if err := createsProvable(pol, e, src, tgt); err != nil {
+		return nil, err
+	}
 	p := &entityPlan{entity: e, pair: pair, pending: map[string]records.Pending{}, seenPending: map[string]bool{}}
 	p.sides[src.index], p.sides[tgt.index] = src, tgt
 
