@@ -31,6 +31,24 @@ import (
 // operator owns the rest of SyncUser status.
 const FieldManager = "chainsync-cycle"
 
+// crashHooks let tests in this package kill a cycle process (SIGKILL) where a crash must be
+// survived: at a named point, or from inside a connector. They do nothing otherwise.
+var crashHooks = struct {
+	at   func(point string)
+	wrap func(side string, c connector.Connector) connector.Connector
+}{
+	at:   func(string) {},
+	wrap: func(_ string, c connector.Connector) connector.Connector { return c },
+}
+
+// The points crashHooks.at is called at.
+const (
+	crashBeforeStatus   = "before-status"   // the engine finished; its result not written yet
+	crashAfterClear     = "after-clear"     // a reinit clear forgot the records; not relinked yet
+	crashForgetDetached = "forget-detached" // a deleted user's records taken out, not removed
+	crashForgetReleased = "forget-released" // one of its claims released, perhaps not all
+)
+
 // Runner runs one cycle Job's share of users.
 type Runner struct {
 	Client    client.Client
@@ -114,26 +132,39 @@ func (r *Runner) cycleUser(ctx context.Context, policy *syncv1alpha1.SyncPolicy,
 		log.Info("Skipping user: moved to another policy since the Job was launched", "policy", user.Status.Policy)
 		return nil
 	}
+	if user.DeletionTimestamp != nil {
+		// Its records may be being deleted: a cycle now would write them again.
+		log.Info("Skipping user: being deleted")
+		return nil
+	}
 
 	started := metav1.NewTime(r.Clock.Now())
 	req := requestsOf(user)
 	p := enginePolicy(policy)
 	p.Deletes.ApprovedCycle = req.approvedCycle
 	p.Complete = completeDue(policy, user, started.Time)
+	var clear *records.Cleared
 	switch syncv1alpha1.ReinitKind(req.reinit) {
 	case syncv1alpha1.ReinitResync:
 		p.Complete = true
 		p.RetryGivenUp = true
 	case syncv1alpha1.ReinitClear:
-		for _, e := range p.Entities {
-			p.Reinit = append(p.Reinit, e.Name)
+		if p.DryRun {
+			for _, e := range p.Entities {
+				p.Reinit = append(p.Reinit, e.Name)
+			}
+			break
 		}
+		// Cleared by the runner, not the engine, so that the clear and the note that it was
+		// carried out are one transaction: see records.Cleared.
+		clear = &records.Cleared{Request: req.reinit, Requester: string(user.UID), After: user.Status.LastHandledReinit,
+			CycleID: r.Job, At: started.Time}
 	}
 
 	onSource, sourceRejected := rejected.forUser("source")
 	onTarget, targetRejected := rejected.forUser("target")
 	eps.onRejectedRow = map[string]func(string, csv.RejectedRow){"source": onSource, "target": onTarget}
-	result, err := r.runEngine(ctx, user, p, eps, store)
+	result, err := r.runEngine(ctx, user, p, eps, store, clear)
 	ended := metav1.NewTime(r.Clock.Now())
 	status := cycleStatus(policy.Name, r.Job, started, ended, result, err)
 	status.RejectedRows = int32(sourceRejected() + targetRejected())
@@ -150,6 +181,7 @@ func (r *Runner) cycleUser(ctx context.Context, policy *syncv1alpha1.SyncPolicy,
 	if req.reinit != "" && err == nil && !p.DryRun {
 		handledReinit = req.reinit
 	}
+	crashHooks.at(crashBeforeStatus)
 	return applyStatus(ctx, r.Client, user, status, lastComplete, req.requestedAt, handledReinit)
 }
 
@@ -174,7 +206,8 @@ func comparedEverything(result engine.Result) bool {
 	return len(result.Entities) > 0
 }
 
-func (r *Runner) runEngine(ctx context.Context, user *syncv1alpha1.SyncUser, p engine.Policy, eps endpoints, store *records.Store) (engine.Result, error) {
+func (r *Runner) runEngine(ctx context.Context, user *syncv1alpha1.SyncUser, p engine.Policy, eps endpoints, store *records.Store,
+	clear *records.Cleared) (engine.Result, error) {
 	identity := RecordsIdentity(user)
 	if err := releaseEarlierClaims(store, identity, p.Target.Name, user); err != nil {
 		return engine.Result{}, err
@@ -192,6 +225,12 @@ func (r *Runner) runEngine(ctx context.Context, user *syncv1alpha1.SyncUser, p e
 		return engine.Result{}, fmt.Errorf("%w: %w", engine.ErrEndpoint, err)
 	}
 	defer closeConnector(target)
+	source, target = crashHooks.wrap("source", source), crashHooks.wrap("target", target)
+	if clear != nil {
+		if err := r.clearRecords(store, identity, p, *clear); err != nil {
+			return engine.Result{}, err
+		}
+	}
 	cycle := engine.Cycle{
 		ID: r.Job, User: identity, Scope: scopeOf(user), Policy: p,
 		Source: source, Target: target, Records: store,
@@ -210,6 +249,40 @@ func (r *Runner) runEngine(ctx context.Context, user *syncv1alpha1.SyncUser, p e
 		r.Log.Error(rerr, "Writing the cleansing reports", "user", identity)
 	}
 	return result, err
+}
+
+// clearRecords carries out a `reinit: clear` request: it forgets the records of the policy's
+// pairs, so the engine's cycle is an Initial one that relinks by matchOn, unless the records say
+// that this very request was carried out already, by a cycle killed before it could write its
+// result. Clearing again would forget the links that cycle rebuilt and settle every edit made
+// since as a conflict; the re-run only finishes the relinking and reports the request handled.
+func (r *Runner) clearRecords(store *records.Store, identity string, p engine.Policy, c records.Cleared) error {
+	// Claimed first, as the engine does, so that a policy refused the target clears nothing.
+	if err := store.ClaimTarget(identity, p.Target.Name, p.Name, c.At); err != nil {
+		return err
+	}
+	u, err := store.OpenUser(identity, records.OpenOptions{LockTimeout: r.LockTimeout})
+	if err != nil {
+		return err
+	}
+	defer u.Close()
+	var last records.Cleared
+	var found bool
+	if err := u.View(func(tx *records.Tx) (err error) {
+		last, found, err = tx.LastCleared()
+		return err
+	}); err != nil {
+		return fmt.Errorf("reading the records of %s: %w", identity, err)
+	}
+	if found && last.Same(c) {
+		r.Log.Info("Records already cleared for this request", "user", identity, "request", c.Request, "clearedBy", last.CycleID)
+		return nil
+	}
+	if err := u.Clear(p.Pairs(), c); err != nil {
+		return fmt.Errorf("clearing the records of %s: %w", identity, err)
+	}
+	crashHooks.at(crashAfterClear)
+	return nil
 }
 
 func closeConnector(c connector.Connector) {
@@ -306,23 +379,13 @@ func (r *Runner) Forget(ctx context.Context, users []string) error {
 	return errors.Join(errs...)
 }
 
+// forgetUser deletes a user's records and releases its claims. Each step can be cut short by a
+// kill and done again: the Job's pod is retried.
 func forgetUser(store *records.Store, identity string, lockTimeout time.Duration) error {
-	dir, err := store.UserDir(identity)
-	if err != nil {
+	if err := store.DetachUser(identity, lockTimeout); err != nil {
 		return err
 	}
-	// Holding the user's lock while deleting keeps a cycle from writing into a half-deleted folder.
-	u, err := store.OpenUser(identity, records.OpenOptions{LockTimeout: lockTimeout})
-	switch {
-	case errors.Is(err, records.ErrNoRecords), errors.Is(err, os.ErrNotExist):
-	case err != nil:
-		return fmt.Errorf("locking the records of %s: %w", identity, err)
-	default:
-		defer u.Close()
-	}
-	if err := os.RemoveAll(dir); err != nil {
-		return fmt.Errorf("deleting the records of %s: %w", identity, err)
-	}
+	crashHooks.at(crashForgetDetached)
 	claims, err := store.Claims()
 	if err != nil {
 		return err
@@ -332,9 +395,10 @@ func forgetUser(store *records.Store, identity string, lockTimeout time.Duration
 			if err := store.ReleaseTarget(c.User, c.Target, c.Policy); err != nil {
 				return err
 			}
+			crashHooks.at(crashForgetReleased)
 		}
 	}
-	return nil
+	return store.PurgeDetached()
 }
 
 // requests are the imperative annotations a cycle acts on.

@@ -132,6 +132,18 @@ func (r *Result) addEntity(p *entityPlan) {
 	r.Total.add(p.counts)
 }
 
+// Pairs are the record pairs the policy's entities are kept under, for callers that act on a
+// user's records outside a cycle (forgetting them for a reinit).
+func (p Policy) Pairs() []records.Pair {
+	var pairs []records.Pair
+	for _, e := range p.Entities {
+		pair, _ := records.PairOf(records.Endpoint{Name: p.Source.Name, Entity: e.sourceEntity()},
+			records.Endpoint{Name: p.Target.Name, Entity: e.targetEntity()})
+		pairs = append(pairs, pair)
+	}
+	return pairs
+}
+
 func (p Policy) validate() error {
 	var problems []string
 	if p.Source.Name == "" || p.Target.Name == "" {

@@ -176,6 +176,12 @@ func (s *Store) OpenUser(identity string, opts OpenOptions) (*User, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening records of %s at %s: %w", identity, path, classifyOpenError(err))
 	}
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		// DetachUser took the folder out while this waited for the lock: the file locked is no
+		// longer the user's records, and writes to it would be lost.
+		db.Close()
+		return s.OpenUser(identity, opts)
+	}
 	u := &User{identity: identity, db: db}
 	if err := u.checkFormat(!opts.ReadOnly); err != nil {
 		db.Close()
