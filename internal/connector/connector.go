@@ -164,6 +164,10 @@ type Connector interface {
 	// endpoint failure only; results may then be partial or nil, and the
 	// engine settles whatever was applied in its next cycle.
 	Write(ctx context.Context, req WriteRequest) ([]WriteResult, error)
+
+	// Close releases what the connector holds (connections, file handles) once the cycle is
+	// done with it.
+	Close() error
 }
 
 // ChangeReader is implemented by connectors with Capabilities.Incremental.

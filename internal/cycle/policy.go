@@ -10,8 +10,8 @@ import (
 	"github.com/chainsync/chainsync/internal/connector"
 	"github.com/chainsync/chainsync/internal/connector/collection"
 	"github.com/chainsync/chainsync/internal/connector/csv"
-	"github.com/chainsync/chainsync/internal/connector/postgres"
-	"github.com/chainsync/chainsync/internal/connector/sqlite"
+	"github.com/chainsync/chainsync/internal/connector/endpoint"
+	"github.com/chainsync/chainsync/internal/connector/registry"
 	"github.com/chainsync/chainsync/internal/engine"
 )
 
@@ -76,42 +76,25 @@ type endpoints struct {
 }
 
 func (e endpoints) open(ctx context.Context, side string) (connector.Connector, error) {
-	ep := e.policy.Spec.Source
+	return registry.Open(ctx, endpointSpec(e.policy, side), e)
+}
+
+// endpointSpec is one side of the policy as its connector reads it.
+func endpointSpec(policy *syncv1alpha1.SyncPolicy, side string) endpoint.Spec {
+	ep := policy.Spec.Source
 	if side == "target" {
-		ep = e.policy.Spec.Target
+		ep = policy.Spec.Target
 	}
-	colls := collectionsOf(e.policy, side)
-	switch {
-	case ep.CSV != nil:
-		return csv.New(csv.Config{
-			Side: side, Directory: e.path(ep.CSV.Directory), Delimiter: ep.CSV.Delimiter, Comment: ep.CSV.Comment,
-			Encoding: ep.CSV.Encoding, Entities: colls, MissingFileIsEmpty: side == "target",
-			OnRejectedRow: e.onRejectedRow[side],
-		})
-	case ep.SQLite != nil:
-		return sqlite.New(ctx, sqlite.Config{Side: side, File: e.path(ep.SQLite.File), Entities: colls})
-	case ep.Postgres != nil:
-		pg := ep.Postgres
-		user, err := e.secrets.get(syncv1alpha1.SecretKeyReference{Name: pg.CredentialsSecretRef.Name, Key: pg.CredentialsSecretRef.UsernameKey})
-		if err != nil {
-			return nil, fmt.Errorf("%s.postgres.credentialsSecretRef: %w", side, err)
-		}
-		password, err := e.secrets.get(syncv1alpha1.SecretKeyReference{Name: pg.CredentialsSecretRef.Name, Key: pg.CredentialsSecretRef.PasswordKey})
-		if err != nil {
-			return nil, fmt.Errorf("%s.postgres.credentialsSecretRef: %w", side, err)
-		}
-		var ca string
-		if pg.CASecretRef != nil {
-			if ca, err = e.secrets.get(*pg.CASecretRef); err != nil {
-				return nil, fmt.Errorf("%s.postgres.caSecretRef: %w", side, err)
-			}
-		}
-		return postgres.New(ctx, postgres.Config{
-			Side: side, Host: pg.Host, Port: int(pg.Port), Database: pg.Database, Schema: pg.Schema,
-			User: user, Password: password, SSLMode: string(pg.SSLMode), CAPEM: ca, Entities: colls,
-		})
-	}
-	return nil, fmt.Errorf("%s: no connector block for %q", side, ep.Connector)
+	return endpoint.Spec{Side: side, Endpoint: ep, Entities: collectionsOf(policy, side)}
+}
+
+// Secret implements endpoint.Env from the Secrets mounted in the pod.
+func (e endpoints) Secret(ref syncv1alpha1.SecretKeyReference) (string, error) { return e.secrets.get(ref) }
+
+// OnRejectedRow implements csv.RejectedRowsEnv: the export's rows that are no one's go to the
+// Job's report.
+func (e endpoints) OnRejectedRow(side string) func(entity string, row csv.RejectedRow) {
+	return e.onRejectedRow[side]
 }
 
 // collectionsOf translates one side's collections of the policy's entities, by entity name.
@@ -136,29 +119,11 @@ func collectionsOf(policy *syncv1alpha1.SyncPolicy, side string) map[string]coll
 // same rules a cycle applies, so the operator refuses such a policy before any cycle runs. The
 // error names the field at fault.
 func ValidateSpec(policy *syncv1alpha1.SyncPolicy) error {
-	var errs []error
-	for _, side := range []string{"source", "target"} {
-		ep := policy.Spec.Source
-		if side == "target" {
-			ep = policy.Spec.Target
-		}
-		colls := collectionsOf(policy, side)
-		switch {
-		case ep.CSV != nil:
-			errs = append(errs, csv.Config{Side: side, Directory: ep.CSV.Directory.Path, Delimiter: ep.CSV.Delimiter,
-				Comment: ep.CSV.Comment, Encoding: ep.CSV.Encoding, Entities: colls}.ValidateSpec())
-		case ep.SQLite != nil:
-			errs = append(errs, sqlite.Config{Side: side, File: ep.SQLite.File.Path, Entities: colls}.ValidateSpec())
-		case ep.Postgres != nil:
-			pg := ep.Postgres
-			errs = append(errs, postgres.Config{Side: side, Host: pg.Host, Port: int(pg.Port), Database: pg.Database,
-				Schema: pg.Schema, SSLMode: string(pg.SSLMode), Entities: colls}.ValidateSpec())
-		}
-	}
-	return errors.Join(errs...)
+	return errors.Join(registry.ValidateSpec(endpointSpec(policy, "source")), registry.ValidateSpec(endpointSpec(policy, "target")))
 }
 
-// path resolves a file on a claim, under the directory where the pod mounts that claim.
-func (e endpoints) path(vp syncv1alpha1.VolumePath) string {
+// Path implements endpoint.Env: a file on a claim, under the directory where the pod mounts that
+// claim.
+func (e endpoints) Path(vp syncv1alpha1.VolumePath) string {
 	return filepath.Join(e.fsRoot, e.volumes, e.policy.ClaimOf(vp), filepath.FromSlash(vp.Path))
 }

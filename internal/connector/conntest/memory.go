@@ -231,6 +231,9 @@ func (m *Memory) remove(entity, id string) bool {
 // Capabilities implements connector.Connector.
 func (m *Memory) Capabilities() connector.Capabilities { return m.caps }
 
+// Close implements connector.Connector; every write is persisted as it is made.
+func (m *Memory) Close() error { return nil }
+
 // ReadAll implements connector.Connector, from a snapshot taken when the
 // iteration starts.
 func (m *Memory) ReadAll(ctx context.Context, req connector.ReadRequest) iter.Seq2[connector.Item, error] {

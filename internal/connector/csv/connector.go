@@ -33,6 +33,9 @@ type Connector struct {
 
 var _ connector.Connector = (*Connector)(nil)
 
+// Close implements connector.Connector: files are opened and closed by each read and write.
+func (c *Connector) Close() error { return nil }
+
 // New validates cfg and returns a connector for it.
 func New(cfg Config) (*Connector, error) {
 	if err := cfg.Validate(); err != nil {

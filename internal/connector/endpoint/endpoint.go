@@ -1,0 +1,29 @@
+// Package endpoint is what a connector is given to make itself from its block of a SyncPolicy
+// endpoint: the block, which side it is, the entities' collections, and where the cycle pod
+// finds files and Secrets. Each connector package decodes its own block (csv.Kind, ...); the
+// registry maps connector names to them.
+package endpoint
+
+import (
+	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
+	"github.com/chainsync/chainsync/internal/connector/collection"
+)
+
+// Spec is one endpoint of a policy, as a connector reads it.
+type Spec struct {
+	// Side is "source" or "target": how the policy names the endpoint, so errors name the field
+	// at fault (target.csv.delimiter).
+	Side     string
+	Endpoint syncv1alpha1.Endpoint
+	// Entities are this side's collections, by entity name.
+	Entities map[string]collection.Collection
+}
+
+// Env is where a cycle pod finds what an endpoint names.
+type Env interface {
+	// Path resolves a file or directory on a claim as the pod mounts it.
+	Path(syncv1alpha1.VolumePath) string
+	// Secret returns the value of a key of a Secret the policy names (mounted in the pod, never
+	// read from the API).
+	Secret(syncv1alpha1.SecretKeyReference) (string, error)
+}
