@@ -12,7 +12,7 @@ import (
 
 	"github.com/chainsync/chainsync/internal/connector"
 	"github.com/chainsync/chainsync/internal/connector/collection"
-	"github.com/chainsync/chainsync/internal/connector/enginetest"
+	"github.com/chainsync/chainsync/internal/engine/enginetest"
 	"github.com/chainsync/chainsync/internal/testutil/pgtest"
 )
 
