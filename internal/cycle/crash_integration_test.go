@@ -44,7 +44,8 @@ const crashChildEnv = "CHAINSYNC_CYCLE_CRASH_CHILD"
 type crashChild struct {
 	Kubeconfig string
 	Args       []string // of `chainsync`
-	CrashAt    string   // a crash point, or
+	CrashAt    string   // a crash point,
+	CrashAtNth int      // reached that many times (1 if 0), or
 	WritesSide string   // the side whose connector kills the process after Writes batches
 	Writes     int
 }
@@ -57,7 +58,7 @@ func TestMain(m *testing.M) {
 			os.Exit(2)
 		}
 		if c.CrashAt != "" {
-			cycle.CrashAt(c.CrashAt)
+			cycle.CrashAt(c.CrashAt, max(1, c.CrashAtNth))
 		}
 		if c.WritesSide != "" {
 			cycle.CrashAfterWrites(c.WritesSide, c.Writes, 1)
@@ -234,9 +235,13 @@ func (w *crashWorld) annotate(key, value string) {
 	w.g.Expect(w.k8s.Update(w.ctx, u)).To(Succeed())
 }
 
-func (w *crashWorld) cycleArgs(job string) []string {
-	return []string{"cycle", "--namespace", w.ns, "--policy", "directory", "--job", job, "--store", w.claim,
-		"--volumes", w.volumes, "--concurrency", "1", "--lock-timeout", "5s", "--", "ada"}
+// cycleArgs runs job for users, ada when none are named, one after the other.
+func (w *crashWorld) cycleArgs(job string, users ...string) []string {
+	if len(users) == 0 {
+		users = []string{"ada"}
+	}
+	return append([]string{"cycle", "--namespace", w.ns, "--policy", "directory", "--job", job, "--store", w.claim,
+		"--volumes", w.volumes, "--concurrency", "1", "--lock-timeout", "5s", "--"}, users...)
 }
 
 // kill runs `chainsync cycle` in a child process that kills itself as c says, and checks that
@@ -302,6 +307,45 @@ func TestKilledBeforeTheStatusWrite(t *testing.T) {
 	w.expectConverged("sync-2", "E001 Ada King", "E002 Bob Babbage", "E003 Cy Cole", "X001 Xia Xu-Edited")
 }
 
+// A Job's pod killed after one user's result was written, then retried (same Job, same cycle
+// ID): the retry cycles the users not done yet and leaves the result of the one done, which the
+// operator has counted, as it is; a second cycle would replace it, uncounted.
+func TestRetriedJobLeavesTheUsersItFinished(t *testing.T) {
+	env, kubeconfig := startCrashEnv(t)
+	w := newCrashWorld(t, env, kubeconfig, "retried-job")
+	bob := &syncv1alpha1.SyncUser{
+		ObjectMeta: metav1.ObjectMeta{Name: "bob", Namespace: w.ns},
+		Spec: syncv1alpha1.SyncUserSpec{Identity: syncv1alpha1.UserIdentity{Email: "bob@example.com"},
+			PolicyRef: &syncv1alpha1.PolicyReference{Name: "directory"}},
+	}
+	w.g.Expect(w.k8s.Create(w.ctx, bob)).To(Succeed())
+	bob.Status.Policy = "directory"
+	w.g.Expect(w.k8s.Status().Update(w.ctx, bob)).To(Succeed())
+	w.export("E001 Ada Lovelace", "E002 Bob Babbage")
+
+	w.kill(crashChild{Args: w.cycleArgs("sync-1", "ada", "bob"), CrashAt: cycle.CrashBeforeStatus, CrashAtNth: 2})
+	done := w.user().Status.LastCycle
+	w.g.Expect(done).NotTo(BeNil())
+	w.g.Expect(done.ID).To(Equal("sync-1"))
+	w.g.Expect(done.Items.Created).To(BeEquivalentTo(2))
+	w.g.Expect(w.k8s.Get(w.ctx, client.ObjectKeyFromObject(bob), bob)).To(Succeed())
+	w.g.Expect(bob.Status.LastCycle).To(BeNil(), "killed before bob's result")
+
+	w.editSource("E001", "Ada King") // would make a second cycle of ada a changed one
+	r := &cycle.Runner{Client: w.k8s, Namespace: w.ns, Policy: "directory", Job: "sync-1", Store: w.claim, Volumes: w.volumes,
+		Concurrency: 1, LockTimeout: 5 * time.Second, Log: logr.Discard()}
+	w.g.Expect(r.Run(w.ctx, []string{"ada", "bob"})).To(Succeed())
+	w.g.Expect(w.user().Status.LastCycle).To(Equal(done), "the result counted stays")
+	w.g.Expect(w.k8s.Get(w.ctx, client.ObjectKeyFromObject(bob), bob)).To(Succeed())
+	w.g.Expect(bob.Status.LastCycle).NotTo(BeNil())
+	w.g.Expect(bob.Status.LastCycle.ID).To(Equal("sync-1"))
+	w.g.Expect(bob.Status.LastCycle.Failure).To(BeEmpty())
+
+	// The edit is the next cycle's.
+	w.g.Expect(w.cycle("sync-2").LastCycle.Items).To(Equal(syncv1alpha1.ItemCounts{Updated: 1}))
+	w.expectConverged("sync-3", "E001 Ada King", "E002 Bob Babbage")
+}
+
 // `reinit: clear` killed after the clear, and killed after the relinking cycle finished but
 // before its status said the request was handled: the re-run carries the request out once.
 func TestKilledDuringAReinitClear(t *testing.T) {
@@ -348,4 +392,161 @@ func TestKilledDuringAReinitClear(t *testing.T) {
 			w.g.Expect(w.user().Status.LastCycle.Mode).NotTo(Equal(syncv1alpha1.CycleMode("Initial")), "handled: not cleared again")
 		})
 	}
+}
+
+func (w *crashWorld) forgetArgs() []string {
+	return []string{"cycle", "--namespace", w.ns, "--policy", "directory", "--job", "ada-forget", "--store", w.claim,
+		"--volumes", w.volumes, "--lock-timeout", "5s", "--forget-records", "--", "ada"}
+}
+
+func (w *crashWorld) claimsOfAda() []records.Claim {
+	claims, err := w.store.Claims()
+	w.g.Expect(err).NotTo(HaveOccurred())
+	var mine []records.Claim
+	for _, c := range claims {
+		if c.User == ada {
+			mine = append(mine, c)
+		}
+	}
+	return mine
+}
+
+// The records-deletion Job (`chainsync cycle --forget-records`) killed after taking the records
+// out and after releasing a claim, then retried: the records are gone at once and for good, the
+// claims released, nothing left on the volume, and the same person synced again later relinks
+// what is there instead of reading a half-deleted folder.
+func TestKilledDuringARecordsDeletion(t *testing.T) {
+	env, kubeconfig := startCrashEnv(t)
+	w := newCrashWorld(t, env, kubeconfig, "forget")
+	w.export("E001 Ada Lovelace", "E002 Bob Babbage")
+	w.cycle("sync-1")
+	w.g.Expect(w.store.Users()).To(ConsistOf(ada))
+	w.g.Expect(w.claimsOfAda()).To(HaveLen(1))
+	userDir, err := w.store.UserDir(ada)
+	w.g.Expect(err).NotTo(HaveOccurred())
+	detached := filepath.Join(w.claim, "detached")
+
+	w.kill(crashChild{Args: w.forgetArgs(), CrashAt: cycle.CrashForgetDetached})
+	w.g.Expect(userDir).NotTo(BeADirectory(), "no half-deleted folder: it left users/ in one rename")
+	w.g.Expect(w.store.Users()).To(BeEmpty())
+	w.g.Expect(w.claimsOfAda()).To(HaveLen(1), "killed before releasing the claim")
+
+	w.kill(crashChild{Args: w.forgetArgs(), CrashAt: cycle.CrashForgetReleased})
+	w.g.Expect(w.claimsOfAda()).To(BeEmpty())
+
+	var out strings.Builder
+	code := cli.Run(w.ctx, w.forgetArgs(), map[string]string{"KUBECONFIG": w.kubeconfig}, &out, &out)
+	w.g.Expect(code).To(Equal(0), out.String())
+	w.g.Expect(userDir).NotTo(BeADirectory())
+	entries, err := os.ReadDir(detached)
+	w.g.Expect(err).NotTo(HaveOccurred())
+	w.g.Expect(entries).To(BeEmpty(), "what the killed attempts took out is removed too")
+	w.g.Expect(w.claimsOfAda()).To(BeEmpty())
+
+	// Synced again: an Initial cycle that relinks both sides' rows by matchOn, creating nothing.
+	st := w.cycle("sync-2")
+	w.g.Expect(st.LastCycle.Mode).To(Equal(syncv1alpha1.CycleMode("Initial")))
+	w.g.Expect(st.LastCycle.Items.Created).To(BeZero())
+	w.expectConverged("sync-3", "E001 Ada Lovelace", "E002 Bob Babbage")
+}
+
+// A two-way policy killed mid-cycle, between the batches it writes to either side (each batch
+// committed on its endpoint and not yet recorded) or before its status write, in its first
+// cycle and in a later one; both sides edited before each re-run.
+func TestTwoWayKilledMidCycle(t *testing.T) {
+	env, kubeconfig := startCrashEnv(t)
+	for _, tc := range []struct {
+		name  string
+		crash crashChild
+	}{
+		{"after 1 directory write", crashChild{WritesSide: "target", Writes: 1}},
+		{"after 2 directory writes", crashChild{WritesSide: "target", Writes: 2}},
+		{"after 1 export write", crashChild{WritesSide: "source", Writes: 1}},
+		{"after 2 export writes", crashChild{WritesSide: "source", Writes: 2}},
+		{"before the status write", crashChild{CrashAt: cycle.CrashBeforeStatus}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newCrashWorld(t, env, kubeconfig, "two-way-"+strings.ReplaceAll(tc.name, " ", "-"))
+			w.export("E001 Ada Lovelace", "E002 Bob Babbage", "E003 Cy Cole", "E004 Dee Dunn")
+			w.addTarget("X001", "Xia", "Xu")
+			w.addTarget("X002", "Yan", "Yu")
+			w.addTarget("X003", "Zoe", "Zhu")
+
+			// The first cycle: creates on both sides.
+			crash := tc.crash
+			crash.Args = w.cycleArgs("sync-1")
+			w.kill(crash)
+			w.editTarget("X001", "Xia", "Xu-Edited")
+			rows := w.sourceRows()
+			w.g.Expect(rows).To(ContainElement(HavePrefix("E001 ")))
+			w.editSource("E001", "Ada King")
+			w.cycle("sync-1")
+			w.expectConverged("sync-2", "E001 Ada King", "E002 Bob Babbage", "E003 Cy Cole", "E004 Dee Dunn",
+				"X001 Xia Xu-Edited", "X002 Yan Yu", "X003 Zoe Zhu")
+
+			// A later cycle: creates and updates on both sides.
+			w.editSource("E002", "Bob Brown")
+			w.addSource("E005 Eve Ek", "E006 Fay Fox")
+			w.editTarget("X002", "Yan", "Yu-Edited")
+			w.addTarget("X004", "Ann", "Abe")
+			w.addTarget("X005", "Ben", "Bo")
+			crash.Args = w.cycleArgs("sync-3")
+			w.kill(crash)
+			w.editTarget("E003", "Cy", "Cole-Edited")
+			w.editSource("X003", "Zoe Zhang")
+			w.cycle("sync-3")
+			w.expectConverged("sync-4", "E001 Ada King", "E002 Bob Brown", "E003 Cy Cole-Edited", "E004 Dee Dunn",
+				"E005 Eve Ek", "E006 Fay Fox", "X001 Xia Xu-Edited", "X002 Yan Yu-Edited", "X003 Zoe Zhang",
+				"X004 Ann Abe", "X005 Ben Bo")
+		})
+	}
+}
+
+// editExport changes the export's rows in place, as a person editing the file would, keeping
+// whatever columns and rows the cycles wrote.
+func (w *crashWorld) editExport(edit func(head []string, rows [][]string) [][]string) {
+	path := filepath.Join(w.claim, "hr", "employees.csv")
+	f, err := os.Open(path)
+	w.g.Expect(err).NotTo(HaveOccurred())
+	all, err := csv.NewReader(f).ReadAll()
+	f.Close()
+	w.g.Expect(err).NotTo(HaveOccurred())
+	all = append(all[:1], edit(all[0], all[1:])...)
+	var b strings.Builder
+	cw := csv.NewWriter(&b)
+	w.g.Expect(cw.WriteAll(all)).To(Succeed())
+	w.g.Expect(os.WriteFile(path, []byte(b.String()), 0o644)).To(Succeed())
+}
+
+// editSource renames the export's row id to "first last".
+func (w *crashWorld) editSource(id, name string) {
+	first, last, _ := strings.Cut(name, " ")
+	found := false
+	w.editExport(func(head []string, rows [][]string) [][]string {
+		for _, row := range rows {
+			if row[slices.Index(head, "employee_id")] == id {
+				row[slices.Index(head, "first_name")], row[slices.Index(head, "last_name")] = first, last
+				found = true
+			}
+		}
+		return rows
+	})
+	w.g.Expect(found).To(BeTrue(), "row %s in the export", id)
+}
+
+// addSource adds rows of "id first last" to the export.
+func (w *crashWorld) addSource(rows ...string) {
+	w.editExport(func(head []string, all [][]string) [][]string {
+		for _, r := range rows {
+			f := strings.Fields(r)
+			values := map[string]string{"employee_id": f[0], "email": strings.ToLower(f[0]) + "@example.com",
+				"first_name": f[1], "last_name": f[2], "owner": ada}
+			row := make([]string, len(head))
+			for i, col := range head {
+				row[i] = values[col]
+			}
+			all = append(all, row)
+		}
+		return all
+	})
 }

@@ -21,11 +21,14 @@ func kill() {
 	select {} // the signal is not delivered synchronously: nothing else may run meanwhile
 }
 
-// CrashAt makes the process kill itself with SIGKILL when it reaches point.
-func CrashAt(point string) {
+// CrashAt makes the process kill itself with SIGKILL when it reaches point the nth time.
+func CrashAt(point string, nth int) {
+	reached := 0
 	crashHooks.at = func(p string) {
 		if p == point {
-			kill()
+			if reached++; reached >= nth {
+				kill()
+			}
 		}
 	}
 }

@@ -132,6 +132,13 @@ func (r *Runner) cycleUser(ctx context.Context, policy *syncv1alpha1.SyncPolicy,
 		log.Info("Skipping user: moved to another policy since the Job was launched", "policy", user.Status.Policy)
 		return nil
 	}
+	if c := user.Status.LastCycle; c != nil && c.ID == r.Job && c.CompletionTime != nil {
+		// An earlier attempt of this Job, its pod killed and retried, cycled the user and wrote
+		// the result the operator counted: a second cycle would replace it under the same ID,
+		// uncounted.
+		log.Info("Skipping user: already cycled by an earlier attempt of this Job")
+		return nil
+	}
 	if user.DeletionTimestamp != nil {
 		// Its records may be being deleted: a cycle now would write them again.
 		log.Info("Skipping user: being deleted")
