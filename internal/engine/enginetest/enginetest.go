@@ -137,6 +137,7 @@ func Run(t *testing.T, f Fixture) {
 	t.Run("DeletesPropagated", func(t *testing.T) { deletes(t, f, true) })
 	t.Run("FirstCycleLinksByMatchOn", func(t *testing.T) { linksByMatchOn(t, f) })
 	t.Run("KillAndRerunMakesNoDuplicates", func(t *testing.T) { killAndRerun(t, f, false) })
+	t.Run("TwoWayKillAndRerunConverges", func(t *testing.T) { twoWayKillAndRerun(t, f) })
 }
 
 func oneWay(t *testing.T, f Fixture) {
@@ -255,6 +256,8 @@ type childSpec struct {
 	Store          string
 	KillAfter      int
 	WithoutMatchOn bool
+	// TwoWay counts the writes to either side, and kills after the KillAfter-th.
+	TwoWay bool
 }
 
 // IsChild reports whether this process is killAndRerun's child; TestMain
@@ -286,9 +289,16 @@ func RunChild(f Fixture) int {
 		return 2
 	}
 	tb := &childTB{}
-	killer := &killAfterWrites{Connector: tgt.Connector(tb, "target"), after: spec.KillAfter}
+	writes := new(int)
+	policy := crashPolicy(spec.WithoutMatchOn)
+	var source connector.Connector = src.Connector(tb, "source")
+	if spec.TwoWay {
+		policy = twoWayCrashPolicy()
+		source = &killAfterWrites{Connector: source, after: spec.KillAfter, writes: writes}
+	}
+	killer := &killAfterWrites{Connector: tgt.Connector(tb, "target"), after: spec.KillAfter, writes: writes}
 	_, err = engine.Run(context.Background(), engine.Cycle{ID: "killed", User: Ann.Email, Scope: Ann,
-		Policy: crashPolicy(spec.WithoutMatchOn), Source: src.Connector(tb, "source"), Target: killer,
+		Policy: policy, Source: source, Target: killer,
 		Records: store, Clock: clock{}, Log: logr.Discard(), LockTimeout: time.Minute})
 	fmt.Fprintln(os.Stderr, "cycle finished before the kill:", err)
 	return 3
@@ -296,13 +306,15 @@ func RunChild(f Fixture) int {
 
 type killAfterWrites struct {
 	connector.Connector
-	after, writes int
+	after int
+	// writes is shared by the connectors of one cycle.
+	writes *int
 }
 
 func (k *killAfterWrites) Write(ctx context.Context, req connector.WriteRequest) ([]connector.WriteResult, error) {
 	res, err := k.Connector.Write(ctx, req)
-	k.writes++
-	if k.writes >= k.after {
+	*k.writes++
+	if *k.writes >= k.after {
 		syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		select {}
 	}
@@ -331,6 +343,9 @@ func crashPolicy(withoutMatchOn bool) engine.Policy {
 	}
 	return p
 }
+
+// twoWayCrashPolicy is the two-way kill-and-rerun policy; edits on both sides do not conflict.
+func twoWayCrashPolicy() engine.Policy { return Policy(engine.TwoWay, engine.SourceWins, false) }
 
 // KillAndRerunWithoutMatchOn is KillAndRerunMakesNoDuplicates with nothing
 // but the target connector to tell which rows the killed cycle created: no
@@ -369,5 +384,38 @@ func killAndRerun(t *testing.T, f Fixture, withoutMatchOn bool) {
 	g.Expect(rows).To(HaveLen(n), "every source row exactly once on the target")
 	g.Expect(slices.Compact(slices.Clone(rows))).To(HaveLen(n), "no duplicates")
 	g.Expect(rows).To(Equal(w.Src.Rows(t, Ann.Email)))
+	g.Expect(w.Cycle().Total).To(Equal(engine.Counts{}))
+}
+
+// twoWayKillAndRerun kills a two-way cycle after its first write (to either side), with rows new
+// on both sides, edits both sides, and reruns: every row once on each side, both edits kept.
+func twoWayKillAndRerun(t *testing.T, f Fixture) {
+	g := NewWithT(t)
+	w := NewWorld(t, f, twoWayCrashPolicy())
+	const n = 400
+	for i := range n {
+		w.Src.Put(t, Ann.Email, fmt.Sprintf("s%04d@x", i), fmt.Sprintf("Source person %d", i), At(i%50))
+		w.Tgt.Put(t, Ann.Email, fmt.Sprintf("t%04d@x", i), fmt.Sprintf("Target person %d", i), At(i%50))
+	}
+	spec, _ := json.Marshal(childSpec{Source: w.Src.Spec(), Target: w.Tgt.Spec(), Store: w.store.Root(), KillAfter: 1, TwoWay: true})
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envChild+"="+string(spec))
+	out, err := cmd.CombinedOutput()
+	exit, ok := err.(*exec.ExitError)
+	g.Expect(ok).To(BeTrue(), "the child must be killed, not finish: %v\n%s", err, out)
+	status := exit.Sys().(syscall.WaitStatus)
+	g.Expect(status.Signaled() && status.Signal() == syscall.SIGKILL).To(BeTrue(), "the child died by SIGKILL: %v\n%s", err, out)
+	g.Expect(len(w.Src.Rows(t, Ann.Email)) + len(w.Tgt.Rows(t, Ann.Email))).To(BeNumerically(">", 2*n), "the killed cycle wrote before dying")
+
+	w.Src.Put(t, Ann.Email, "s0000@x", "Source person 0, edited", At(70))
+	w.Tgt.Put(t, Ann.Email, "t0001@x", "Target person 1, edited", At(70))
+	r := w.Cycle()
+	g.Expect(r.Total.Errors).To(Equal(0), "%+v", r.Entities)
+	src, tgt := w.Src.Rows(t, Ann.Email), w.Tgt.Rows(t, Ann.Email)
+	g.Expect(src).To(HaveLen(2*n), "every row once on the source")
+	g.Expect(slices.Compact(slices.Clone(src))).To(HaveLen(2*n), "no duplicates")
+	g.Expect(tgt).To(Equal(src), "both sides agree")
+	g.Expect(src).To(ContainElement(ContainSubstring("Source person 0, edited")))
+	g.Expect(src).To(ContainElement(ContainSubstring("Target person 1, edited")))
 	g.Expect(w.Cycle().Total).To(Equal(engine.Counts{}))
 }
