@@ -33,6 +33,11 @@ const (
 	// forgetUserAnnotation on a records-deletion Job names the SyncUser it works for.
 	forgetUserAnnotation = "sync.chainsync.dev/forget-user"
 
+	// podMessageAnnotation on a failed cycle Job keeps what its last failed pod said when it
+	// ended (its termination message, or its log's last lines): the Job's own condition says
+	// only "backoff limit", and the pod may be gone by the time a person looks.
+	podMessageAnnotation = "sync.chainsync.dev/pod-message"
+
 	// cycleUID is the non-root user cycle pods run as (distroless' nonroot).
 	cycleUID = 65532
 )

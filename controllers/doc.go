@@ -4,7 +4,8 @@
 // +kubebuilder:rbac:groups=sync.chainsync.dev,resources=syncpolicies;onboardingchains;syncusers,verbs=get;list;watch
 // +kubebuilder:rbac:groups=sync.chainsync.dev,resources=syncpolicies/status;onboardingchains/status;syncusers/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=sync.chainsync.dev,resources=syncusers/finalizers,verbs=update
-// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;delete
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;delete;patch
+// +kubebuilder:rbac:groups="",resources=pods,verbs=list
 // +kubebuilder:rbac:groups=batch,resources=jobs/status,verbs=get
 // +kubebuilder:rbac:groups="",resources=secrets;persistentvolumeclaims;serviceaccounts,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -89,6 +90,9 @@ func (r *SyncPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		return ctrl.Result{}, fmt.Errorf("listing cycle Jobs: %w", err)
 	}
 	world := observeJobs(jobs.Items)
+	if err := r.keepPodMessages(ctx, jobs.Items); err != nil {
+		return ctrl.Result{}, fmt.Errorf("reading the pods of failed cycle Jobs: %w", err)
+	}
 	if err := r.pruneJobHistory(ctx, policy, jobs.Items); err != nil {
 		return ctrl.Result{}, fmt.Errorf("removing old cycle Jobs: %w", err)
 	}
@@ -201,6 +205,62 @@ func (r *SyncPolicyReconciler) launch(ctx context.Context, policy *syncv1alpha1.
 		created = append(created, job.Name)
 	}
 	return created, nil
+}
+
+// keepPodMessages copies, once per failed Job, what its last failed pod said onto the Job, where
+// its users' conditions read it. A Job whose pods are gone (or never were objects, as with the
+// local executor, which puts the pod's words in the Job's condition) is marked checked with "".
+func (r *SyncPolicyReconciler) keepPodMessages(ctx context.Context, jobs []batchv1.Job) error {
+	for i := range jobs {
+		job := &jobs[i]
+		if jobOutcome(job) != jobFailed {
+			continue
+		}
+		if _, checked := job.Annotations[podMessageAnnotation]; checked {
+			continue
+		}
+		var pods corev1.PodList
+		if err := r.APIReader.List(ctx, &pods, client.InNamespace(job.Namespace),
+			client.MatchingLabels{batchv1.JobNameLabel: job.Name}); err != nil {
+			return err
+		}
+		base := job.DeepCopy()
+		if job.Annotations == nil {
+			job.Annotations = map[string]string{}
+		}
+		job.Annotations[podMessageAnnotation] = lastPodMessage(pods.Items)
+		if err := r.Patch(ctx, job, client.MergeFrom(base)); client.IgnoreNotFound(err) != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// lastPodMessage is the termination message of the pod that failed last, bounded.
+func lastPodMessage(pods []corev1.Pod) string {
+	var msg string
+	var at time.Time
+	for i := range pods {
+		for _, cs := range pods[i].Status.ContainerStatuses {
+			term := cs.State.Terminated
+			if term == nil || term.ExitCode == 0 || term.FinishedAt.Time.Before(at) {
+				continue
+			}
+			at = term.FinishedAt.Time
+			msg = fmt.Sprintf("pod %s exited %d", pods[i].Name, term.ExitCode)
+			if term.Reason != "" {
+				msg += " (" + term.Reason + ")"
+			}
+			if m := strings.TrimSpace(term.Message); m != "" {
+				msg += ": " + m
+			}
+		}
+	}
+	const most = 1024
+	if len(msg) > most {
+		msg = "..." + msg[len(msg)-most:]
+	}
+	return msg
 }
 
 // pruneJobHistory deletes finished cycle Jobs beyond the policy's history limits, oldest first.

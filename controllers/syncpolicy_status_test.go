@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -277,4 +278,20 @@ func TestPlanCyclesGathersBatches(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestAFailedJobKeepsItsLastPodsWords(t *testing.T) {
+	g := NewWithT(t)
+	ended := func(name string, min int, code int32, reason, msg string) corev1.Pod {
+		return corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name}, Status: corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{
+			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: code, Reason: reason, Message: msg, FinishedAt: *at(min)}}}}}}
+	}
+	g.Expect(lastPodMessage(nil)).To(BeEmpty())
+	g.Expect(lastPodMessage([]corev1.Pod{
+		ended("crm-1-a", 1, 1, "Error", "reading SyncPolicy: syncpolicies.sync.chainsync.dev \"crm\" is forbidden\n"),
+		ended("crm-1-b", 3, 137, "OOMKilled", ""),
+		ended("crm-1-c", 5, 0, "Completed", "all done"),
+	})).To(Equal("pod crm-1-b exited 137 (OOMKilled)"), "the pod that failed last; a success says nothing")
+	g.Expect(lastPodMessage([]corev1.Pod{ended("p", 1, 1, "Error", strings.Repeat("x", 5000)+" the end")})).To(
+		And(HaveLen(1027), HaveSuffix("the end")), "bounded, keeping the end, where the error is")
 }

@@ -171,6 +171,9 @@ func (r *SyncUserReconciler) failedCycleJobs(ctx context.Context, user *syncv1al
 			f.reason, f.message = c.Reason, c.Message
 		}
 	}
+	if pod := latest.Annotations[podMessageAnnotation]; pod != "" {
+		f.message += "; " + pod
+	}
 	return f, ends, nil
 }
 
@@ -302,11 +305,12 @@ func usersOfJob(_ context.Context, obj client.Object) []reconcile.Request {
 	return reqs
 }
 
-// jobFinished passes a Job's creation, deletion, and the update that finishes it; a running Job's
-// progress concerns no user.
+// jobFinished passes a Job's creation, deletion, the update that finishes it, and the one that
+// adds its failed pod's words; a running Job's progress concerns no user.
 func jobFinished() predicate.Funcs {
 	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
-		return jobOutcome(e.ObjectOld.(*batchv1.Job)) != jobOutcome(e.ObjectNew.(*batchv1.Job))
+		o, n := e.ObjectOld.(*batchv1.Job), e.ObjectNew.(*batchv1.Job)
+		return jobOutcome(o) != jobOutcome(n) || o.Annotations[podMessageAnnotation] != n.Annotations[podMessageAnnotation]
 	}}
 }
 
