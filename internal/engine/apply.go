@@ -238,7 +238,7 @@ func (r *runner) writeBatch(ctx context.Context, p *entityPlan, w records.Side, 
 			wr.ID = a.link.Sides[w].ID
 		}
 		writes[i] = wr
-		intents[i] = records.Intent{Op: a.op, Side: w, SourceKey: a.sourceKey(), Origin: wr.Origin, CycleID: r.cycle.ID, At: r.now}
+		intents[i] = records.Intent{Op: records.Op(a.op.String()), Side: w, SourceKey: a.sourceKey(), Origin: wr.Origin, CycleID: r.cycle.ID, At: r.now}
 	}
 	err := r.update(func(tx *records.Tx) error {
 		for _, in := range intents {

@@ -162,10 +162,61 @@ func TestNewerFormatIsRefused(t *testing.T) {
 	g := NewWithT(t)
 	s, _ := Open(t.TempDir())
 	u := openUser(t, s, "ann@example.com")
-	g.Expect(u.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keyFormat, []byte("2")) })).To(Succeed())
+	g.Expect(u.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keyFormat, []byte("3")) })).To(Succeed())
 	u.Close()
 	_, err := s.OpenUser("ann@example.com", OpenOptions{})
 	g.Expect(err).To(MatchError(ErrUnsupportedFormat))
+}
+
+// Records written by format 1 (intents' ops as numbers) are read as they are, and upgraded when
+// a cycle opens them: an intent a crashed cycle left open is still settled.
+func TestFormatOneIsReadAndUpgraded(t *testing.T) {
+	g := NewWithT(t)
+	s, _ := Open(t.TempDir())
+	u := openUser(t, s, "ann@example.com")
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	g.Expect(u.Update(func(tx *Tx) error { return tx.PutIntent(contacts, Intent{Op: OpCreate, Side: 1, SourceKey: "k1"}) })).To(Succeed())
+	// As format 1 wrote it: the op a number, in the key and the value.
+	g.Expect(u.db.Update(func(tx *bolt.Tx) error {
+		intents := tx.Bucket(bucketPairs).Bucket(pairKey(contacts)).Bucket(bucketIntents)
+		if err := intents.Delete([]byte("1\x00create\x00k1")); err != nil {
+			return err
+		}
+		raw := fmt.Sprintf(`{"op":1,"side":1,"sourceKey":"k1","cycleID":"c1","at":%q}`, at.Format(time.RFC3339))
+		if err := intents.Put([]byte("1\x001\x00k1"), []byte(raw)); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketMeta).Put(keyFormat, []byte("1"))
+	})).To(Succeed())
+	u.Close()
+
+	intents := func(u *User) []Intent {
+		var out []Intent
+		g.Expect(u.View(func(tx *Tx) error {
+			for i, err := range tx.Intents(contacts) {
+				if err != nil {
+					return err
+				}
+				out = append(out, i)
+			}
+			return nil
+		})).To(Succeed())
+		return out
+	}
+	ro, err := s.OpenUser("ann@example.com", OpenOptions{ReadOnly: true})
+	g.Expect(err).NotTo(HaveOccurred(), "format 1 is read")
+	g.Expect(intents(ro)).To(ConsistOf(HaveField("Op", OpCreate)))
+	ro.Close()
+
+	rw := openUser(t, s, "ann@example.com")
+	open := intents(rw)
+	g.Expect(open).To(ConsistOf(And(HaveField("Op", OpCreate), HaveField("CycleID", "c1"), HaveField("At", at))))
+	g.Expect(rw.Update(func(tx *Tx) error { return tx.DeleteIntent(contacts, open[0]) })).To(Succeed())
+	g.Expect(intents(rw)).To(BeEmpty(), "the upgraded intent is found by its new key and settled")
+	g.Expect(rw.db.View(func(tx *bolt.Tx) error {
+		g.Expect(string(tx.Bucket(bucketMeta).Get(keyFormat))).To(Equal("2"))
+		return nil
+	})).To(Succeed())
 }
 
 func TestSecondPolicyCannotClaimTheSameUserAndTarget(t *testing.T) {

@@ -15,10 +15,12 @@
 package records
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -27,7 +29,10 @@ import (
 
 // FormatVersion is the version of the layout inside records.db. A store
 // written by a newer version is refused rather than misread.
-const FormatVersion = 1
+//
+// Format 2 stores intents' ops by name (format 1: connector's numbers). A
+// store of format 1 is read as it is, and upgraded when opened for writing.
+const FormatVersion = 2
 
 var (
 	// ErrLocked: another process holds the user's records.
@@ -220,8 +225,8 @@ func (u *User) checkFormat(initialise bool) error {
 		if len(v) == 0 {
 			return fmt.Errorf("%w: no format version", ErrCorrupt)
 		}
-		if string(v) != fmt.Sprint(FormatVersion) {
-			return fmt.Errorf("%w: records have %s, this build reads %d", ErrUnsupportedFormat, v, FormatVersion)
+		if string(v) != fmt.Sprint(FormatVersion) && string(v) != "1" {
+			return fmt.Errorf("%w: records have %s, this build reads 1 and %d", ErrUnsupportedFormat, v, FormatVersion)
 		}
 		if id := meta.Get(keyIdentity); string(id) != u.identity {
 			return fmt.Errorf("%w: records belong to %q, not %q", ErrCorrupt, id, u.identity)
@@ -232,7 +237,10 @@ func (u *User) checkFormat(initialise bool) error {
 		return err
 	}
 	return u.db.Update(func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketMeta) != nil {
+		if meta := tx.Bucket(bucketMeta); meta != nil {
+			if string(meta.Get(keyFormat)) == "1" {
+				return upgradeFromFormatOne(tx)
+			}
 			return nil
 		}
 		meta, err := tx.CreateBucket(bucketMeta)
@@ -248,6 +256,50 @@ func (u *User) checkFormat(initialise bool) error {
 		_, err = tx.CreateBucket(bucketPairs)
 		return err
 	})
+}
+
+// upgradeFromFormatOne rekeys every pair's open intents by op name (their values read either
+// way) and marks the records format 2, in the caller's transaction.
+func upgradeFromFormatOne(tx *bolt.Tx) error {
+	pairs := tx.Bucket(bucketPairs)
+	if pairs == nil {
+		return fmt.Errorf("%w: no pairs bucket", ErrCorrupt)
+	}
+	err := pairs.ForEachBucket(func(name []byte) error {
+		intents := pairs.Bucket(name).Bucket(bucketIntents)
+		if intents == nil {
+			return nil
+		}
+		var old [][]byte
+		var upgraded []Intent
+		err := intents.ForEach(func(k, v []byte) error {
+			var i Intent
+			if err := json.Unmarshal(v, &i); err != nil {
+				return fmt.Errorf("%w: intent %q: %v", ErrCorrupt, k, err)
+			}
+			old, upgraded = append(old, slices.Clone(k)), append(upgraded, i)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range old {
+			if err := intents.Delete(k); err != nil {
+				return err
+			}
+		}
+		for _, i := range upgraded {
+			raw, _ := json.Marshal(i)
+			if err := intents.Put(intentKey(i), raw); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("upgrading records from format 1: %w", err)
+	}
+	return tx.Bucket(bucketMeta).Put(keyFormat, []byte(fmt.Sprint(FormatVersion)))
 }
 
 // Identity is the user's identity.

@@ -230,7 +230,7 @@ func (t *Tx) CountLinks(p Pair) (int, error) {
 }
 
 func intentKey(i Intent) []byte {
-	return fmt.Appendf(nil, "%d\x00%d\x00%s", i.Side, i.Op, i.SourceKey)
+	return fmt.Appendf(nil, "%d\x00%s\x00%s", i.Side, i.Op, i.SourceKey)
 }
 
 // PutIntent records that a write is about to happen.
@@ -269,25 +269,6 @@ func (t *Tx) PutPending(pe Pending) error {
 	}
 	raw, _ := json.Marshal(pe)
 	return b.Bucket(bucketPending).Put(pendingKey(pe.Kind, pe.Side, pe.Key), raw)
-}
-
-// GetPending finds one pending item.
-func (t *Tx) GetPending(p Pair, kind PendingKind, side Side, key string) (Pending, bool, error) {
-	b, err := t.pair(p, false)
-	if err != nil || b == nil {
-		return Pending{}, false, err
-	}
-	pending, err := sub(b, bucketPending, p)
-	if err != nil {
-		return Pending{}, false, err
-	}
-	k := pendingKey(kind, side, key)
-	raw := pending.Get(k)
-	if raw == nil {
-		return Pending{}, false, nil
-	}
-	pe, err := decode[Pending](raw, "pending item", p, k)
-	return pe, err == nil, err
 }
 
 // DeletePending removes a pending item.

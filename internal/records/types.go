@@ -2,6 +2,7 @@ package records
 
 import (
 	"cmp"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -62,11 +63,41 @@ type Link struct {
 	SyncedAt time.Time    `json:"syncedAt"`
 }
 
+// Op is the write an intent announces, stored by name.
+type Op string
+
+const (
+	OpCreate Op = "create"
+	OpUpdate Op = "update"
+	OpDelete Op = "delete"
+)
+
+// formatOneOps are the numbers format 1 stored ops as.
+var formatOneOps = map[string]Op{"1": OpCreate, "2": OpUpdate, "3": OpDelete}
+
+// UnmarshalJSON reads an op by name, or as the number format 1 stored.
+func (o *Op) UnmarshalJSON(b []byte) error {
+	if old, ok := formatOneOps[string(b)]; ok {
+		*o = old
+		return nil
+	}
+	var name string
+	if err := json.Unmarshal(b, &name); err != nil {
+		return fmt.Errorf("op %s: %w", b, err)
+	}
+	switch Op(name) {
+	case OpCreate, OpUpdate, OpDelete:
+		*o = Op(name)
+		return nil
+	}
+	return fmt.Errorf("op %q is not create, update or delete", name)
+}
+
 // Intent is written before the engine writes to an endpoint and removed once
 // the outcome is recorded; one still open at the next cycle means the process
 // died in between, and the engine settles it.
 type Intent struct {
-	Op connector.Op `json:"op"`
+	Op Op `json:"op"`
 	// Side is the side being written.
 	Side Side `json:"side"`
 	// SourceKey is the key of the item on the other side that is being

@@ -35,7 +35,6 @@ type Memory struct {
 	state       memoryState
 	failItems   map[string]error
 	failRead    error
-	failWrite   error
 	crashAfter  int // writes left before crashing; -1 means never
 	writesSeen  int
 	onEachWrite func()
@@ -132,9 +131,6 @@ func (m *Memory) FailItem(id string, err error) {
 
 // FailReads makes reads fail as an endpoint failure; nil clears it.
 func (m *Memory) FailReads(err error) { m.mu.Lock(); m.failRead = err; m.mu.Unlock() }
-
-// FailWrites makes writes fail as an endpoint failure; nil clears it.
-func (m *Memory) FailWrites(err error) { m.mu.Lock(); m.failWrite = err; m.mu.Unlock() }
 
 // CrashAfterWrites lets n more single writes succeed, then fails every
 // write with ErrCrashed and reports no result for the batch that crashed,
@@ -306,11 +302,6 @@ func (m *Memory) Write(ctx context.Context, req connector.WriteRequest) ([]conne
 	var results []connector.WriteResult
 	for _, w := range req.Writes {
 		m.mu.Lock()
-		if m.failWrite != nil {
-			err := m.failWrite
-			m.mu.Unlock()
-			return results, err
-		}
 		if m.crashAfter == 0 {
 			m.mu.Unlock()
 			// As if the process died: what this batch applied is not
