@@ -8,6 +8,7 @@ import (
 	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
 	"github.com/chainsync/chainsync/internal/connector/csv"
 	"github.com/chainsync/chainsync/internal/delta"
+	"github.com/chainsync/chainsync/internal/engine"
 	"github.com/chainsync/chainsync/internal/records"
 )
 
@@ -20,9 +21,9 @@ type rejectReports struct {
 	errs    []error
 }
 
-func newRejectReports(store *records.Store, identity string, policy *syncv1alpha1.SyncPolicy) (*rejectReports, error) {
+func newRejectReports(store *records.Store, identity string, policy engine.Policy) (*rejectReports, error) {
 	r := &rejectReports{reports: map[[2]string]*csv.RejectReport{}}
-	for _, e := range policy.Spec.Entities {
+	for _, e := range policy.Entities {
 		var srcCols, tgtCols []string
 		for _, f := range e.Fields {
 			srcCols, tgtCols = append(srcCols, f.Source), append(tgtCols, f.Target)
@@ -30,7 +31,7 @@ func newRejectReports(store *records.Store, identity string, policy *syncv1alpha
 		for _, side := range []struct {
 			endpoint, name string
 			columns        []string
-		}{{policy.Spec.Source.Name, e.Name, srcCols}, {policy.Spec.Target.Name, e.Name + "." + policy.Spec.Target.Name, tgtCols}} {
+		}{{policy.Source.Name, e.Name, srcCols}, {policy.Target.Name, e.Name + "." + policy.Target.Name, tgtCols}} {
 			nullKeys, err := store.ReportPath(identity, side.name, records.NullKeyReport)
 			if err != nil {
 				return nil, err

@@ -146,36 +146,17 @@ func (r *Runner) cycleUser(ctx context.Context, policy *syncv1alpha1.SyncPolicy,
 	}
 
 	started := metav1.NewTime(r.Clock.Now())
-	req := requestsOf(user)
-	p := enginePolicy(policy)
-	p.Deletes.ApprovedCycle = req.approvedCycle
-	p.Complete = completeDue(policy, user, started.Time)
-	var clear *records.Cleared
-	switch syncv1alpha1.ReinitKind(req.reinit) {
-	case syncv1alpha1.ReinitResync:
-		p.Complete = true
-		p.RetryGivenUp = true
-	case syncv1alpha1.ReinitClear:
-		if p.DryRun {
-			for _, e := range p.Entities {
-				p.Reinit = append(p.Reinit, e.Name)
-			}
-			break
-		}
-		// Cleared by the runner, not the engine, so that the clear and the note that it was
-		// carried out are one transaction: see records.Cleared.
-		clear = &records.Cleared{Request: req.reinit, Requester: string(user.UID), After: user.Status.LastHandledReinit,
-			CycleID: r.Job, At: started.Time}
-	}
+	uc := planUserCycle(policy, user, r.Job, started.Time)
+	p, req := uc.policy, uc.requests
 
 	onSource, sourceRejected := rejected.forUser("source")
 	onTarget, targetRejected := rejected.forUser("target")
 	eps.onRejectedRow = map[string]func(string, csv.RejectedRow){"source": onSource, "target": onTarget}
-	result, err := r.runEngine(ctx, user, p, eps, store, clear)
+	result, err := r.runEngine(ctx, user, uc, eps, store)
 	ended := metav1.NewTime(r.Clock.Now())
 	status := cycleStatus(policy.Name, r.Job, started, ended, result, err)
 	status.RejectedRows = int32(sourceRejected() + targetRejected())
-	keepItemReports(log, store, RecordsIdentity(user), cycleReport(policy, r.Job, started.Time, ended.Time, result, err, eps.secrets), &status)
+	keepItemReports(log, store, uc.identity, cycleReport(policy, r.Job, started.Time, ended.Time, result, err, eps.secrets), &status)
 	if err != nil {
 		log.Error(err, "Cycle failed")
 	}
@@ -213,9 +194,8 @@ func comparedEverything(result engine.Result) bool {
 	return len(result.Entities) > 0
 }
 
-func (r *Runner) runEngine(ctx context.Context, user *syncv1alpha1.SyncUser, p engine.Policy, eps endpoints, store *records.Store,
-	clear *records.Cleared) (engine.Result, error) {
-	identity := RecordsIdentity(user)
+func (r *Runner) runEngine(ctx context.Context, user *syncv1alpha1.SyncUser, uc userCycle, eps endpoints, store *records.Store) (engine.Result, error) {
+	identity, p := uc.identity, uc.policy
 	if err := releaseEarlierClaims(store, identity, p.Target.Name, user); err != nil {
 		return engine.Result{}, err
 	}
@@ -233,20 +213,20 @@ func (r *Runner) runEngine(ctx context.Context, user *syncv1alpha1.SyncUser, p e
 	}
 	defer closeConnector(target)
 	source, target = crashHooks.wrap("source", source), crashHooks.wrap("target", target)
-	if clear != nil {
-		if err := r.clearRecords(store, identity, p, *clear); err != nil {
+	if uc.clear != nil {
+		if err := r.clearRecords(store, identity, p, *uc.clear); err != nil {
 			return engine.Result{}, err
 		}
 	}
 	cycle := engine.Cycle{
-		ID: r.Job, User: identity, Scope: scopeOf(user), Policy: p,
+		ID: r.Job, User: identity, Scope: uc.scope, Policy: p,
 		Source: source, Target: target, Records: store,
 		LockTimeout: r.LockTimeout, Clock: r.Clock, Log: r.Log,
 	}
 	if p.DryRun {
 		return engine.Run(ctx, cycle)
 	}
-	reports, err := newRejectReports(store, identity, eps.policy)
+	reports, err := newRejectReports(store, identity, p)
 	if err != nil {
 		return engine.Result{}, fmt.Errorf("preparing the cleansing reports: %w", err)
 	}
@@ -311,19 +291,6 @@ func releaseEarlierClaims(store *records.Store, identity, target string, user *s
 		}
 	}
 	return nil
-}
-
-// RecordsIdentity is the identity a user's records are kept under: the email, else the name.
-func RecordsIdentity(user *syncv1alpha1.SyncUser) string {
-	if user.Spec.Identity.Email != "" {
-		return user.Spec.Identity.Email
-	}
-	return user.Spec.Identity.Name
-}
-
-func scopeOf(user *syncv1alpha1.SyncUser) connector.Scope {
-	id := user.Spec.Identity
-	return connector.Scope{Email: id.Email, Name: id.Name, Attributes: id.Attributes}
 }
 
 // readSecrets reads every Secret key the policy names from the files the kubelet mounted, once.
@@ -433,7 +400,7 @@ func widestMode(result engine.Result) syncv1alpha1.CycleMode {
 	}
 	for _, m := range []engine.Mode{engine.Initial, engine.Complete, engine.Incremental} {
 		if slices.Contains(modes, m) {
-			return syncv1alpha1.CycleMode(m)
+			return cycleMode(m)
 		}
 	}
 	return ""
