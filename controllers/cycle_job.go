@@ -14,12 +14,13 @@ import (
 	"k8s.io/utils/ptr"
 
 	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
+	"github.com/chainsync/chainsync/internal/jobargs"
 )
 
 const (
 	// VolumesRoot is where a cycle pod mounts each PersistentVolumeClaim it needs, one directory
 	// per claim name; endpoint paths and the record store are resolved under it.
-	VolumesRoot = "/chainsync/volumes"
+	VolumesRoot = jobargs.VolumesRoot
 
 	// ManagedByLabel marks the Jobs chainsync launches.
 	ManagedByLabel = "app.kubernetes.io/managed-by"
@@ -28,7 +29,22 @@ const (
 	// SecretsRoot is where a cycle pod finds the keys of the Secrets its policy names, as files
 	// <SecretsRoot>/<secret>/<key>: mounted by the kubelet, so the pod's service account needs no
 	// permission on Secrets at all.
-	SecretsRoot = "/chainsync/secrets"
+	SecretsRoot = jobargs.SecretsRoot
+
+	// jobUsersAnnotation on a cycle Job lists the SyncUsers it cycles, comma-separated (names
+	// cannot hold a comma), for the operator: which users a Job runs is read here, never from
+	// the container's arguments, which are the pod's input.
+	//
+	// Annotations hold 256 KiB in all. The worst case, 10,000 users (usersPerJob's maximum) of
+	// 253-character names, is 2.5 MB: more than an annotation holds, but also more than etcd
+	// stores for any object (1.5 MiB), so the users as arguments alone could not hold it either.
+	// What fits here is usersPerJob x (name length + 1) up to about 255 KiB: 10,000 users of up
+	// to 25 characters, or 1,000 of any length. Past it the API server refuses the Job as
+	// invalid, the policy stalls with JobRejected quoting the limit, and a lower usersPerJob
+	// fixes it. A ConfigMap per Job would hold more, at the price of a second object to create,
+	// watch and index for every Job; an environment variable would not reach the pod past
+	// 128 KiB (Linux's limit on one exec string).
+	jobUsersAnnotation = "sync.chainsync.dev/users"
 
 	// forgetUserAnnotation on a records-deletion Job names the SyncUser it works for.
 	forgetUserAnnotation = "sync.chainsync.dev/forget-user"
@@ -68,28 +84,29 @@ func truncate(s string, n int) string {
 	return strings.TrimRight(s[:n], "-.")
 }
 
-// CycleJob returns the Job that cycles users (SyncUser names) on policy. The users are spread
-// over up to jobTemplate.parallelism pods of an Indexed Job; pod i takes users i, i+n, i+2n...
+// CycleJob returns the Job that cycles users (SyncUser names) on policy, owned by the policy. The
+// users are spread over up to jobTemplate.parallelism pods of an Indexed Job; pod i takes users
+// i, i+n, i+2n...
 func (b CycleJobBuilder) CycleJob(policy *syncv1alpha1.SyncPolicy, name string, users []string) *batchv1.Job {
 	tmpl := policy.Spec.JobTemplate
 	pods := max(1, min(int32(len(users)), tmpl.Parallelism))
-	args := []string{"cycle",
-		"--namespace", policy.Namespace,
-		"--policy", policy.Name,
-		"--job", name,
-		"--store", storePath(policy),
-		"--volumes", VolumesRoot,
-		"--secrets", SecretsRoot,
-		"--concurrency", strconv.Itoa(int(max(1, tmpl.Concurrency))),
-		"--shards", strconv.Itoa(int(pods)),
+	args := jobargs.Cycle{
+		Namespace:   policy.Namespace,
+		Policy:      policy.Name,
+		Job:         name,
+		Store:       storePath(policy),
+		Volumes:     VolumesRoot,
+		Secrets:     SecretsRoot,
+		Concurrency: int(max(1, tmpl.Concurrency)),
+		Shards:      int(pods),
+		// The destinations the operator checked against the Secrets' consent: the cycle refuses
+		// any other, should the policy change between this check and the cycle reading it.
+		AllowedDestinations: checkedDestinations(policy),
+		Users:               users,
 	}
-	// The destinations the operator checked against the Secrets' consent: the cycle refuses any
-	// other, should the policy change between this check and the cycle reading it.
-	for _, dest := range checkedDestinations(policy) {
-		args = append(args, "--allow-destination", dest)
-	}
-	args = append(args, "--")
-	job := b.job(policy, name, append(args, users...))
+	job := b.job(policy, name, args.Args())
+	job.Annotations = map[string]string{jobUsersAnnotation: strings.Join(users, ",")}
+	job.OwnerReferences = []metav1.OwnerReference{*metav1.NewControllerRef(policy, syncv1alpha1.GroupVersion.WithKind("SyncPolicy"))}
 	pod := &job.Spec.Template.Spec
 	for i, secret := range secretVolumes(policy) {
 		vol := "secret-" + strconv.Itoa(i)
@@ -103,19 +120,25 @@ func (b CycleJobBuilder) CycleJob(policy *syncv1alpha1.SyncPolicy, name string, 
 	return job
 }
 
-// ForgetJob returns the Job that deletes a user's records from its policy's store.
+// ForgetJob returns the Job that deletes a user's records from its policy's store, owned by the
+// user: the user is deleted once the Job succeeded (its finalizer holds it until then), and the
+// garbage collector then takes the Job with it.
+//
+// The owner reference does not block the owner's deletion: the Job is created while the user is
+// already being deleted, and a foreground deletion would otherwise delete the Job it waits for.
 func (b CycleJobBuilder) ForgetJob(policy *syncv1alpha1.SyncPolicy, user *syncv1alpha1.SyncUser) *batchv1.Job {
 	name := truncate(user.Name, 45) + "-forget-" + string(user.UID)[:min(8, len(user.UID))]
-	job := b.job(policy, name, []string{"cycle",
-		"--namespace", policy.Namespace,
-		"--policy", policy.Name,
-		"--job", name,
-		"--store", storePath(policy),
-		"--volumes", VolumesRoot,
-		"--forget-records",
-		"--", user.Name,
-	})
+	args := jobargs.ForgetRecords{
+		Namespace: policy.Namespace,
+		Job:       name,
+		Store:     storePath(policy),
+		Users:     []string{user.Name},
+	}
+	job := b.job(policy, name, args.Args())
 	job.Annotations = map[string]string{forgetUserAnnotation: user.Name}
+	owner := metav1.NewControllerRef(user, syncv1alpha1.GroupVersion.WithKind("SyncUser"))
+	owner.BlockOwnerDeletion = ptr.To(false)
+	job.OwnerReferences = []metav1.OwnerReference{*owner}
 	return job
 }
 
@@ -207,16 +230,18 @@ func storePath(policy *syncv1alpha1.SyncPolicy) string {
 	return path.Join(VolumesRoot, policy.Spec.Store.ClaimName, policy.Spec.Store.SubPath)
 }
 
-// jobUsers returns the SyncUser names a cycle Job runs: its arguments after "--".
+// jobUsers returns the SyncUser names a cycle Job runs; none for any other Job.
 func jobUsers(job *batchv1.Job) []string {
-	if len(job.Spec.Template.Spec.Containers) == 0 {
-		return nil
-	}
-	args := job.Spec.Template.Spec.Containers[0].Args
-	if i := slices.Index(args, "--"); i >= 0 {
-		return args[i+1:]
+	if users := job.Annotations[jobUsersAnnotation]; users != "" {
+		return strings.Split(users, ",")
 	}
 	return nil
+}
+
+// forgetJobUser returns the SyncUser whose records a records-deletion Job deletes; "" for any
+// other Job.
+func forgetJobUser(job *batchv1.Job) string {
+	return job.Annotations[forgetUserAnnotation]
 }
 
 type outcome int

@@ -20,6 +20,7 @@ import (
 
 	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
 	"github.com/chainsync/chainsync/controllers"
+	"github.com/chainsync/chainsync/internal/jobargs"
 )
 
 // The attacker of these tests may create SyncPolicies and SyncUsers in their namespace, but not
@@ -126,7 +127,9 @@ func TestSecretsGoOnlyWhereTheirOwnerAllows(t *testing.T) {
 		}
 	}
 	g.Expect(mounted).To(ConsistOf(corev1.KeyToPath{Key: "username", Path: "username"}, corev1.KeyToPath{Key: "password", Path: "password"}))
-	g.Expect(pod.Containers[0].Args).To(ContainElements("--allow-destination", "127.0.0.1:1"))
+	args, err := jobargs.ParseCycle(pod.Containers[0].Args)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(args.AllowedDestinations).To(Equal([]string{"127.0.0.1:1"}))
 
 	var events eventsv1.EventList
 	g.Expect(k8s.List(ctx(t), &events, client.InNamespace(ns))).To(Succeed())

@@ -26,7 +26,7 @@ func observeJobs(jobs []batchv1.Job) jobWorld {
 	w := jobWorld{running: map[string]bool{}, failedEnds: map[string][]time.Time{}}
 	for i := range jobs {
 		job := &jobs[i]
-		if job.Annotations[forgetUserAnnotation] != "" {
+		if forgetJobUser(job) != "" {
 			continue
 		}
 		switch jobOutcome(job) {

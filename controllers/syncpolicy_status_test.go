@@ -14,6 +14,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
+	"github.com/chainsync/chainsync/internal/jobargs"
 )
 
 func hourlyPolicy() *syncv1alpha1.SyncPolicy {
@@ -198,7 +199,11 @@ func TestCycleJobRunsLeastPrivilegedAndSpreadsUsers(t *testing.T) {
 	g.Expect(c.SecurityContext.ReadOnlyRootFilesystem).To(HaveValue(BeTrue()))
 	g.Expect(c.SecurityContext.AllowPrivilegeEscalation).To(HaveValue(BeFalse()))
 	g.Expect(c.SecurityContext.Capabilities.Drop).To(ConsistOf(corev1.Capability("ALL")))
-	g.Expect(c.Args).To(ContainElements("--store", "/chainsync/volumes/records/chainsync", "--shards", "3", "--concurrency", "3"))
+	args, err := jobargs.ParseCycle(c.Args)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(args.Store).To(Equal("/chainsync/volumes/records/chainsync"))
+	g.Expect(args.Shards).To(Equal(3))
+	g.Expect(args.Concurrency).To(Equal(3))
 
 	var claims []string
 	for _, v := range pod.Volumes {

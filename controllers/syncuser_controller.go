@@ -243,8 +243,9 @@ func (r *SyncUserReconciler) reconcileDelete(ctx context.Context, user *syncv1al
 }
 
 // deleteRecords runs (once) the Job that deletes the user's records and reports whether it is
-// done. Without its policy there is no store to reach: the records are then left in place, and
-// an event says so.
+// done. The Job is the user's (ForgetJob): the finalizer holds the user until it succeeded, and
+// the garbage collector then deletes it with the user. Without its policy there is no store to
+// reach: the records are then left in place, and an event says so.
 func (r *SyncUserReconciler) deleteRecords(ctx context.Context, user *syncv1alpha1.SyncUser) (bool, error) {
 	policy := &syncv1alpha1.SyncPolicy{}
 	if err := r.Get(ctx, client.ObjectKey{Namespace: user.Namespace, Name: user.Status.Policy}, policy); err != nil {
@@ -298,8 +299,13 @@ func newUserList() client.ObjectList { return &syncv1alpha1.SyncUserList{} }
 // usersOfJob maps a finished Job to the users it held: a failed cycle Job shows on them, and a
 // records Job lets its deleted user go.
 func usersOfJob(_ context.Context, obj client.Object) []reconcile.Request {
+	job := obj.(*batchv1.Job)
+	names := jobUsers(job)
+	if user := forgetJobUser(job); user != "" {
+		names = append(names, user)
+	}
 	var reqs []reconcile.Request
-	for _, name := range jobUsers(obj.(*batchv1.Job)) {
+	for _, name := range names {
 		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKey{Namespace: obj.GetNamespace(), Name: name}})
 	}
 	return reqs

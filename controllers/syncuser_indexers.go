@@ -16,8 +16,8 @@ const (
 	userPolicyIndex = ".status.policy"
 	// userChainIndex finds the users placed on a chain.
 	userChainIndex = ".spec.chainRef.name"
-	// jobUserIndex finds the cycle Jobs that hold a user.
-	jobUserIndex = ".spec.users"
+	// jobUserIndex finds the cycle Jobs that hold a user (their users annotation).
+	jobUserIndex = ".metadata.annotations.users"
 )
 
 func setupSyncUserIndexers(ctx context.Context, mgr ctrl.Manager) error {
@@ -31,7 +31,7 @@ func setupSyncUserIndexers(ctx context.Context, mgr ctrl.Manager) error {
 		return err
 	}
 	if err := idx.IndexField(ctx, &batchv1.Job{}, jobUserIndex, func(o client.Object) []string {
-		if o.GetLabels()[syncv1alpha1.PolicyLabel] == "" || o.GetAnnotations()[forgetUserAnnotation] != "" {
+		if o.GetLabels()[syncv1alpha1.PolicyLabel] == "" {
 			return nil
 		}
 		return jobUsers(o.(*batchv1.Job))

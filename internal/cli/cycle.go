@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
@@ -13,54 +12,100 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/chainsync/chainsync/internal/cycle"
+	"github.com/chainsync/chainsync/internal/executor"
+	"github.com/chainsync/chainsync/internal/jobargs"
 	chainsyncscheme "github.com/chainsync/chainsync/internal/scheme"
 )
 
 func newCycleCommand(env func(string) string) *cobra.Command {
-	r := &cycle.Runner{}
+	var args jobargs.Cycle
+	var fsRoot string
 	var logger func(io.Writer) logr.Logger
-	var shards int
-	var forget bool
 	cmd := &cobra.Command{
-		Use:   "cycle --namespace NS --policy POLICY --job JOB --store DIR [flags] -- USER...",
+		Use:   jobargs.CycleCommand + " --namespace NS --policy POLICY --job JOB --store DIR [flags] -- USER...",
 		Short: "Run one cycle Job's share of users (the entrypoint of the Jobs the operator launches)",
 		Long: `Runs the sync engine for each SyncUser named (its share of them, in an Indexed Job: pod i of
 --shards takes users i, i+shards, ...) and writes each user's result to its status. Exits 0 when
 every user's cycle ran, item errors included; non-zero when the cycle itself could not run.`,
 		RunE: func(cmd *cobra.Command, users []string) error {
-			var err error
-			if r.Client, err = apiClient(env); err != nil {
+			args.Users = users
+			if err := args.Validate(); err != nil {
 				return err
 			}
-			r.FSRoot = env("CHAINSYNC_FS_ROOT")
-			r.Log = logger(cmd.ErrOrStderr()).WithName("cycle").WithValues("job", r.Job)
-			mine, err := shareOf(users, shards, env("JOB_COMPLETION_INDEX"))
+			c, err := apiClient(env)
 			if err != nil {
 				return err
 			}
-			if forget {
-				return r.Forget(cmd.Context(), mine)
+			mine, err := shareOf(args.Users, args.Shards, env("JOB_COMPLETION_INDEX"))
+			if err != nil {
+				return err
+			}
+			r := &cycle.Runner{
+				Client:              c,
+				Namespace:           args.Namespace,
+				Policy:              args.Policy,
+				Job:                 args.Job,
+				Store:               args.Store,
+				Volumes:             args.Volumes,
+				Secrets:             args.Secrets,
+				AllowedDestinations: args.AllowedDestinations,
+				FSRoot:              fsRoot,
+				Concurrency:         args.Concurrency,
+				LockTimeout:         args.LockTimeout,
+				Log:                 logger(cmd.ErrOrStderr()).WithName("cycle").WithValues("job", args.Job),
 			}
 			return r.Run(cmd.Context(), mine)
 		},
 	}
-	f := cmd.Flags()
-	f.StringVar(&r.Namespace, "namespace", "", "Namespace of the policy and its users")
-	f.StringVar(&r.Policy, "policy", "", "SyncPolicy to run")
-	f.StringVar(&r.Job, "job", "", "Name of the cycle (the Job); delete approvals name it")
-	f.StringVar(&r.Store, "store", "", "Directory of the record store")
-	f.StringVar(&r.Volumes, "volumes", "/chainsync/volumes", "Directory where each PersistentVolumeClaim is mounted, by claim name")
-	f.StringVar(&r.Secrets, "secrets", "/chainsync/secrets", "Directory where the policy's Secrets are mounted, as <secret>/<key>")
-	f.StringArrayVar(&r.AllowedDestinations, "allow-destination", nil, "A host:port the operator allowed the policy's Secrets to be sent to (repeatable)")
-	f.IntVar(&r.Concurrency, "concurrency", 4, "Users cycled at the same time")
-	f.IntVar(&shards, "shards", 1, "Pods sharing the users (the Indexed Job's completions)")
-	f.DurationVar(&r.LockTimeout, "lock-timeout", time.Minute, "How long a user waits for another cycle of the same user")
-	f.BoolVar(&forget, "forget-records", false, "Delete the users' records instead of cycling them")
-	for _, name := range []string{"namespace", "policy", "job", "store"} {
-		_ = cmd.MarkFlagRequired(name)
-	}
+	args.BindFlags(cmd.Flags())
+	bindFSRoot(cmd, &fsRoot)
 	logger = bindLogFlags(cmd)
 	return cmd
+}
+
+func newForgetRecordsCommand(env func(string) string) *cobra.Command {
+	var args jobargs.ForgetRecords
+	var fsRoot string
+	var logger func(io.Writer) logr.Logger
+	cmd := &cobra.Command{
+		Use:   jobargs.ForgetRecordsCommand + " --namespace NS --store DIR [flags] -- USER...",
+		Short: "Delete users' records from a record store (the entrypoint of the Job that runs when a SyncUser with recordsOnDelete: Delete goes)",
+		Long: `Deletes each SyncUser's records from the store and releases its claims, so another policy may
+sync the same person there. Each step can be cut short and run again. The SyncUsers must still
+exist (the operator holds a deleted one with its finalizer until this has run): their identity
+names their records.`,
+		RunE: func(cmd *cobra.Command, users []string) error {
+			args.Users = users
+			if err := args.Validate(); err != nil {
+				return err
+			}
+			c, err := apiClient(env)
+			if err != nil {
+				return err
+			}
+			r := &cycle.Runner{
+				Client:      c,
+				Namespace:   args.Namespace,
+				Job:         args.Job,
+				Store:       args.Store,
+				FSRoot:      fsRoot,
+				LockTimeout: args.LockTimeout,
+				Log:         logger(cmd.ErrOrStderr()).WithName("forget-records").WithValues("job", args.Job),
+			}
+			return r.Forget(cmd.Context(), args.Users)
+		},
+	}
+	args.BindFlags(cmd.Flags())
+	bindFSRoot(cmd, &fsRoot)
+	logger = bindLogFlags(cmd)
+	return cmd
+}
+
+// bindFSRoot adds --fs-root, which the local Job executor passes: there is no container, and
+// the pod's filesystem is a sandbox directory mirroring its mounts.
+func bindFSRoot(cmd *cobra.Command, fsRoot *string) {
+	cmd.Flags().StringVar(fsRoot, executor.FSRootFlag, "",
+		"Directory standing for the container's root filesystem: absolute paths are opened under it (given by the local Job executor)")
 }
 
 // shareOf picks this pod's users: every shards-th from its completion index.

@@ -40,7 +40,8 @@ func newRootCommand(env func(string) string) *cobra.Command {
 SyncPolicies say, and moves users along OnboardingChains of policies by themselves.`,
 		SilenceUsage: true,
 	}
-	root.AddCommand(newManagerCommand(), newCycleCommand(env), newLocalCommand(env), newRecordsCommand(env))
+	root.AddCommand(newManagerCommand(), newCycleCommand(env), newForgetRecordsCommand(env), newLocalCommand(env),
+		newRecordsCommand(env))
 	return root
 }
 

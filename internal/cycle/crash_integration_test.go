@@ -28,6 +28,7 @@ import (
 	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
 	"github.com/chainsync/chainsync/internal/cli"
 	"github.com/chainsync/chainsync/internal/cycle"
+	"github.com/chainsync/chainsync/internal/jobargs"
 	"github.com/chainsync/chainsync/internal/records"
 	"github.com/chainsync/chainsync/internal/testenv"
 )
@@ -395,8 +396,8 @@ func TestKilledDuringAReinitClear(t *testing.T) {
 }
 
 func (w *crashWorld) forgetArgs() []string {
-	return []string{"cycle", "--namespace", w.ns, "--policy", "directory", "--job", "ada-forget", "--store", w.claim,
-		"--volumes", w.volumes, "--lock-timeout", "5s", "--forget-records", "--", "ada"}
+	return jobargs.ForgetRecords{Namespace: w.ns, Job: "ada-forget", Store: w.claim, LockTimeout: 5 * time.Second,
+		Users: []string{"ada"}}.Args()
 }
 
 func (w *crashWorld) claimsOfAda() []records.Claim {
@@ -411,7 +412,7 @@ func (w *crashWorld) claimsOfAda() []records.Claim {
 	return mine
 }
 
-// The records-deletion Job (`chainsync cycle --forget-records`) killed after taking the records
+// The records-deletion Job (`chainsync forget-records`) killed after taking the records
 // out and after releasing a claim, then retried: the records are gone at once and for good, the
 // claims released, nothing left on the volume, and the same person synced again later relinks
 // what is there instead of reading a half-deleted folder.

@@ -25,7 +25,8 @@
 // The template must have exactly one container, with a command (the executor cannot know an
 // image's entrypoint), and no init containers.
 //
-//   - Command and args are run with $(VAR) references expanded, as Kubernetes does.
+//   - Command and args are run with $(VAR) references expanded, as Kubernetes does (and
+//     --fs-root inserted for chainsync, see below).
 //   - Env: plain values, valueFrom secretKeyRef and configMapKeyRef, fieldRef (metadata.name,
 //     namespace, labels['k'], annotations['k'], spec.serviceAccountName), and envFrom secretRef
 //     and configMapRef, honouring optional. An Indexed Job's pods get JOB_COMPLETION_INDEX and the
@@ -50,14 +51,16 @@
 // naming it (SecretNotFound, PersistentVolumeClaimNotFound, ... see the Reason constants) and a
 // message naming the object. On a cluster such a pod would wait forever; failing says why sooner.
 //
-// # The sandbox: CHAINSYNC_FS_ROOT
+// # The sandbox: --fs-root
 //
 // A local process cannot see the container's mount paths, so each pod gets a sandbox directory
 // mirroring the container's filesystem: for every volumeMount, <sandbox>/<mountPath> is a symlink
-// to the volume's local directory. The process gets CHAINSYNC_FS_ROOT=<sandbox>, and chainsync's
-// commands prefix the absolute paths they open with it when it is set: /data/records is
-// $CHAINSYNC_FS_ROOT/data/records. A container's workingDir is the same path in the sandbox (a
-// process runs there; an in-process function has no working directory of its own).
+// to the volume's local directory. A chainsync command (chainsync, /chainsync or any path ending
+// in /chainsync) gets --fs-root=<sandbox> as its first argument, before its subcommand, and
+// prefixes the absolute paths it opens with it: /data/records is <sandbox>/data/records. Every
+// process also gets CHAINSYNC_FS_ROOT=<sandbox>, for scripts. A container's workingDir is the
+// same path in the sandbox (a process runs there; an in-process function has no working
+// directory of its own).
 //
 // # API access: KUBECONFIG
 //

@@ -19,10 +19,10 @@ func ExampleExecutor_SetupWithManager() {
 		panic(err)
 	}
 	cycle := executor.InProcessRunner(func(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer) int {
-		// args is the container's command and args: ["chainsync", "cycle", ...]. Files are under
-		// env[executor.FSRootEnv]; the API is reached with env["KUBECONFIG"], as the pod's
-		// service account.
-		fmt.Fprintln(stdout, "running", args[1:], "in", env[executor.FSRootEnv])
+		// args is the container's command and args, with the pod's sandbox, under which its
+		// files are, as chainsync's first flag: ["chainsync", "--fs-root=<sandbox>", "cycle", ...].
+		// The API is reached with env["KUBECONFIG"], as the pod's service account.
+		fmt.Fprintln(stdout, "running", args[2:], "in", args[1])
 		return 0
 	})
 	exec, err := executor.New(mgr.GetConfig(), executor.Options{

@@ -30,8 +30,12 @@ const (
 	// ManagedByLabel and ManagedByValue mark the Jobs the executor runs.
 	ManagedByLabel = "app.kubernetes.io/managed-by"
 	ManagedByValue = "chainsync"
-	// FSRootEnv names the sandbox directory that stands for the container's root filesystem.
+	// FSRootEnv names the sandbox directory that stands for the container's root filesystem, in
+	// every process's environment (for scripts; chainsync itself does not read it).
 	FSRootEnv = "CHAINSYNC_FS_ROOT"
+	// FSRootFlag is the flag (without its dashes) that gives a chainsync command the sandbox:
+	// the executor passes --fs-root=<sandbox> as its first argument.
+	FSRootFlag = "fs-root"
 
 	defaultMaxConcurrentPods = 4
 )

@@ -290,6 +290,7 @@ func TestIndexedJobRunsEachIndexOnceAtMostParallelismAtOnce(t *testing.T) {
 		runs            = map[string]int{}
 		running, most   int
 		fsRootsExisting = true
+		fsRootsPassed   = true
 	)
 	cycle := executor.InProcessRunner(func(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer) int {
 		mu.Lock()
@@ -298,6 +299,9 @@ func TestIndexedJobRunsEachIndexOnceAtMostParallelismAtOnce(t *testing.T) {
 		most = max(most, running)
 		if _, err := os.Stat(env[executor.FSRootEnv]); err != nil {
 			fsRootsExisting = false
+		}
+		if len(args) < 3 || args[1] != "--"+executor.FSRootFlag+"="+env[executor.FSRootEnv] || args[2] != "cycle" {
+			fsRootsPassed = false
 		}
 		mu.Unlock()
 		// Long enough for the executor to start every pod it would allow at once.
@@ -326,6 +330,7 @@ func TestIndexedJobRunsEachIndexOnceAtMostParallelismAtOnce(t *testing.T) {
 	g.Expect(runs).To(Equal(map[string]int{"0": 1, "1": 1, "2": 1}))
 	g.Expect(most).To(Equal(2))
 	g.Expect(fsRootsExisting).To(BeTrue())
+	g.Expect(fsRootsPassed).To(BeTrue(), "chainsync gets its sandbox as --fs-root, before its subcommand")
 }
 
 func TestFailingCommandFailsTheJobAfterBackoffLimitWithItsOutput(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -147,6 +148,10 @@ func (e *Executor) preparePod(ctx context.Context, job *batchv1.Job, index, atte
 	if len(container.Command) == 0 {
 		return p, missing(ReasonUnsupportedPodTemplate,
 			"Container %q has no command: the executor cannot know the image's entrypoint", container.Name)
+	}
+	if isChainsync(args[0]) {
+		// Before the subcommand, so it reaches whichever one runs and never lands after a "--".
+		args = slices.Insert(args, 1, "--"+FSRootFlag+"="+p.sandbox)
 	}
 	grace := defaultGrace
 	if spec.TerminationGracePeriodSeconds != nil {

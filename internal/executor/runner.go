@@ -35,6 +35,12 @@ type Container struct {
 	GracePeriod time.Duration
 }
 
+// isChainsync says whether program is chainsync: chainsync, /chainsync or any path ending in
+// /chainsync.
+func isChainsync(program string) bool {
+	return filepath.Base(program) == "chainsync"
+}
+
 // exitCodeKilled is what a container stopped by SIGKILL reports, as a shell would.
 const exitCodeKilled = 128 + int(syscall.SIGKILL)
 
@@ -53,7 +59,7 @@ func (r ProcessRunner) Run(ctx context.Context, c Container) (int, error) {
 		return 0, errors.New("the container has no command")
 	}
 	program := c.Args[0]
-	if r.ChainsyncBinary != "" && filepath.Base(program) == "chainsync" {
+	if r.ChainsyncBinary != "" && isChainsync(program) {
 		program = r.ChainsyncBinary
 	}
 	if filepath.Base(program) == program {
@@ -118,7 +124,7 @@ func (r ProcessRunner) Run(ctx context.Context, c Container) (int, error) {
 //
 // Stopping a container cancels ctx, the in-process SIGTERM. A function that has not returned
 // after the grace period is abandoned (a goroutine cannot be killed) and reported as killed.
-// There is no working directory of its own: paths go through CHAINSYNC_FS_ROOT.
+// There is no working directory of its own: a chainsync command gets the sandbox as --fs-root.
 type InProcessRunner func(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer) int
 
 // Run calls the function in a goroutine and turns a panic into exit code 2, as Go's runtime does.
