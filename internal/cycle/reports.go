@@ -10,6 +10,7 @@ import (
 	"github.com/chainsync/chainsync/internal/delta"
 	"github.com/chainsync/chainsync/internal/engine"
 	"github.com/chainsync/chainsync/internal/records"
+	"github.com/chainsync/chainsync/internal/reports"
 )
 
 // rejectReports writes the rows cleansing set aside (a null or a duplicate key) into the user's
@@ -17,12 +18,12 @@ import (
 // <entity>.duplicates.csv for the source's rows, <entity>.<target>.nullpk.csv and so on for the
 // target's. Every cycle replaces them, so a report never outlives its problem.
 type rejectReports struct {
-	reports map[[2]string]*csv.RejectReport // by entity and endpoint name
+	reports map[[2]string]*reports.RejectReport // by entity and endpoint name
 	errs    []error
 }
 
 func newRejectReports(store *records.Store, identity string, policy engine.Policy) (*rejectReports, error) {
-	r := &rejectReports{reports: map[[2]string]*csv.RejectReport{}}
+	r := &rejectReports{reports: map[[2]string]*reports.RejectReport{}}
 	for _, e := range policy.Entities {
 		var srcCols, tgtCols []string
 		for _, f := range e.Fields {
@@ -40,7 +41,7 @@ func newRejectReports(store *records.Store, identity string, policy engine.Polic
 			if err != nil {
 				return nil, err
 			}
-			r.reports[[2]string{e.Name, side.endpoint}] = csv.NewRejectReport(nullKeys, dups, side.columns)
+			r.reports[[2]string{e.Name, side.endpoint}] = reports.NewRejectReport(nullKeys, dups, side.columns)
 		}
 	}
 	return r, nil
@@ -73,12 +74,12 @@ type rejectedRows struct {
 	mu      sync.Mutex
 	store   *records.Store
 	policy  *syncv1alpha1.SyncPolicy
-	reports map[[2]string]*csv.RowReport // by side and entity
+	reports map[[2]string]*reports.RowReport // by side and entity
 	errs    []error
 }
 
 func newRejectedRows(store *records.Store, policy *syncv1alpha1.SyncPolicy) *rejectedRows {
-	return &rejectedRows{store: store, policy: policy, reports: map[[2]string]*csv.RowReport{}}
+	return &rejectedRows{store: store, policy: policy, reports: map[[2]string]*reports.RowReport{}}
 }
 
 // forUser returns the csv connector's OnRejectedRow for one user's read of side, and a count of
@@ -115,7 +116,7 @@ func (r *rejectedRows) add(side, entity string, row csv.RejectedRow) {
 			r.errs = append(r.errs, err)
 			return
 		}
-		rep = csv.NewRowReport(path)
+		rep = reports.NewRowReport(path)
 		r.reports[key] = rep
 	}
 	if err := rep.Add(row); err != nil {
@@ -145,7 +146,7 @@ func (r *rejectedRows) close() error {
 				name += "." + r.policy.Spec.Target.Name
 			}
 			if path, err := r.store.ExportReportPath(r.policy.Name, name, records.RejectedRowsReport); err == nil {
-				r.reports[[2]string{side, e.Name}] = csv.NewRowReport(path)
+				r.reports[[2]string{side, e.Name}] = reports.NewRowReport(path)
 			}
 		}
 	}

@@ -2,9 +2,7 @@ package csv
 
 import (
 	"context"
-	"os"
-	"path/filepath"
-	"strings"
+	"fmt"
 	"testing"
 	"time"
 
@@ -18,18 +16,19 @@ import (
 )
 
 // exportWorld is a shared export (the source) synced for several users to
-// a shared csv target, with each user's cleansing reports written as the
-// cycle runner writes them.
+// a shared csv target, keeping what each user's last cycle set aside from
+// the export (what the cycle runner writes to the user's reports).
 type exportWorld struct {
-	t                 *testing.T
-	src, tgt, reports string
-	store             *records.Store
+	t        *testing.T
+	src, tgt string
+	store    *records.Store
+	setAside map[string][]delta.Rejected
 	// mutate adjusts the source's configuration.
 	mutate func(*Config)
 }
 
 func newExportWorld(t *testing.T, export string) *exportWorld {
-	w := &exportWorld{t: t, src: t.TempDir(), tgt: t.TempDir(), reports: t.TempDir()}
+	w := &exportWorld{t: t, src: t.TempDir(), tgt: t.TempDir(), setAside: map[string][]delta.Rejected{}}
 	writeFile(t, w.src, "people.csv", export)
 	store, err := records.Open(t.TempDir())
 	if err != nil {
@@ -39,8 +38,16 @@ func newExportWorld(t *testing.T, export string) *exportWorld {
 	return w
 }
 
-func (w *exportWorld) report(user, kind string) string {
-	return filepath.Join(w.reports, user, "people."+kind+".csv")
+// setAsideRows lists the rows of the export the user's last cycle set
+// aside for reason, as "id|name" of the row's cells.
+func (w *exportWorld) setAsideRows(user string, reason delta.RejectReason) []string {
+	var out []string
+	for _, r := range w.setAside[user] {
+		if r.Reason == reason {
+			out = append(out, r.Entry.Fields["id"].Text+"|"+r.Entry.Fields["name"].Text)
+		}
+	}
+	return out
 }
 
 // cycle runs one cycle of user, writing its null key and duplicate reports
@@ -59,37 +66,18 @@ func (w *exportWorld) cycle(user string) engine.Result {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	if err := os.MkdirAll(filepath.Join(w.reports, user), 0o755); err != nil {
-		w.t.Fatal(err)
-	}
-	rep := NewRejectReport(w.report(user, "nullpk"), w.report(user, "duplicates"), []string{"id", "name"})
-	var repErr error
+	w.setAside[user] = nil
 	r, err := engine.Run(context.Background(), engine.Cycle{ID: "cycle", User: user, Scope: connector.Scope{Email: user},
 		Policy: peoplePolicy(), Source: src, Target: tgt, Records: w.store, Log: logr.Discard(), LockTimeout: time.Minute,
 		OnReject: func(entity, endpoint string, rej delta.Rejected) {
 			if endpoint == "hr" {
-				repErr = rep.Add(rej)
+				w.setAside[user] = append(w.setAside[user], rej)
 			}
 		}})
 	if err != nil {
 		w.t.Fatalf("cycle of %s: %v", user, err)
 	}
-	if err := rep.Close(); err != nil || repErr != nil {
-		w.t.Fatalf("reports of %s: %v %v", user, err, repErr)
-	}
 	return r
-}
-
-func reportLines(t *testing.T, path string) []string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if os.IsNotExist(err) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
 }
 
 // Keys are unique across the whole export: 1002 held by a row of ada's and
@@ -113,10 +101,10 @@ func TestKeyDuplicatedAcrossUsersIsSyncedForNoOne(t *testing.T) {
 		g.Expect(rb.Total.Skipped).To(Equal(1), "bob's 1002 is set aside: %+v", rb.Entities)
 		g.Expect(peopleRows(t, w.tgt)).To(Equal([]string{"ada@example.com 1001 Ada One", "bob@example.com 1003 Bob Three"}))
 
-		g.Expect(reportLines(t, w.report(ada, "duplicates"))).To(Equal([]string{"id,id,name", "1002,1002,Ada Two"}))
-		g.Expect(reportLines(t, w.report(bob, "duplicates"))).To(Equal([]string{"id,id,name", "1002,1002,Bob Two"}))
-		g.Expect(reportLines(t, w.report(ada, "nullpk"))).To(Equal([]string{"id,id,name", `,"  ",Blank Key`}))
-		g.Expect(w.report(bob, "nullpk")).NotTo(BeAnExistingFile())
+		g.Expect(w.setAsideRows(ada, delta.Duplicate)).To(Equal([]string{"1002|Ada Two"}))
+		g.Expect(w.setAsideRows(bob, delta.Duplicate)).To(Equal([]string{"1002|Bob Two"}))
+		g.Expect(w.setAsideRows(ada, delta.NullKey)).To(Equal([]string{"  |Blank Key"}))
+		g.Expect(w.setAsideRows(bob, delta.NullKey)).To(BeEmpty())
 	}
 
 	// Once the export is fixed, the key syncs for its one owner.
@@ -126,7 +114,7 @@ func TestKeyDuplicatedAcrossUsersIsSyncedForNoOne(t *testing.T) {
 		"1003,bob@example.com,Bob Three\n")
 	g.Expect(w.cycle(ada).Total).To(Equal(engine.Counts{Created: 1}))
 	g.Expect(w.cycle(bob).Total).To(Equal(engine.Counts{}))
-	g.Expect(w.report(ada, "duplicates")).NotTo(BeAnExistingFile())
+	g.Expect(w.setAsideRows(ada, delta.Duplicate)).To(BeEmpty())
 }
 
 // A hostile export's bad rows: each one whose owner can be read is that
@@ -174,39 +162,25 @@ func reasons(r engine.Result) []string {
 	return out
 }
 
-// The rows no one can be given go to the export's rejected rows report,
-// with their line and what is wrong, and the report counts them; each
-// cycle's read finds the same rows.
-func TestUnattributableRowsGoToTheRejectedRowsReport(t *testing.T) {
+// The rows no one can be given go to OnRejectedRow, with their file, line
+// and what is wrong; each user's read finds the same rows.
+func TestUnattributableRowsGoToOnRejectedRow(t *testing.T) {
 	g := NewWithT(t)
 	w := newExportWorld(t, hostileExport)
 	for _, u := range []string{"ada@example.com", "dan@example.com"} {
-		path := filepath.Join(t.TempDir(), "people.rejected.csv")
-		rows := NewRowReport(path)
-		var addErr error
+		var rows []string
 		w.mutate = func(c *Config) {
 			c.OnRejectedRow = func(entity string, row RejectedRow) {
 				g.Expect(entity).To(Equal("people"))
-				addErr = rows.Add(row)
+				g.Expect(row.Header).To(Equal([]string{"id", "owner", "name", "dept"}))
+				rows = append(rows, fmt.Sprintf("%s:%d %s %q", row.File, row.Line, row.Reason, row.Cells))
 			}
 		}
 		w.cycle(u)
-		g.Expect(addErr).NotTo(HaveOccurred())
-		g.Expect(rows.Rows()).To(Equal(3), "%s's read", u)
-		g.Expect(rows.Close()).To(Succeed())
-		g.Expect(reportLines(t, path)).To(Equal([]string{
-			"line,reason,id,owner,name,dept",
-			"5,\"row has 1 cell, the header has 4\",4",
-			"7,\"column 5: extraneous or missing \"\" in quoted-field\",6",
-			"9,\"row has 3 cells, the header has 4\",8,,Short",
-		}))
+		g.Expect(rows).To(Equal([]string{
+			`people.csv:5 row has 1 cell, the header has 4 ["4"]`,
+			`people.csv:7 column 5: extraneous or missing " in quoted-field ["6"]`,
+			`people.csv:9 row has 3 cells, the header has 4 ["8" "" "Short"]`,
+		}), "%s's read", u)
 	}
-
-	// A clean export leaves no stale report behind.
-	path := filepath.Join(t.TempDir(), "people.rejected.csv")
-	g.Expect(os.WriteFile(path, []byte("old"), 0o644)).To(Succeed())
-	rows := NewRowReport(path)
-	g.Expect(rows.Rows()).To(BeZero())
-	g.Expect(rows.Close()).To(Succeed())
-	g.Expect(path).NotTo(BeAnExistingFile())
 }

@@ -4,15 +4,15 @@
 //
 // Reads stream the file row by row, so files larger than memory work. The
 // engine cleanses what is read (package delta sets aside rows with a null
-// key or a duplicate key); RejectReport writes those rows to the
-// <entity>.nullpk.csv and <entity>.duplicates.csv files a user can open.
+// key or a duplicate key), and the cycle writes those rows to the files a
+// user can open (package reports).
 // Keys are unique across the whole file, not per user, and a user's read
 // shows the engine only that user's rows, so each read first goes through
 // the whole file for keys that rows of different users (or different
 // content) share, and sets those rows aside itself (see ReadAll). A
 // malformed row is the item error of the user it belongs to; one that
 // cannot be told to be anyone's goes to Config.OnRejectedRow, for the
-// export's <entity>.rejected.csv (RowReport), and fails no one.
+// export's rejected rows report, and fails no one.
 //
 // As a target, every Write rewrites the file atomically: the new content
 // goes to a temporary file in the same directory, is synced, then renamed
@@ -66,7 +66,7 @@ type Config struct {
 	// OnRejectedRow, when set, receives the rows of an entity's file that
 	// ReadAll can give to no user (see RejectedRow), in file order, on
 	// every read: each user's read of a shared export finds the same ones.
-	// RowReport writes them for a person and counts them.
+	// The cycle writes them for a person (reports.RowReport) and counts them.
 	OnRejectedRow func(entity string, row RejectedRow)
 }
 

@@ -17,7 +17,6 @@ import (
 
 	"github.com/chainsync/chainsync/internal/connector"
 	"github.com/chainsync/chainsync/internal/connector/collection"
-	"github.com/chainsync/chainsync/internal/delta"
 )
 
 var ann = connector.Scope{Email: "ann@example.com", Name: "Ann", Attributes: map[string]string{"dept": "HR"}}
@@ -295,41 +294,6 @@ func first(s iter.Seq2[connector.Item, error]) (connector.Item, error) {
 		return item, err
 	}
 	return connector.Item{}, nil
-}
-
-func TestCleansingReports(t *testing.T) {
-	g := NewWithT(t)
-	dir, records := t.TempDir(), t.TempDir()
-	writeFile(t, dir, "people.csv", "id,name\n1,Ann\n,No Key\n2,Bob\n2,Robert\n3,Cy\n3,Cy\n")
-	c := newConnector(t, dir, nil)
-	nullpk, dups := filepath.Join(records, "people.nullpk.csv"), filepath.Join(records, "people.duplicates.csv")
-	report := NewRejectReport(nullpk, dups, []string{"name"})
-	cl := delta.Cleansing{Fields: []string{"id", "name"}}
-	var reportErr error
-	sorter, sorted, err := cl.Prepare(c.ReadAll(context.Background(), connector.ReadRequest{Entity: "people", Scope: ann}),
-		func(err error) { t.Errorf("item error: %v", err) },
-		func(r delta.Rejected) { reportErr = report.Add(r) })
-	g.Expect(err).NotTo(HaveOccurred())
-	var kept []string
-	for e, err := range sorted {
-		g.Expect(err).NotTo(HaveOccurred())
-		kept = append(kept, e.ID)
-	}
-	sorter.Close()
-	g.Expect(reportErr).NotTo(HaveOccurred())
-	g.Expect(report.Close()).To(Succeed())
-	g.Expect(kept).To(Equal([]string{"1", "3"}))
-
-	b, _ := os.ReadFile(nullpk)
-	g.Expect(string(b)).To(Equal("id,name\n,No Key\n"))
-	b, _ = os.ReadFile(dups)
-	g.Expect(strings.Split(strings.TrimSpace(string(b)), "\n")).To(ConsistOf("id,name", "2,Bob", "2,Robert", "3,Cy"))
-
-	// Next cycle, clean data: the stale reports go away.
-	report = NewRejectReport(nullpk, dups, []string{"name"})
-	g.Expect(report.Close()).To(Succeed())
-	g.Expect(nullpk).NotTo(BeAnExistingFile())
-	g.Expect(dups).NotTo(BeAnExistingFile())
 }
 
 // A file several times larger than the memory the read uses: the read must

@@ -1,4 +1,9 @@
-package csv
+// Package reports writes the files a person opens to fix an export: per user, the rows
+// cleansing set aside (a null or a duplicate key) from any endpoint; per export, a csv file's
+// rows that are no one's. They are plain UTF-8 comma-separated files whatever the export's own
+// format, so any spreadsheet opens them, and each is replaced by the next cycle's, so a report
+// never outlives its problem.
+package reports
 
 import (
 	"bufio"
@@ -10,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/chainsync/chainsync/internal/connector/csv"
 	"github.com/chainsync/chainsync/internal/delta"
 )
 
@@ -87,22 +93,6 @@ func (r *RejectReport) Close() error {
 	return errors.Join(errs...)
 }
 
-// RejectedRow is a row of an export that no user's cycle can take: it is
-// malformed (cells missing or extra, a broken quote) and its scope cells,
-// which say whose it is, cannot be read.
-type RejectedRow struct {
-	// File is the export's file name; Line is where the row starts in it,
-	// counting from 1 with the header.
-	File string
-	Line int
-	// Reason says what is wrong with the row.
-	Reason string
-	// Header is the file's header row; Cells are the row's cells as far as
-	// they could be read.
-	Header []string
-	Cells  []string
-}
-
 // RowReport writes the rows an export's reads could give to no user
 // (RejectedRow) to one file, the export's <entity>.rejected.csv, and counts
 // them. Like RejectReport's files it is plain UTF-8 comma-separated, holds
@@ -129,9 +119,9 @@ func NewRowReport(path string) *RowReport {
 	return &RowReport{path: path, seen: map[rowRef]bool{}}
 }
 
-// Add writes one rejected row. It fits Config.OnRejectedRow except for the
-// error, which the caller keeps for Close.
-func (r *RowReport) Add(row RejectedRow) error {
+// Add writes one rejected row. It fits csv.Config.OnRejectedRow except for
+// the error, which the caller keeps for Close.
+func (r *RowReport) Add(row csv.RejectedRow) error {
 	ref := rowRef{row.File, row.Line}
 	if r.seen[ref] {
 		return nil
@@ -191,9 +181,10 @@ func publishReport(f *reportFile, dst string) error {
 		os.Remove(f.tmp.Name())
 		return fmt.Errorf("writing %s: %w", dst, err)
 	}
-	if err := replaceFile(f.tmp, dst); err != nil {
+	// Renamed without syncing: a report lost to a crash is written again by the next cycle.
+	if err := errors.Join(f.tmp.Close(), os.Rename(f.tmp.Name(), dst)); err != nil {
 		os.Remove(f.tmp.Name())
-		return err
+		return fmt.Errorf("replacing %s: %w", dst, err)
 	}
 	return nil
 }
