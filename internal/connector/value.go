@@ -83,7 +83,6 @@ func (v Value) IsNull() bool { return v.Kind == KindNull }
 // AsInt parses an Int (or integral Float/String) value.
 func (v Value) AsInt() (int64, error) { return strconv.ParseInt(v.Text, 10, 64) }
 
-
 // AsTime parses a Time value.
 func (v Value) AsTime() (time.Time, error) { return time.Parse(time.RFC3339Nano, v.Text) }
 

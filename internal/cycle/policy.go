@@ -89,7 +89,9 @@ func endpointSpec(policy *syncv1alpha1.SyncPolicy, side string) endpoint.Spec {
 }
 
 // Secret implements endpoint.Env from the Secrets mounted in the pod.
-func (e endpoints) Secret(ref syncv1alpha1.SecretKeyReference) (string, error) { return e.secrets.get(ref) }
+func (e endpoints) Secret(ref syncv1alpha1.SecretKeyReference) (string, error) {
+	return e.secrets.get(ref)
+}
 
 // OnRejectedRow implements csv.RejectedRowsEnv: the export's rows that are no one's go to the
 // Job's report.

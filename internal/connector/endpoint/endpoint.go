@@ -5,7 +5,10 @@
 package endpoint
 
 import (
+	"context"
+
 	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
+	"github.com/chainsync/chainsync/internal/connector"
 	"github.com/chainsync/chainsync/internal/connector/collection"
 )
 
@@ -26,4 +29,34 @@ type Env interface {
 	// Secret returns the value of a key of a Secret the policy names (mounted in the pod, never
 	// read from the API).
 	Secret(syncv1alpha1.SecretKeyReference) (string, error)
+}
+
+// Config is what a connector decodes its block into: it checks itself without volumes, Secrets
+// or servers.
+type Config interface{ ValidateSpec() error }
+
+// Kind makes the connectors of one type. Decode reads the block into the connector's Config;
+// Connect resolves what the block names through env (a path on a claim, a Secret) and opens
+// the connector.
+type Kind[C Config] struct {
+	Decode  func(Spec) (C, error)
+	Connect func(ctx context.Context, cfg C, spec Spec, env Env) (connector.Connector, error)
+}
+
+// ValidateSpec checks the block with the rules Open applies.
+func (k Kind[C]) ValidateSpec(spec Spec) error {
+	cfg, err := k.Decode(spec)
+	if err != nil {
+		return err
+	}
+	return cfg.ValidateSpec()
+}
+
+// Open makes the connector for one cycle of one user.
+func (k Kind[C]) Open(ctx context.Context, spec Spec, env Env) (connector.Connector, error) {
+	cfg, err := k.Decode(spec)
+	if err != nil {
+		return nil, err
+	}
+	return k.Connect(ctx, cfg, spec, env)
 }

@@ -10,32 +10,20 @@ import (
 )
 
 // Kind makes postgres connectors from a SyncPolicy endpoint's postgres block.
-type Kind struct{}
-
-func (Kind) config(spec endpoint.Spec) (Config, error) {
-	b := spec.Endpoint.Postgres
-	if b == nil {
-		return Config{}, connector.InvalidConfig(fmt.Errorf("%s.postgres: must be set for connector postgres", spec.Side))
-	}
-	return Config{Side: spec.Side, Host: b.Host, Port: int(b.Port), Database: b.Database, Schema: b.Schema,
-		SSLMode: string(b.SSLMode), Entities: spec.Entities}, nil
+var Kind = endpoint.Kind[Config]{
+	Decode: func(spec endpoint.Spec) (Config, error) {
+		b := spec.Endpoint.Postgres
+		if b == nil {
+			return Config{}, connector.InvalidConfig(fmt.Errorf("%s.postgres: must be set for connector postgres", spec.Side))
+		}
+		return Config{Side: spec.Side, Host: b.Host, Port: int(b.Port), Database: b.Database, Schema: b.Schema,
+			SSLMode: string(b.SSLMode), Entities: spec.Entities}, nil
+	},
+	Connect: connect,
 }
 
-// ValidateSpec checks the block without the Secrets and the server.
-func (k Kind) ValidateSpec(spec endpoint.Spec) error {
-	cfg, err := k.config(spec)
-	if err != nil {
-		return err
-	}
-	return cfg.ValidateSpec()
-}
-
-// Open connects with the credentials (and CA) of the Secrets the block names.
-func (k Kind) Open(ctx context.Context, spec endpoint.Spec, env endpoint.Env) (connector.Connector, error) {
-	cfg, err := k.config(spec)
-	if err != nil {
-		return nil, err
-	}
+// connect reads the credentials (and CA) of the Secrets the block names, then connects.
+func connect(ctx context.Context, cfg Config, spec endpoint.Spec, env endpoint.Env) (connector.Connector, error) {
 	b := spec.Endpoint.Postgres
 	secret := func(field string, ref syncv1alpha1.SecretKeyReference) (string, error) {
 		v, err := env.Secret(ref)
@@ -44,6 +32,7 @@ func (k Kind) Open(ctx context.Context, spec endpoint.Spec, env endpoint.Env) (c
 		}
 		return v, nil
 	}
+	var err error
 	creds := b.CredentialsSecretRef
 	if cfg.User, err = secret("credentialsSecretRef", syncv1alpha1.SecretKeyReference{Name: creds.Name, Key: creds.UsernameKey}); err != nil {
 		return nil, err

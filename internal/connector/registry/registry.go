@@ -24,9 +24,9 @@ type Kind interface {
 }
 
 var kinds = map[syncv1alpha1.ConnectorType]Kind{
-	syncv1alpha1.CSVConnector:      csv.Kind{},
-	syncv1alpha1.SQLiteConnector:   sqlite.Kind{},
-	syncv1alpha1.PostgresConnector: postgres.Kind{},
+	syncv1alpha1.CSVConnector:      csv.Kind,
+	syncv1alpha1.SQLiteConnector:   sqlite.Kind,
+	syncv1alpha1.PostgresConnector: postgres.Kind,
 }
 
 func kindOf(spec endpoint.Spec) (Kind, error) {

@@ -10,8 +10,8 @@ import (
 
 	"github.com/chainsync/chainsync/internal/connector"
 	"github.com/chainsync/chainsync/internal/connector/collection"
-	"github.com/chainsync/chainsync/internal/engine/enginetest"
 	"github.com/chainsync/chainsync/internal/connector/sqlgen"
+	"github.com/chainsync/chainsync/internal/engine/enginetest"
 )
 
 func TestMain(m *testing.M) {

@@ -405,7 +405,7 @@ func twoWayKillAndRerun(t *testing.T, f Fixture) {
 	g.Expect(ok).To(BeTrue(), "the child must be killed, not finish: %v\n%s", err, out)
 	status := exit.Sys().(syscall.WaitStatus)
 	g.Expect(status.Signaled() && status.Signal() == syscall.SIGKILL).To(BeTrue(), "the child died by SIGKILL: %v\n%s", err, out)
-	g.Expect(len(w.Src.Rows(t, Ann.Email)) + len(w.Tgt.Rows(t, Ann.Email))).To(BeNumerically(">", 2*n), "the killed cycle wrote before dying")
+	g.Expect(len(w.Src.Rows(t, Ann.Email))+len(w.Tgt.Rows(t, Ann.Email))).To(BeNumerically(">", 2*n), "the killed cycle wrote before dying")
 
 	w.Src.Put(t, Ann.Email, "s0000@x", "Source person 0, edited", At(70))
 	w.Tgt.Put(t, Ann.Email, "t0001@x", "Target person 1, edited", At(70))
