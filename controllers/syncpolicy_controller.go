@@ -187,9 +187,6 @@ func (r *SyncPolicyReconciler) launch(ctx context.Context, policy *syncv1alpha1.
 			users = append(users, d.user)
 		}
 		job := r.Jobs.CycleJob(policy, cycleJobName(policy.Name, keys), users)
-		if err := ctrl.SetControllerReference(policy, job, r.Scheme); err != nil {
-			return created, err
-		}
 		if err := r.Create(ctx, job); err != nil {
 			if apierrors.IsAlreadyExists(err) {
 				continue // Launched by an earlier reconcile of the same world.

@@ -65,7 +65,7 @@ type Runner struct {
 	// AllowedDestinations are the hosts the operator allowed the policy's Secrets to be sent to.
 	AllowedDestinations []string
 	// FSRoot, when set, prefixes every absolute path: the local Job executor emulates the pod's
-	// filesystem under it (CHAINSYNC_FS_ROOT).
+	// filesystem under it (--fs-root).
 	FSRoot string
 	// Concurrency bounds how many users run at once.
 	Concurrency int
@@ -206,12 +206,12 @@ func (r *Runner) runEngine(ctx context.Context, user *syncv1alpha1.SyncUser, uc 
 	if err != nil {
 		return engine.Result{}, fmt.Errorf("%w: %w", engine.ErrEndpoint, err)
 	}
-	defer closeConnector(source)
+	defer source.Close()
 	target, err := eps.open(ctx, "target")
 	if err != nil {
 		return engine.Result{}, fmt.Errorf("%w: %w", engine.ErrEndpoint, err)
 	}
-	defer closeConnector(target)
+	defer target.Close()
 	source, target = crashHooks.wrap("source", source), crashHooks.wrap("target", target)
 	if uc.clear != nil {
 		if err := r.clearRecords(store, identity, p, *uc.clear); err != nil {
@@ -270,12 +270,6 @@ func (r *Runner) clearRecords(store *records.Store, identity string, p engine.Po
 	}
 	crashHooks.at(crashAfterClear)
 	return nil
-}
-
-func closeConnector(c connector.Connector) {
-	if closer, ok := c.(interface{ Close() error }); ok {
-		_ = closer.Close()
-	}
 }
 
 // releaseEarlierClaims hands the user's claim on the target over from the policies the user has
