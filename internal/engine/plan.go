@@ -249,36 +249,106 @@ func (r *runner) chooseMode(p *entityPlan) Mode {
 	return Incremental
 }
 
+// readSide reads one side of the pair in the plan's mode: only what changed (Incremental), or
+// everything against the records. Items it cannot deliver are reported, and kept from being
+// taken for deleted.
 func (r *runner) readSide(ctx context.Context, p *entityPlan, s *side) (*observed, error) {
-	obs := &observed{read: true, changed: map[string]delta.Entry{}, deleted: map[string]bool{}, unchanged: map[string]delta.Entry{}, held: map[string]bool{}}
-	missing := unread{byKey: map[string][]int{}, byID: map[string][]int{}}
-	req := connector.ReadRequest{Scope: r.cycle.Scope, Entity: s.entity, Fields: append(slices.Clone(s.fields), s.keyFields...)}
+	rd := &sideRead{
+		obs:       &observed{read: true, changed: map[string]delta.Entry{}, deleted: map[string]bool{}, unchanged: map[string]delta.Entry{}, held: map[string]bool{}},
+		missing:   unread{byKey: map[string][]int{}, byID: map[string][]int{}},
+		req:       connector.ReadRequest{Scope: r.cycle.Scope, Entity: s.entity, Fields: append(slices.Clone(s.fields), s.keyFields...)},
+		cleansing: delta.Cleansing{Fields: s.fields, KeyFields: s.keyFields, SpillDir: r.cycle.SpillDir},
+	}
 	cr, canIncrement := s.conn.(connector.ChangeReader)
 	if canIncrement && s.caps.Incremental {
 		// Taken before reading: a change made during the read is seen
 		// again next cycle instead of lost.
-		wm, err := cr.CurrentWatermark(ctx, req)
+		wm, err := cr.CurrentWatermark(ctx, rd.req)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrEndpoint, err)
 		}
-		obs.watermark = wm
+		rd.obs.watermark = wm
 	}
-	cleansing := delta.Cleansing{Fields: s.fields, KeyFields: s.keyFields, SpillDir: r.cycle.SpillDir}
-	onItemError := func(err error) {
+	rd.onItemError = func(err error) {
 		p.counts.Errors++
 		var ie *connector.ItemError
 		errors.As(err, &ie)
 		p.report(s, ReportError, "", ie.ID, err.Error())
-		missing.add("", ie.ID, len(p.reports)-1, ReportError)
+		rd.missing.add("", ie.ID, len(p.reports)-1, ReportError)
 	}
-	onReject := func(rej delta.Rejected) {
+	rd.onReject = func(rej delta.Rejected) {
 		p.counts.Skipped++
 		p.report(s, string(rej.Reason), rej.Entry.Key, rej.Entry.ID, "set aside by cleansing")
-		missing.add(rej.Entry.Key, rej.Entry.ID, len(p.reports)-1, string(rej.Reason))
+		rd.missing.add(rej.Entry.Key, rej.Entry.ID, len(p.reports)-1, string(rej.Reason))
 		if r.cycle.OnReject != nil && !r.cycle.Policy.DryRun {
 			r.cycle.OnReject(p.entity.Name, s.endpoint, rej)
 		}
 	}
+	if p.mode == Incremental {
+		return r.readChanges(ctx, p, s, cr, rd)
+	}
+	return r.readAll(ctx, p, s, rd)
+}
+
+// sideRead is one side's read in progress: what it observed, what it could not deliver, and
+// how it reports both.
+type sideRead struct {
+	obs         *observed
+	missing     unread
+	req         connector.ReadRequest
+	cleansing   delta.Cleansing
+	onItemError func(error)
+	onReject    func(delta.Rejected)
+}
+
+// readChanges reads only what changed on s since the pair's watermark, and looks each change up
+// in the records.
+func (r *runner) readChanges(ctx context.Context, p *entityPlan, s *side, cr connector.ChangeReader, rd *sideRead) (*observed, error) {
+	obs := rd.obs
+	for item, err := range cr.ReadChanges(ctx, rd.req, p.state.Watermarks[s.index]) {
+		if err != nil {
+			if connector.IsItemError(err) {
+				rd.onItemError(err)
+				continue
+			}
+			return nil, fmt.Errorf("%w: %w", ErrEndpoint, err)
+		}
+		err := r.view(func(tx *records.Tx) error {
+			if item.Deleted {
+				l, ok, err := tx.Link(p.pair, s.index, item.ID)
+				if ok && !l.Sides[s.index].Gone {
+					obs.deleted[l.Sides[0].Key] = true
+				}
+				return err
+			}
+			e, ok := rd.cleansing.Project(item)
+			if !ok {
+				rd.onReject(delta.Rejected{Reason: delta.NullKey, Entry: e})
+				return nil
+			}
+			l, ok, err := tx.Link(p.pair, s.index, e.Key)
+			switch {
+			case err != nil:
+				return err
+			case !ok:
+				obs.inserts = append(obs.inserts, e)
+			case l.Sides[s.index].Hash != e.Hash:
+				obs.changed[l.Sides[0].Key] = e
+				delete(obs.deleted, l.Sides[0].Key)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("looking up records: %w", err)
+		}
+	}
+	return obs, nil
+}
+
+// readAll reads everything on s, cleansed and sorted, and merges it against the records: what
+// is new, changed, gone, and (where the other side drifted) unchanged.
+func (r *runner) readAll(ctx context.Context, p *entityPlan, s *side, rd *sideRead) (*observed, error) {
+	obs := rd.obs
 	other := p.obs[s.index.Other()]
 	driftedOther := func(key0 string) bool {
 		if other == nil {
@@ -287,49 +357,7 @@ func (r *runner) readSide(ctx context.Context, p *entityPlan, s *side) (*observe
 		_, changed := other.changed[key0]
 		return changed || other.deleted[key0]
 	}
-
-	if p.mode == Incremental {
-		for item, err := range cr.ReadChanges(ctx, req, p.state.Watermarks[s.index]) {
-			if err != nil {
-				if connector.IsItemError(err) {
-					onItemError(err)
-					continue
-				}
-				return nil, fmt.Errorf("%w: %w", ErrEndpoint, err)
-			}
-			err := r.view(func(tx *records.Tx) error {
-				if item.Deleted {
-					l, ok, err := tx.Link(p.pair, s.index, item.ID)
-					if ok && !l.Sides[s.index].Gone {
-						obs.deleted[l.Sides[0].Key] = true
-					}
-					return err
-				}
-				e, ok := cleansing.Project(item)
-				if !ok {
-					onReject(delta.Rejected{Reason: delta.NullKey, Entry: e})
-					return nil
-				}
-				l, ok, err := tx.Link(p.pair, s.index, e.Key)
-				switch {
-				case err != nil:
-					return err
-				case !ok:
-					obs.inserts = append(obs.inserts, e)
-				case l.Sides[s.index].Hash != e.Hash:
-					obs.changed[l.Sides[0].Key] = e
-					delete(obs.deleted, l.Sides[0].Key)
-				}
-				return nil
-			})
-			if err != nil {
-				return nil, fmt.Errorf("looking up records: %w", err)
-			}
-		}
-		return obs, nil
-	}
-
-	sorter, sorted, err := cleansing.Prepare(s.conn.ReadAll(ctx, req), onItemError, onReject)
+	sorter, sorted, err := rd.cleansing.Prepare(s.conn.ReadAll(ctx, rd.req), rd.onItemError, rd.onReject)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrEndpoint, err)
 	}
@@ -360,7 +388,7 @@ func (r *runner) readSide(ctx context.Context, p *entityPlan, s *side) (*observe
 			case delta.Update:
 				obs.changed[c.Recorded.Ref] = c.Current
 			case delta.Delete:
-				if c.Recorded.Hash != "" && !p.holdUnread(s, obs, &missing, c.Recorded) {
+				if c.Recorded.Hash != "" && !p.holdUnread(s, obs, &rd.missing, c.Recorded) {
 					obs.deleted[c.Recorded.Ref] = true
 				}
 			case delta.Unchanged:
