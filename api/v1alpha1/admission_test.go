@@ -190,6 +190,7 @@ func TestDefaultsAreVisibleOnCreatedObjects(t *testing.T) {
 	g.Expect(s.Schedule.CompleteEvery).To(Equal("24h"))
 	g.Expect(s.Deletes.Propagate).To(BeFalse())
 	g.Expect(s.Deletes.MaxPercent).To(HaveValue(BeEquivalentTo(10)))
+	g.Expect(s.Deletes.MinCount).To(HaveValue(BeEquivalentTo(5)), "the percentage applies above five deletes")
 	g.Expect(s.JobTemplate.UsersPerJob).To(BeEquivalentTo(50))
 	g.Expect(s.JobTemplate.Parallelism).To(BeEquivalentTo(1))
 	g.Expect(s.JobTemplate.Concurrency).To(BeEquivalentTo(4))
