@@ -3,7 +3,6 @@ package controllers
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -112,7 +111,7 @@ func (b CycleJobBuilder) CycleJob(policy *syncv1alpha1.SyncPolicy, name string, 
 		vol := "secret-" + strconv.Itoa(i)
 		pod.Volumes = append(pod.Volumes, corev1.Volume{Name: vol, VolumeSource: corev1.VolumeSource{Secret: secret}})
 		pod.Containers[0].VolumeMounts = append(pod.Containers[0].VolumeMounts,
-			corev1.VolumeMount{Name: vol, MountPath: path.Join(SecretsRoot, secret.SecretName), ReadOnly: true})
+			corev1.VolumeMount{Name: vol, MountPath: jobargs.SecretPath(SecretsRoot, secret.SecretName, ""), ReadOnly: true})
 	}
 	job.Spec.CompletionMode = ptr.To(batchv1.IndexedCompletion)
 	job.Spec.Completions = ptr.To(pods)
@@ -151,7 +150,7 @@ func (b CycleJobBuilder) job(policy *syncv1alpha1.SyncPolicy, name string, args 
 		vol := "claim-" + strconv.Itoa(i)
 		volumes = append(volumes, corev1.Volume{Name: vol, VolumeSource: corev1.VolumeSource{
 			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim}}})
-		mounts = append(mounts, corev1.VolumeMount{Name: vol, MountPath: path.Join(VolumesRoot, claim)})
+		mounts = append(mounts, corev1.VolumeMount{Name: vol, MountPath: jobargs.ClaimPath(VolumesRoot, claim, "")})
 	}
 	return &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: policy.Namespace, Labels: labels},
@@ -227,7 +226,7 @@ func checkedDestinations(policy *syncv1alpha1.SyncPolicy) []string {
 
 // storePath is where a cycle pod finds the policy's record store.
 func storePath(policy *syncv1alpha1.SyncPolicy) string {
-	return path.Join(VolumesRoot, policy.Spec.Store.ClaimName, policy.Spec.Store.SubPath)
+	return jobargs.ClaimPath(VolumesRoot, policy.Spec.Store.ClaimName, policy.Spec.Store.SubPath)
 }
 
 // jobUsers returns the SyncUser names a cycle Job runs; none for any other Job.

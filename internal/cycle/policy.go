@@ -13,6 +13,7 @@ import (
 	"github.com/chainsync/chainsync/internal/connector/endpoint"
 	"github.com/chainsync/chainsync/internal/connector/registry"
 	"github.com/chainsync/chainsync/internal/engine"
+	"github.com/chainsync/chainsync/internal/jobargs"
 )
 
 // enginePolicy translates a SyncPolicy into the engine's terms.
@@ -127,5 +128,5 @@ func ValidateSpec(policy *syncv1alpha1.SyncPolicy) error {
 // Path implements endpoint.Env: a file on a claim, under the directory where the pod mounts that
 // claim.
 func (e endpoints) Path(vp syncv1alpha1.VolumePath) string {
-	return filepath.Join(e.fsRoot, e.volumes, e.policy.ClaimOf(vp), filepath.FromSlash(vp.Path))
+	return filepath.Join(e.fsRoot, filepath.FromSlash(jobargs.ClaimPath(e.volumes, e.policy.ClaimOf(vp), vp.Path)))
 }

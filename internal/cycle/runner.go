@@ -24,6 +24,7 @@ import (
 	"github.com/chainsync/chainsync/internal/connector"
 	"github.com/chainsync/chainsync/internal/connector/csv"
 	"github.com/chainsync/chainsync/internal/engine"
+	"github.com/chainsync/chainsync/internal/jobargs"
 	"github.com/chainsync/chainsync/internal/records"
 )
 
@@ -299,7 +300,7 @@ func (r *Runner) readSecrets(policy *syncv1alpha1.SyncPolicy) (secretValues, err
 		if !filepath.IsLocal(ref.Name) || !filepath.IsLocal(ref.Key) || strings.ContainsRune(ref.Name+ref.Key, filepath.Separator) {
 			return nil, fmt.Errorf("Secret %q key %q is not a plain name", ref.Name, ref.Key)
 		}
-		b, err := os.ReadFile(filepath.Join(r.FSRoot, r.Secrets, ref.Name, ref.Key))
+		b, err := os.ReadFile(filepath.Join(r.FSRoot, filepath.FromSlash(jobargs.SecretPath(r.Secrets, ref.Name, ref.Key))))
 		if errors.Is(err, os.ErrNotExist) {
 			continue // Reported by secretValues.get as a missing key, in the endpoint's terms.
 		}

@@ -9,6 +9,7 @@ package jobargs
 
 import (
 	"fmt"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -25,6 +26,14 @@ const (
 	// <SecretsRoot>/<secret>/<key>.
 	SecretsRoot = "/chainsync/secrets"
 )
+
+// ClaimPath is where a pod finds p (slash-separated, "" for the claim itself) on claim, under
+// the volumes root: the Jobs mount each claim there, and the commands resolve paths there.
+func ClaimPath(volumes, claim, p string) string { return path.Join(volumes, claim, p) }
+
+// SecretPath is where a pod finds a Secret's key ("" for the Secret's directory) under the
+// Secrets root.
+func SecretPath(secrets, name, key string) string { return path.Join(secrets, name, key) }
 
 // The subcommands of chainsync that Jobs run.
 const (

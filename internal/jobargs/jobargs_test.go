@@ -80,3 +80,10 @@ func TestForgetRecordsArgsParseBackToTheSameValue(t *testing.T) {
 	_, err := ParseForgetRecords([]string{"forget-records", "--job", "j", "--", "ada"})
 	g.Expect(err).To(MatchError("required flags not set: --namespace, --store"))
 }
+
+func TestThePodsLayoutIsOneClaimOrSecretPerDirectory(t *testing.T) {
+	g := NewWithT(t)
+	g.Expect(ClaimPath(VolumesRoot, "hr-exports", "exports/latest")).To(Equal("/chainsync/volumes/hr-exports/exports/latest"))
+	g.Expect(ClaimPath(VolumesRoot, "records", "")).To(Equal("/chainsync/volumes/records"))
+	g.Expect(SecretPath(SecretsRoot, "crm-db", "password")).To(Equal("/chainsync/secrets/crm-db/password"))
+}
