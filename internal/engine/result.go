@@ -100,8 +100,8 @@ type Result struct {
 }
 
 // Empty reports whether the cycle had nothing left to do: no errors, no
-// skipped items, no creations and no deletions (Riva's definition, which
-// moves a user along an onboarding chain). Updates do not count. Conflicts,
+// skipped items, no creations and no deletions: what moves a user along an
+// onboarding chain. Updates do not count. Conflicts,
 // quarantined items and held-back deletes count as skipped, since they are
 // left unsynced.
 func (r Result) Empty() bool {

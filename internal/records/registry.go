@@ -14,9 +14,8 @@ const registryFile = "registry.db"
 
 var bucketClaims = []byte("claims")
 
-// Claim says that a policy syncs a user into a target endpoint, like Riva's
-// syncDestinations: two policies writing one user into one target would
-// fight over the same items.
+// Claim says that a policy syncs a user into a target endpoint: two policies
+// writing one user into one target would fight over the same items.
 type Claim struct {
 	User   string    `json:"user"`
 	Target string    `json:"target"`
