@@ -161,7 +161,7 @@ const (
 )
 
 // Annotations a person (or a script) sets to ask for something now. Each takes a value, and a
-// request is handled once per new value, as Flux's reconcile.fluxcd.io/requestedAt is.
+// request is handled once per new value, so the same request can be made again with a new one.
 const (
 	// RequestedAtAnnotation on a SyncPolicy or SyncUser asks for a cycle now; any new value does.
 	RequestedAtAnnotation = "sync.chainsync.dev/requested-at"
