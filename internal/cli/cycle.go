@@ -40,20 +40,8 @@ every user's cycle ran, item errors included; non-zero when the cycle itself cou
 			if err != nil {
 				return err
 			}
-			r := &cycle.Runner{
-				Client:              c,
-				Namespace:           args.Namespace,
-				Policy:              args.Policy,
-				Job:                 args.Job,
-				Store:               args.Store,
-				Volumes:             args.Volumes,
-				Secrets:             args.Secrets,
-				AllowedDestinations: args.AllowedDestinations,
-				FSRoot:              fsRoot,
-				Concurrency:         args.Concurrency,
-				LockTimeout:         args.LockTimeout,
-				Log:                 logger(cmd.ErrOrStderr()).WithName("cycle").WithValues("job", args.Job),
-			}
+			r := &cycle.Runner{Cycle: args, Client: c, FSRoot: fsRoot,
+				Log: logger(cmd.ErrOrStderr()).WithName("cycle").WithValues("job", args.Job)}
 			return r.Run(cmd.Context(), mine)
 		},
 	}
@@ -83,15 +71,9 @@ names their records.`,
 			if err != nil {
 				return err
 			}
-			r := &cycle.Runner{
-				Client:      c,
-				Namespace:   args.Namespace,
-				Job:         args.Job,
-				Store:       args.Store,
-				FSRoot:      fsRoot,
-				LockTimeout: args.LockTimeout,
-				Log:         logger(cmd.ErrOrStderr()).WithName("forget-records").WithValues("job", args.Job),
-			}
+			r := &cycle.Runner{Client: c, FSRoot: fsRoot,
+				Cycle: jobargs.Cycle{Namespace: args.Namespace, Job: args.Job, Store: args.Store, LockTimeout: args.LockTimeout},
+				Log:   logger(cmd.ErrOrStderr()).WithName("forget-records").WithValues("job", args.Job)}
 			return r.Forget(cmd.Context(), args.Users)
 		},
 	}

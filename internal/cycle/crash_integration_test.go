@@ -262,8 +262,8 @@ func (w *crashWorld) kill(c crashChild) {
 
 // cycle runs job's cycle to the end in this process and returns the user's status after it.
 func (w *crashWorld) cycle(job string) syncv1alpha1.SyncUserStatus {
-	r := &cycle.Runner{Client: w.k8s, Namespace: w.ns, Policy: "directory", Job: job, Store: w.claim, Volumes: w.volumes,
-		Concurrency: 1, LockTimeout: 5 * time.Second, Log: logr.Discard()}
+	r := &cycle.Runner{Client: w.k8s, Log: logr.Discard(), Cycle: jobargs.Cycle{Namespace: w.ns, Policy: "directory", Job: job,
+		Store: w.claim, Volumes: w.volumes, Concurrency: 1, LockTimeout: 5 * time.Second}}
 	w.g.Expect(r.Run(w.ctx, []string{"ada"})).To(Succeed())
 	st := w.user().Status
 	w.g.Expect(st.LastCycle).NotTo(BeNil())
@@ -333,8 +333,8 @@ func TestRetriedJobLeavesTheUsersItFinished(t *testing.T) {
 	w.g.Expect(bob.Status.LastCycle).To(BeNil(), "killed before bob's result")
 
 	w.editSource("E001", "Ada King") // would make a second cycle of ada a changed one
-	r := &cycle.Runner{Client: w.k8s, Namespace: w.ns, Policy: "directory", Job: "sync-1", Store: w.claim, Volumes: w.volumes,
-		Concurrency: 1, LockTimeout: 5 * time.Second, Log: logr.Discard()}
+	r := &cycle.Runner{Client: w.k8s, Log: logr.Discard(), Cycle: jobargs.Cycle{Namespace: w.ns, Policy: "directory", Job: "sync-1",
+		Store: w.claim, Volumes: w.volumes, Concurrency: 1, LockTimeout: 5 * time.Second}}
 	w.g.Expect(r.Run(w.ctx, []string{"ada", "bob"})).To(Succeed())
 	w.g.Expect(w.user().Status.LastCycle).To(Equal(done), "the result counted stays")
 	w.g.Expect(w.k8s.Get(w.ctx, client.ObjectKeyFromObject(bob), bob)).To(Succeed())

@@ -24,6 +24,7 @@ import (
 	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
 	"github.com/chainsync/chainsync/internal/cli"
 	"github.com/chainsync/chainsync/internal/cycle"
+	"github.com/chainsync/chainsync/internal/jobargs"
 	"github.com/chainsync/chainsync/internal/records"
 	"github.com/chainsync/chainsync/internal/testenv"
 )
@@ -119,8 +120,8 @@ func TestItemReportsReachTheRecordsAndTheStatus(t *testing.T) {
 
 	clock := &stepClock{t: time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)}
 	runCycle := func(job string) *syncv1alpha1.CycleResult {
-		r := &cycle.Runner{Client: k8s, Namespace: ns, Policy: "import", Job: job, Store: claim, Volumes: volumes,
-			Concurrency: 1, LockTimeout: time.Second, Clock: clock, Log: logr.Discard()}
+		r := &cycle.Runner{Client: k8s, Clock: clock, Log: logr.Discard(), Cycle: jobargs.Cycle{Namespace: ns, Policy: "import",
+			Job: job, Store: claim, Volumes: volumes, Concurrency: 1, LockTimeout: time.Second}}
 		g.Expect(r.Run(ctx, []string{"ada"})).To(Succeed())
 		got := &syncv1alpha1.SyncUser{}
 		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(user), got)).To(Succeed())

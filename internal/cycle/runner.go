@@ -50,30 +50,15 @@ const (
 	crashForgetReleased = "forget-released" // one of its claims released, perhaps not all
 )
 
-// Runner runs one cycle Job's share of users.
+// Runner runs one cycle Job's share of users, as its arguments say.
 type Runner struct {
-	Client    client.Client
-	Namespace string
-	Policy    string
-	// Job names the cycle; users' results carry it and delete approvals name it.
-	Job string
-	// Store is the record store's directory as the pod sees it.
-	Store string
-	// Volumes is where the pod mounts each claim, one directory per claim name.
-	Volumes string
-	// Secrets is where the pod mounts the policy's Secrets: <Secrets>/<secret>/<key>.
-	Secrets string
-	// AllowedDestinations are the hosts the operator allowed the policy's Secrets to be sent to.
-	AllowedDestinations []string
+	jobargs.Cycle
+	Client client.Client
 	// FSRoot, when set, prefixes every absolute path: the local Job executor emulates the pod's
 	// filesystem under it (--fs-root).
 	FSRoot string
-	// Concurrency bounds how many users run at once.
-	Concurrency int
-	// LockTimeout is how long a user's cycle waits for another cycle of the same user.
-	LockTimeout time.Duration
-	Clock       engine.Clock
-	Log         logr.Logger
+	Clock  engine.Clock
+	Log    logr.Logger
 }
 
 // Run cycles users (SyncUser names). It fails only when the cycle cannot run at all (policy,
