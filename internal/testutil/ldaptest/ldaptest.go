@@ -1,0 +1,447 @@
+// Package ldaptest gives tests a real OpenLDAP server: a throwaway slapd
+// started from the system's binary (Debian's slapd package) in a temporary
+// directory, with a configuration of its own (cn=config made by slapadd), on
+// free loopback ports, one per test binary.
+//
+// The server listens for plain LDAP (StartTLS offered) and for LDAPS, with a
+// certificate authority made for the run (Server.CAPEM). Its database holds
+// the suffix dc=example,dc=com, managed by Server.BindDN; it answers at most
+// SizeLimit entries to a search that does not page its results (RFC 2696),
+// so tests prove that large reads page.
+//
+// Tests never skip for want of a server: when slapd is missing, Main fails
+// the binary with the command that installs it.
+package ldaptest
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+)
+
+// FixCommand installs what the harness needs.
+const FixCommand = "hack/ensure-slapd.sh"
+
+// Suffix is the naming context of the server's database.
+const Suffix = "dc=example,dc=com"
+
+// SizeLimit is the most entries the server returns to one search that does
+// not page its results.
+const SizeLimit = 100
+
+// Server is a running slapd for tests.
+type Server struct {
+	Host string
+	// Port serves plain LDAP (and StartTLS), TLSPort LDAPS.
+	Port, TLSPort int
+	// BindDN and Password are the database's root DN, allowed everything
+	// and exempt from limits: tests set up and inspect entries with it.
+	BindDN, Password string
+	// ServiceDN and ServicePassword are an ordinary account that may read
+	// and write the whole suffix and is held to the size limit, as a
+	// connector's bind account is.
+	ServiceDN, ServicePassword string
+	// CAPEM is the certificate authority of the server's TLS certificate.
+	CAPEM string
+
+	dir    string
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+// URL is the ldap:// URL of the server.
+func (s *Server) URL() string { return "ldap://" + net.JoinHostPort(s.Host, strconv.Itoa(s.Port)) }
+
+// TLSURL is the ldaps:// URL of the server.
+func (s *Server) TLSURL() string {
+	return "ldaps://" + net.JoinHostPort(s.Host, strconv.Itoa(s.TLSPort))
+}
+
+var current *Server
+
+// Main runs a test binary's tests against a server, with extra schema (an
+// LDIF of cn=schema,cn=config children, or "") loaded: call it from TestMain
+// as os.Exit(ldaptest.Main(m, schema)).
+func Main(m *testing.M, schema string) int {
+	s, err := Start(schema)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: no OpenLDAP server for the tests: %v\n", err)
+		fmt.Fprintf(os.Stderr, "Fix: run %s (installs Debian's slapd and ldap-utils packages)\n", FixCommand)
+		return 1
+	}
+	current = s
+	code := m.Run()
+	if err := s.Stop(); err != nil {
+		fmt.Fprintf(os.Stderr, "stopping the test slapd: %v\n", err)
+	}
+	return code
+}
+
+// Current is the server Main started.
+func Current(t testing.TB) *Server {
+	t.Helper()
+	if current == nil {
+		t.Fatalf("ldaptest.Main was not called from TestMain")
+	}
+	return current
+}
+
+var subtreeSeq atomic.Int64
+
+// Subtree creates a fresh organizational unit under Suffix for one test and
+// deletes it with everything below when the test ends, so tests can share
+// the server without seeing each other's entries. It returns its DN.
+func (s *Server) Subtree(t testing.TB) string {
+	t.Helper()
+	dn := fmt.Sprintf("ou=t%d,%s", subtreeSeq.Add(1), Suffix)
+	s.Add(t, dn, map[string][]string{"objectClass": {"organizationalUnit"}})
+	t.Cleanup(func() {
+		if err := s.deleteTree(dn); err != nil {
+			t.Errorf("deleting %s: %v", dn, err)
+		}
+	})
+	return dn
+}
+
+// deleteTree deletes an entry and everything below it, deepest first:
+// OpenLDAP's back-mdb does not offer the tree delete control.
+func (s *Server) deleteTree(dn string) error {
+	conn, err := s.dial()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	res, err := conn.Search(ldap.NewSearchRequest(dn, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
+		"(objectClass=*)", []string{"1.1"}, nil))
+	if err != nil {
+		return err
+	}
+	dns := make([]string, len(res.Entries))
+	for i, e := range res.Entries {
+		dns[i] = e.DN
+	}
+	slices.SortFunc(dns, func(a, b string) int { return strings.Count(b, ",") - strings.Count(a, ",") })
+	for _, d := range dns {
+		if err := conn.Del(ldap.NewDelRequest(d, nil)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Add adds an entry, failing the test on error.
+func (s *Server) Add(t testing.TB, dn string, attrs map[string][]string) {
+	t.Helper()
+	conn := s.Connect(t)
+	defer conn.Close()
+	req := ldap.NewAddRequest(dn, nil)
+	for name, values := range attrs {
+		req.Attribute(name, values)
+	}
+	if err := conn.Add(req); err != nil {
+		t.Fatalf("adding %s: %v", dn, err)
+	}
+}
+
+// Connect opens a connection bound as BindDN, for a test to set up or
+// inspect entries.
+func (s *Server) Connect(t testing.TB) *ldap.Conn {
+	t.Helper()
+	conn, err := s.dial()
+	if err != nil {
+		t.Fatalf("connecting to the test slapd: %v", err)
+	}
+	return conn
+}
+
+func (s *Server) dial() (*ldap.Conn, error) {
+	conn, err := ldap.DialURL(s.URL(), ldap.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}))
+	if err != nil {
+		return nil, err
+	}
+	if err := conn.Bind(s.BindDN, s.Password); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+// Start starts a slapd with extra schema loaded.
+func Start(schema string) (*Server, error) {
+	slapd, err := exec.LookPath("slapd")
+	if err != nil {
+		if _, serr := os.Stat("/usr/sbin/slapd"); serr != nil {
+			return nil, errors.New("slapd not found in /usr/sbin or on PATH")
+		}
+		slapd = "/usr/sbin/slapd"
+	}
+	s := &Server{Host: "127.0.0.1", BindDN: "cn=admin," + Suffix, Password: "chainsync-test-password",
+		ServiceDN: "cn=chainsync," + Suffix, ServicePassword: "chainsync-service-password"}
+	if err := s.start(slapd, schema); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) start(slapd, schema string) error {
+	dir, err := os.MkdirTemp("", "chainsync-ldaptest-")
+	if err != nil {
+		return err
+	}
+	s.dir = dir
+	if err := s.writeTLSFiles(); err != nil {
+		return err
+	}
+	for _, d := range []string{"config", "data"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o700); err != nil {
+			return err
+		}
+	}
+	ldif := filepath.Join(dir, "config.ldif")
+	if err := os.WriteFile(ldif, []byte(s.configLDIF(schema)), 0o600); err != nil {
+		return err
+	}
+	slapadd := exec.Command(slapd, "-T", "add", "-n", "0", "-F", filepath.Join(dir, "config"), "-l", ldif)
+	if out, err := slapadd.CombinedOutput(); err != nil {
+		return fmt.Errorf("slapadd of the test configuration: %w\n%s", err, out)
+	}
+	if s.Port, err = freePort(); err != nil {
+		return err
+	}
+	if s.TLSPort, err = freePort(); err != nil {
+		return err
+	}
+	logf, err := os.Create(filepath.Join(dir, "slapd.log"))
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	// -d keeps slapd in the foreground (so it is ours to wait for);
+	// Pdeathsig stops it if the test binary is killed.
+	s.cmd = exec.Command(slapd, "-d", "0", "-F", filepath.Join(dir, "config"),
+		"-h", s.URL()+"/ "+s.TLSURL()+"/")
+	s.cmd.Stdout, s.cmd.Stderr = logf, logf
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	if err := s.cmd.Start(); err != nil {
+		return fmt.Errorf("starting slapd: %w", err)
+	}
+	s.exited = make(chan struct{})
+	var waitErr error
+	go func() {
+		waitErr = s.cmd.Wait()
+		close(s.exited)
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		conn, err := s.dial()
+		if err == nil {
+			defer conn.Close()
+			if err := conn.Add(suffixEntry()); err != nil {
+				return err
+			}
+			return conn.Add(s.serviceEntry())
+		}
+		select {
+		case <-s.exited:
+			log, _ := os.ReadFile(logf.Name())
+			return fmt.Errorf("slapd exited (%v):\n%s", waitErr, log)
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(logf.Name())
+			return fmt.Errorf("slapd did not accept connections within 30s: %v\n%s", err, log)
+		}
+	}
+}
+
+func suffixEntry() *ldap.AddRequest {
+	req := ldap.NewAddRequest(Suffix, nil)
+	req.Attribute("objectClass", []string{"dcObject", "organization"})
+	req.Attribute("dc", []string{"example"})
+	req.Attribute("o", []string{"chainsync tests"})
+	return req
+}
+
+func (s *Server) serviceEntry() *ldap.AddRequest {
+	req := ldap.NewAddRequest(s.ServiceDN, nil)
+	req.Attribute("objectClass", []string{"applicationProcess", "simpleSecurityObject"})
+	req.Attribute("userPassword", []string{s.ServicePassword})
+	return req
+}
+
+// configLDIF is the server's cn=config: the standard schemas plus the
+// caller's, one mdb database, TLS, and a size limit that only paged
+// searches get past.
+func (s *Server) configLDIF(schema string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `dn: cn=config
+objectClass: olcGlobal
+cn: config
+olcPidFile: %[1]s/slapd.pid
+olcTLSCACertificateFile: %[1]s/ca.crt
+olcTLSCertificateFile: %[1]s/server.crt
+olcTLSCertificateKeyFile: %[1]s/server.key
+
+dn: cn=module{0},cn=config
+objectClass: olcModuleList
+cn: module{0}
+olcModulePath: /usr/lib/ldap
+olcModuleLoad: back_mdb
+
+dn: cn=schema,cn=config
+objectClass: olcSchemaConfig
+cn: schema
+
+`, s.dir)
+	for _, name := range []string{"core", "cosine", "inetorgperson", "nis"} {
+		body, err := os.ReadFile(filepath.Join("/etc/ldap/schema", name+".ldif"))
+		if err != nil {
+			// slapadd names the missing file; the package is incomplete.
+			fmt.Fprintf(&b, "include: file:///etc/ldap/schema/%s.ldif\n\n", name)
+			continue
+		}
+		b.Write(body)
+		b.WriteString("\n")
+	}
+	if schema != "" {
+		b.WriteString(schema)
+		b.WriteString("\n")
+	}
+	fmt.Fprintf(&b, `dn: olcDatabase={-1}frontend,cn=config
+objectClass: olcDatabaseConfig
+objectClass: olcFrontendConfig
+olcDatabase: {-1}frontend
+
+dn: olcDatabase={0}config,cn=config
+objectClass: olcDatabaseConfig
+olcDatabase: {0}config
+
+dn: olcDatabase={1}mdb,cn=config
+objectClass: olcDatabaseConfig
+objectClass: olcMdbConfig
+olcDatabase: {1}mdb
+olcSuffix: %[2]s
+olcRootDN: %[3]s
+olcRootPW: %[4]s
+olcDbDirectory: %[1]s/data
+olcDbMaxSize: 1073741824
+olcDbNoSync: TRUE
+olcDbIndex: objectClass eq
+olcDbIndex: entryUUID eq
+olcLimits: * size.soft=%[5]d size.hard=%[5]d size.prtotal=unlimited
+olcAccess: to * by dn.exact="%[6]s" write by anonymous auth by * none
+`, s.dir, Suffix, s.BindDN, s.Password, SizeLimit, s.ServiceDN)
+	return b.String()
+}
+
+// Stop shuts a started server down and removes its directory.
+func (s *Server) Stop() error {
+	if s.exited != nil {
+		s.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-s.exited:
+		case <-time.After(30 * time.Second):
+			s.cmd.Process.Kill()
+			<-s.exited
+		}
+	}
+	if s.dir != "" {
+		return os.RemoveAll(s.dir)
+	}
+	return nil
+}
+
+// Kill stops the server abruptly, for tests of an endpoint that is down.
+// The server stays down for the rest of the test binary.
+func (s *Server) Kill() {
+	if s.exited != nil {
+		s.cmd.Process.Kill()
+		<-s.exited
+	}
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// TLSConfig trusts the server's certificate authority.
+func (s *Server) TLSConfig() *tls.Config {
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM([]byte(s.CAPEM))
+	return &tls.Config{RootCAs: pool, ServerName: s.Host}
+}
+
+// writeTLSFiles makes a certificate authority for this run and a server
+// certificate for 127.0.0.1 and localhost signed by it.
+func (s *Server) writeTLSFiles() error {
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "chainsync ldap test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return err
+	}
+	caCert, _ := x509.ParseCertificate(caDER)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "localhost"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+	if err != nil {
+		return err
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return err
+	}
+	s.CAPEM = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}))
+	files := map[string][]byte{
+		"ca.crt":     []byte(s.CAPEM),
+		"server.crt": pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		"server.key": pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(s.dir, name), body, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
