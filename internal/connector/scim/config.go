@@ -1,0 +1,227 @@
+// Package scim is the connector for the Users of a SCIM 2.0 service provider (RFC 7643, RFC 7644),
+// the protocol SaaS applications accept for provisioning.
+//
+// Fields are SCIM attribute paths: "userName", "active", "name.givenName", and attributes of the
+// enterprise extension with their schema URN, as in
+// "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber". An item's ID is the
+// User's SCIM id. A user's scope is a SCIM filter built from the collection's scope matches
+// (`userName eq "ann@example.com"`), each identity value written as a JSON string, so that no
+// identity can add a clause to the filter; items the server returns are checked against the scope
+// again, in case a server ignores or loosens the filter.
+//
+// Reads page through the list with startIndex and count. Creates POST; updates PATCH the mapped
+// attributes, or GET and PUT the whole User when the ServiceProviderConfig says PATCH is not
+// supported; deletes DELETE or, with Deletes: Deactivate, set active to false (inactive Users are
+// then no longer read: for the engine they are gone). A User read with a version (meta.version or
+// an ETag) is written with If-Match, so an edit made on the server after the read fails that item
+// (412) instead of being overwritten, and the next cycle sees it.
+//
+// A 429 is retried after its Retry-After, a 5xx or a connection that could not be made is
+// retried with backoff; a 4xx fails only its item, with the server's detail. A POST whose answer
+// was lost (a timeout) is not retried, since the User may have been created: the cycle fails, and
+// the next one recognises the User by its origin (below).
+//
+// Every create is provable after a crash (the Origin capability): the connector writes the
+// engine's origin token into the created User's externalId, which RFC 7643 leaves to the
+// provisioning client, and reads it back as Item.Origin. The token is
+// "chainsync1:<pair hash>:<side>:<source key>": the application then holds the source's key of
+// the person (often an employee ID or an email it already has). Updates never touch externalId,
+// so Users created by someone else keep theirs. A policy that maps a field to externalId, or an
+// application whose identity provider owns externalId, should set Origin: None and use matchOn.
+package scim
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/chainsync/chainsync/internal/connector/collection"
+)
+
+// DeleteMode says what a delete does to a User.
+type DeleteMode string
+
+const (
+	// Delete removes the User (DELETE).
+	Delete DeleteMode = "Delete"
+	// Deactivate sets the User's active attribute to false: many applications must never lose a
+	// User's history.
+	Deactivate DeleteMode = "Deactivate"
+)
+
+// OriginMode says where the connector keeps the proof of its creates.
+type OriginMode string
+
+const (
+	// OriginExternalID writes the engine's origin token into externalId of the Users it creates.
+	OriginExternalID OriginMode = "ExternalID"
+	// OriginNone keeps no proof: the policy needs matchOn.
+	OriginNone OriginMode = "None"
+)
+
+// The schemas of a User: the core and the enterprise extension.
+const (
+	userSchema       = "urn:ietf:params:scim:schemas:core:2.0:User"
+	enterpriseSchema = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+)
+
+// Users is the one collection the connector knows: the Users resource type.
+const Users = "Users"
+
+// Config configures a scim endpoint from resolved values: the credentials are the contents of the
+// Secret keys, not references.
+type Config struct {
+	// Side is "source" or "target", for error messages in the policy's terms (target.scim.baseURL).
+	Side string
+	// BaseURL is the service provider's SCIM base, e.g. https://app.example.com/scim/v2.
+	BaseURL string
+	// BearerToken, when set, authenticates every request ("Authorization: Bearer ...").
+	BearerToken string
+	// Username and Password, when set, authenticate with HTTP basic auth instead.
+	Username, Password string
+	// Deletes chooses between deleting and deactivating Users; "" means Delete.
+	Deletes DeleteMode
+	// Origin chooses where creates are proven; "" means ExternalID.
+	Origin OriginMode
+	// Entities maps entity names to their collection, which must be Users keyed by id.
+	Entities map[string]collection.Collection
+	// PageSize is the count asked per list page; 0 means 100.
+	PageSize int
+	// RequestTimeout bounds each HTTP request; 0 means 30s.
+	RequestTimeout time.Duration
+	// Retries is how many times a request is retried after a 429, a 5xx or a failed connection;
+	// 0 means 4.
+	Retries int
+	// Backoff is the wait before the first retry of a 5xx, doubled each time; 0 means 1s.
+	Backoff time.Duration
+	// MaxRetryAfter is the longest Retry-After honoured; a longer one fails the cycle. 0 means 2m.
+	MaxRetryAfter time.Duration
+}
+
+func (c Config) side() string {
+	if c.Side == "" {
+		return "endpoint"
+	}
+	return c.Side
+}
+
+func (c Config) field(name string) string { return c.side() + ".scim." + name }
+
+func (c Config) entityPath(entity string) string {
+	return fmt.Sprintf("entities[%s].%s", entity, c.side())
+}
+
+func (c Config) deletes() DeleteMode { return cmpOr(c.Deletes, Delete) }
+func (c Config) origin() OriginMode  { return cmpOr(c.Origin, OriginExternalID) }
+func (c Config) pageSize() int       { return cmpOr(c.PageSize, 100) }
+func (c Config) retries() int        { return cmpOr(c.Retries, 4) }
+func (c Config) backoff() time.Duration {
+	return cmpOr(c.Backoff, time.Second)
+}
+func (c Config) requestTimeout() time.Duration { return cmpOr(c.RequestTimeout, 30*time.Second) }
+func (c Config) maxRetryAfter() time.Duration  { return cmpOr(c.MaxRetryAfter, 2*time.Minute) }
+
+func cmpOr[T comparable](v, fallback T) T {
+	var zero T
+	if v == zero {
+		return fallback
+	}
+	return v
+}
+
+// Validate checks the configuration, credentials included, without reaching the server.
+func (c Config) Validate() error {
+	errs := []error{c.ValidateSpec()}
+	if c.BearerToken != "" && (c.Username != "" || c.Password != "") {
+		errs = append(errs, fmt.Errorf("%s: a bearer token and a user name and password are both given; give one", c.field("credentialsSecretRef")))
+	}
+	if c.BearerToken == "" && c.Username == "" {
+		errs = append(errs, fmt.Errorf("%s: neither a bearer token nor a user name is given", c.field("credentialsSecretRef")))
+	}
+	return errors.Join(errs...)
+}
+
+// ValidateSpec checks what can be checked without the Secrets and the server, so the operator can
+// refuse a policy before any cycle runs.
+func (c Config) ValidateSpec() error {
+	var errs []error
+	if u, err := url.Parse(c.BaseURL); c.BaseURL == "" {
+		errs = append(errs, fmt.Errorf("%s: must be set", c.field("baseURL")))
+	} else if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("%s: %q is not an http(s) URL", c.field("baseURL"), c.BaseURL))
+	}
+	if !slices.Contains([]DeleteMode{Delete, Deactivate}, c.deletes()) {
+		errs = append(errs, fmt.Errorf("%s: %q is not Delete or Deactivate", c.field("deletes"), c.Deletes))
+	}
+	if !slices.Contains([]OriginMode{OriginExternalID, OriginNone}, c.origin()) {
+		errs = append(errs, fmt.Errorf("%s: %q is not ExternalID or None", c.field("origin"), c.Origin))
+	}
+	if len(c.Entities) == 0 {
+		errs = append(errs, errors.New("entities: at least one entity is required"))
+	}
+	for name, coll := range c.Entities {
+		path := c.entityPath(name)
+		if err := coll.Validate(path, false); err != nil {
+			errs = append(errs, err)
+		}
+		if coll.Name != "" && coll.Name != Users {
+			errs = append(errs, fmt.Errorf("%s.collection: %q is not a resource type this connector knows (Users)", path, coll.Name))
+		}
+		if len(coll.KeyFields) > 0 && !slices.Equal(coll.KeyFields, []string{"id"}) {
+			errs = append(errs, fmt.Errorf("%s.keyFields: must be [id], the SCIM id of the User", path))
+		}
+		if coll.ModifiedField != "" && coll.ModifiedField != "meta.lastModified" {
+			errs = append(errs, fmt.Errorf("%s.modifiedField: must be meta.lastModified or unset", path))
+		}
+		for i, m := range coll.Scope {
+			if _, err := parsePath(m.Field); err != nil {
+				errs = append(errs, fmt.Errorf("%s.scope[%d].field: %w", path, i, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// attrPath is a field: an attribute of a schema, or a sub-attribute of a complex one.
+type attrPath struct {
+	// schema is the URN of the schema holding the attribute: the core User or an extension.
+	schema string
+	name   string
+	sub    string
+}
+
+var attrName = regexp.MustCompile(`^[A-Za-z][-_A-Za-z0-9$]*$`)
+
+// parsePath reads "name", "name.sub" or "<urn>:name[.sub]".
+func parsePath(field string) (attrPath, error) {
+	p := attrPath{schema: userSchema}
+	rest := field
+	if strings.HasPrefix(strings.ToLower(field), "urn:") {
+		i := strings.LastIndex(field, ":")
+		p.schema, rest = field[:i], field[i+1:]
+		if p.schema != userSchema && p.schema != enterpriseSchema {
+			return p, fmt.Errorf("%q: the schema %s is neither the core User nor the enterprise extension", field, p.schema)
+		}
+	}
+	p.name, p.sub, _ = strings.Cut(rest, ".")
+	if !attrName.MatchString(p.name) || (p.sub != "" && !attrName.MatchString(p.sub)) {
+		return p, fmt.Errorf("%q is not a SCIM attribute path (name, name.subAttribute or <schema URN>:name)", field)
+	}
+	return p, nil
+}
+
+// String is the path as a SCIM filter or PATCH path writes it.
+func (p attrPath) String() string {
+	s := p.name
+	if p.sub != "" {
+		s += "." + p.sub
+	}
+	if p.schema != userSchema {
+		s = p.schema + ":" + s
+	}
+	return s
+}

@@ -1,0 +1,613 @@
+package scim
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"iter"
+	"maps"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/chainsync/chainsync/internal/connector"
+	"github.com/chainsync/chainsync/internal/connector/collection"
+)
+
+// MaxBatch bounds one Write call. Each write is its own request, so the bound only makes the
+// engine record progress often.
+const MaxBatch = 50
+
+// Connector reads and writes the Users of one SCIM service provider.
+type Connector struct {
+	cfg    Config
+	client *client
+	// patch is the ServiceProviderConfig's patch.supported.
+	patch bool
+
+	mu sync.Mutex
+	// versions holds the version each User had when this cycle read or wrote it, for If-Match.
+	versions map[string]string
+}
+
+var _ connector.Connector = (*Connector)(nil)
+
+// New validates cfg and reads the server's ServiceProviderConfig, so that a server that cannot
+// be reached or refuses the credentials fails the cycle before anything is read.
+func New(ctx context.Context, cfg Config) (*Connector, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	c := &Connector{cfg: cfg, client: newClient(cfg), versions: map[string]string{}}
+	resp, err := c.client.do(ctx, http.MethodGet, "/ServiceProviderConfig", nil, nil)
+	if err != nil {
+		return nil, c.endpointError(err)
+	}
+	var spc struct {
+		Patch struct {
+			Supported bool `json:"supported"`
+		} `json:"patch"`
+	}
+	if err := json.Unmarshal(resp.body, &spc); err != nil {
+		return nil, fmt.Errorf("%s: the ServiceProviderConfig is not SCIM JSON: %w", c.cfg.field("baseURL"), err)
+	}
+	c.patch = spc.Patch.Supported
+	return c, nil
+}
+
+// endpointError says which field of the policy to look at for the errors a person fixes there.
+func (c *Connector) endpointError(err error) error {
+	switch status(err) {
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return fmt.Errorf("%s: the SCIM server refused the credentials: %w", c.cfg.field("credentialsSecretRef"), err)
+	case http.StatusNotFound:
+		return connector.InvalidConfig(fmt.Errorf("%s: no SCIM service there: %w", c.cfg.field("baseURL"), err))
+	}
+	return err
+}
+
+// Capabilities: the origin token lives in externalId; meta.lastModified is the modification time.
+func (c *Connector) Capabilities() connector.Capabilities {
+	modTime := false
+	for _, coll := range c.cfg.Entities {
+		modTime = modTime || coll.ModifiedField != ""
+	}
+	return connector.Capabilities{ModTime: modTime, Origin: c.cfg.origin() == OriginExternalID, MaxBatch: MaxBatch}
+}
+
+// Close releases idle connections.
+func (c *Connector) Close() error {
+	c.client.http.CloseIdleConnections()
+	return nil
+}
+
+func (c *Connector) collection(entity string) (collection.Collection, error) {
+	coll, ok := c.cfg.Entities[entity]
+	if !ok {
+		return coll, connector.InvalidConfig(fmt.Errorf("%s: no collection is configured", c.cfg.entityPath(entity)))
+	}
+	return coll, nil
+}
+
+// scopeFilter is the SCIM filter selecting the user's Users, with each identity value written as
+// a JSON string: quotes and backslashes escaped, so that no value can end the string and add a
+// clause of its own.
+func scopeFilter(coll collection.Collection, scope connector.Scope) (string, map[string]string, error) {
+	values, err := coll.ScopeValues(scope)
+	if err != nil {
+		return "", nil, err
+	}
+	var clauses []string
+	for _, m := range coll.Scope {
+		p, err := parsePath(m.Field)
+		if err != nil {
+			return "", nil, err
+		}
+		clauses = append(clauses, p.String()+" eq "+jsonString(values[m.Field]))
+	}
+	return strings.Join(clauses, " and "), values, nil
+}
+
+func jsonString(s string) string {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.Encode(s) // a string always encodes
+	return strings.TrimSuffix(b.String(), "\n")
+}
+
+// ReadAll pages through the user's Users.
+func (c *Connector) ReadAll(ctx context.Context, req connector.ReadRequest) iter.Seq2[connector.Item, error] {
+	return func(yield func(connector.Item, error) bool) {
+		coll, err := c.collection(req.Entity)
+		if err != nil {
+			yield(connector.Item{}, err)
+			return
+		}
+		filter, scopeValues, err := scopeFilter(coll, req.Scope)
+		if err != nil {
+			yield(connector.Item{}, connector.InvalidConfig(fmt.Errorf("%s.scope: %w", c.cfg.entityPath(req.Entity), err)))
+			return
+		}
+		for start := 1; ; {
+			q := url.Values{"startIndex": {strconv.Itoa(start)}, "count": {strconv.Itoa(c.cfg.pageSize())}}
+			if filter != "" {
+				q.Set("filter", filter)
+			}
+			resp, err := c.client.do(ctx, http.MethodGet, "/"+Users+"?"+q.Encode(), nil, nil)
+			if err != nil {
+				yield(connector.Item{}, c.readError(req.Entity, err))
+				return
+			}
+			var page struct {
+				TotalResults int               `json:"totalResults"`
+				Resources    []json.RawMessage `json:"Resources"`
+			}
+			if err := json.Unmarshal(resp.body, &page); err != nil {
+				yield(connector.Item{}, fmt.Errorf("listing %s: the answer is not a SCIM list: %w", Users, err))
+				return
+			}
+			for _, raw := range page.Resources {
+				u, err := decodeUser(raw)
+				if err != nil {
+					if !yield(connector.Item{}, connector.NewItemError("", err)) {
+						return
+					}
+					continue
+				}
+				if !u.inScope(scopeValues) || (c.cfg.deletes() == Deactivate && u.inactive()) {
+					continue
+				}
+				c.remember(u.id, u.version)
+				if !yield(c.item(u, req.Fields), nil) {
+					return
+				}
+			}
+			start += len(page.Resources)
+			if len(page.Resources) == 0 || start > page.TotalResults {
+				return
+			}
+		}
+	}
+}
+
+func (c *Connector) readError(entity string, err error) error {
+	if status(err) == http.StatusBadRequest {
+		return connector.InvalidConfig(fmt.Errorf("%s.scope: the server refuses the filter: %w", c.cfg.entityPath(entity), err))
+	}
+	return c.endpointError(err)
+}
+
+func (c *Connector) remember(id, version string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if version == "" {
+		delete(c.versions, id)
+	} else {
+		c.versions[id] = version
+	}
+}
+
+func (c *Connector) version(id string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.versions[id]
+}
+
+func (c *Connector) item(u user, fields []string) connector.Item {
+	it := connector.Item{ID: u.id, Fields: u.fields(fields), ModTime: u.modified}
+	if c.cfg.origin() == OriginExternalID {
+		it.Origin = u.externalID
+	}
+	return it
+}
+
+// Write applies the batch in order, one request per write.
+func (c *Connector) Write(ctx context.Context, req connector.WriteRequest) ([]connector.WriteResult, error) {
+	coll, err := c.collection(req.Entity)
+	if err != nil {
+		return nil, err
+	}
+	results := make([]connector.WriteResult, 0, len(req.Writes))
+	for _, w := range req.Writes {
+		var res connector.WriteResult
+		switch w.Op {
+		case connector.OpCreate:
+			res, err = c.create(ctx, coll, req.Scope, w)
+		case connector.OpUpdate:
+			res, err = c.update(ctx, w)
+		case connector.OpDelete:
+			res, err = c.delete(ctx, w)
+		default:
+			err = fmt.Errorf("unknown write op %v", w.Op)
+		}
+		if err != nil {
+			if !connector.IsItemError(err) {
+				return results, c.endpointError(err)
+			}
+			res = connector.WriteResult{ID: w.ID, Err: err}
+		}
+		results = append(results, res)
+	}
+	return results, nil
+}
+
+// itemError turns a refusal that concerns this User alone into an item error with the server's
+// detail; anything else stays an endpoint failure.
+func itemError(id string, err error) error {
+	switch s := status(err); {
+	case s == http.StatusNotFound:
+		return connector.NewItemError(id, fmt.Errorf("%w: %v", connector.ErrNotFound, err))
+	case s == http.StatusPreconditionFailed:
+		return connector.NewItemError(id, fmt.Errorf("the User changed on the server since this cycle read it; the next cycle reads it again: %w", err))
+	case s >= 400 && s < 500 && s != http.StatusUnauthorized && s != http.StatusForbidden && s != http.StatusTooManyRequests:
+		return connector.NewItemError(id, err)
+	}
+	return err
+}
+
+func (c *Connector) create(ctx context.Context, coll collection.Collection, scope connector.Scope, w connector.Write) (connector.WriteResult, error) {
+	body := map[string]any{}
+	fields := maps.Clone(w.Fields)
+	scopeValues, err := coll.ScopeValues(scope)
+	if err != nil {
+		return connector.WriteResult{}, connector.InvalidConfig(err)
+	}
+	for f, v := range scopeValues {
+		fields[f] = connector.String(v)
+	}
+	if err := c.checkWritable(fields); err != nil {
+		return connector.WriteResult{}, connector.NewItemError("", err)
+	}
+	for _, f := range slices.Sorted(maps.Keys(fields)) {
+		if v := fields[f]; !v.IsNull() {
+			p, _ := parsePath(f) // checkWritable parsed it
+			jv, err := toJSON(p, v)
+			if err != nil {
+				return connector.WriteResult{}, connector.NewItemError("", err)
+			}
+			setPath(body, p, jv)
+		}
+	}
+	if c.cfg.origin() == OriginExternalID && w.Origin != "" {
+		body["externalId"] = w.Origin
+	}
+	body["schemas"] = schemasOf(body)
+	resp, err := c.client.do(ctx, http.MethodPost, "/"+Users, nil, body)
+	if err != nil {
+		return connector.WriteResult{}, itemError("", err)
+	}
+	return c.result(resp, w.Fields)
+}
+
+// checkWritable refuses fields the server assigns and, when it carries the origin, externalId.
+func (c *Connector) checkWritable(fields map[string]connector.Value) error {
+	for f := range fields {
+		p, err := parsePath(f)
+		if err != nil {
+			return err
+		}
+		switch {
+		case p.schema == userSchema && (p.name == "id" || p.name == "meta"):
+			return fmt.Errorf("%s is assigned by the SCIM server and cannot be written", f)
+		case p.schema == userSchema && p.name == "externalId" && c.cfg.origin() == OriginExternalID:
+			return fmt.Errorf("externalId carries chainsync's origin token (%s is ExternalID); map the field to another attribute, or set it to None and use matchOn",
+				c.cfg.field("origin"))
+		}
+	}
+	return nil
+}
+
+// result reads back the User a write returned: its fields as a read sees them, its version.
+func (c *Connector) result(resp response, written map[string]connector.Value) (connector.WriteResult, error) {
+	u, err := decodeUser(resp.body)
+	if err != nil {
+		return connector.WriteResult{}, fmt.Errorf("the server's answer to a write is not a User: %w", err)
+	}
+	c.remember(u.id, cmpOr(u.version, resp.etag))
+	stored := u.fields(slices.Collect(maps.Keys(written)))
+	for f := range written {
+		if _, ok := stored[f]; !ok {
+			stored[f] = connector.Null()
+		}
+	}
+	return connector.WriteResult{ID: u.id, ModTime: u.modified, Stored: stored}, nil
+}
+
+func (c *Connector) ifMatch(id string) http.Header {
+	if v := c.version(id); v != "" {
+		return http.Header{"If-Match": {v}}
+	}
+	return nil
+}
+
+func (c *Connector) update(ctx context.Context, w connector.Write) (connector.WriteResult, error) {
+	if err := c.checkWritable(w.Fields); err != nil {
+		return connector.WriteResult{}, connector.NewItemError(w.ID, err)
+	}
+	if !c.patch {
+		return c.replace(ctx, w.ID, w.Fields)
+	}
+	var ops []map[string]any
+	for _, f := range slices.Sorted(maps.Keys(w.Fields)) {
+		p, _ := parsePath(f) // checkWritable parsed it
+		v := w.Fields[f]
+		if v.IsNull() {
+			ops = append(ops, map[string]any{"op": "remove", "path": p.String()})
+			continue
+		}
+		jv, err := toJSON(p, v)
+		if err != nil {
+			return connector.WriteResult{}, connector.NewItemError(w.ID, err)
+		}
+		ops = append(ops, map[string]any{"op": "replace", "path": p.String(), "value": jv})
+	}
+	return c.patchUser(ctx, w.ID, ops, w.Fields)
+}
+
+func (c *Connector) patchUser(ctx context.Context, id string, ops []map[string]any, written map[string]connector.Value) (connector.WriteResult, error) {
+	body := map[string]any{"schemas": []string{"urn:ietf:params:scim:api:messages:2.0:PatchOp"}, "Operations": ops}
+	path := "/" + Users + "/" + url.PathEscape(id)
+	resp, err := c.client.do(ctx, http.MethodPatch, path, c.ifMatch(id), body)
+	if err != nil {
+		return connector.WriteResult{}, itemError(id, err)
+	}
+	if resp.status == http.StatusNoContent || len(resp.body) == 0 {
+		// Nothing changed, and the server says so without the User: read it.
+		if resp, err = c.client.do(ctx, http.MethodGet, path, nil, nil); err != nil {
+			return connector.WriteResult{}, itemError(id, err)
+		}
+	}
+	return c.result(resp, written)
+}
+
+// replace updates a User on a server without PATCH: the User as it is now, with the fields
+// changed, PUT back, conditional on the version this cycle read.
+func (c *Connector) replace(ctx context.Context, id string, fields map[string]connector.Value) (connector.WriteResult, error) {
+	path := "/" + Users + "/" + url.PathEscape(id)
+	resp, err := c.client.do(ctx, http.MethodGet, path, nil, nil)
+	if err != nil {
+		return connector.WriteResult{}, itemError(id, err)
+	}
+	var body map[string]any
+	if err := json.Unmarshal(resp.body, &body); err != nil {
+		return connector.WriteResult{}, fmt.Errorf("GET %s: the answer is not a User: %w", path, err)
+	}
+	current, _ := decodeUser(resp.body)
+	read := c.version(id)
+	if now := cmpOr(current.version, resp.etag); read != "" && now != "" && now != read {
+		return connector.WriteResult{}, connector.NewItemError(id,
+			fmt.Errorf("the User changed on the server since this cycle read it (version %s, now %s); the next cycle reads it again", read, now))
+	}
+	delete(body, "meta")
+	for f, v := range fields {
+		p, _ := parsePath(f)
+		if v.IsNull() {
+			deletePath(body, p)
+			continue
+		}
+		jv, err := toJSON(p, v)
+		if err != nil {
+			return connector.WriteResult{}, connector.NewItemError(id, err)
+		}
+		setPath(body, p, jv)
+	}
+	body["schemas"] = schemasOf(body)
+	header := c.ifMatch(id)
+	if header == nil && resp.etag != "" {
+		header = http.Header{"If-Match": {resp.etag}}
+	}
+	if resp, err = c.client.do(ctx, http.MethodPut, path, header, body); err != nil {
+		return connector.WriteResult{}, itemError(id, err)
+	}
+	return c.result(resp, fields)
+}
+
+func (c *Connector) delete(ctx context.Context, w connector.Write) (connector.WriteResult, error) {
+	if c.cfg.deletes() == Deactivate {
+		active := map[string]connector.Value{"active": connector.Bool(false)}
+		var err error
+		if c.patch {
+			_, err = c.patchUser(ctx, w.ID, []map[string]any{{"op": "replace", "path": "active", "value": false}}, active)
+		} else {
+			_, err = c.replace(ctx, w.ID, active)
+		}
+		return connector.WriteResult{ID: w.ID}, err
+	}
+	path := "/" + Users + "/" + url.PathEscape(w.ID)
+	if _, err := c.client.do(ctx, http.MethodDelete, path, c.ifMatch(w.ID), nil); err != nil {
+		return connector.WriteResult{}, itemError(w.ID, err)
+	}
+	c.remember(w.ID, "")
+	return connector.WriteResult{ID: w.ID}, nil
+}
+
+// toJSON gives a value the JSON type its attribute has in RFC 7643: active is the one boolean
+// among the User's and the enterprise extension's singular attributes, all others are strings.
+func toJSON(p attrPath, v connector.Value) (any, error) {
+	if p.schema == userSchema && p.name == "active" && p.sub == "" {
+		b, err := strconv.ParseBool(v.Text)
+		if err != nil {
+			return nil, fmt.Errorf("active: %q is not true or false", v.Text)
+		}
+		return b, nil
+	}
+	return v.Text, nil
+}
+
+// container returns the object holding p's attribute: the User, or its extension's object.
+func container(body map[string]any, p attrPath, create bool) map[string]any {
+	if p.schema == userSchema {
+		return body
+	}
+	ext, _ := body[p.schema].(map[string]any)
+	if ext == nil && create {
+		ext = map[string]any{}
+		body[p.schema] = ext
+	}
+	return ext
+}
+
+func setPath(body map[string]any, p attrPath, v any) {
+	obj := container(body, p, true)
+	if p.sub == "" {
+		obj[p.name] = v
+		return
+	}
+	complexAttr, _ := obj[p.name].(map[string]any)
+	if complexAttr == nil {
+		complexAttr = map[string]any{}
+		obj[p.name] = complexAttr
+	}
+	complexAttr[p.sub] = v
+}
+
+func deletePath(body map[string]any, p attrPath) {
+	obj := container(body, p, false)
+	if obj == nil {
+		return
+	}
+	if p.sub == "" {
+		delete(obj, p.name)
+	} else if complexAttr, ok := obj[p.name].(map[string]any); ok {
+		delete(complexAttr, p.sub)
+	}
+}
+
+func schemasOf(body map[string]any) []string {
+	if _, ok := body[enterpriseSchema]; ok {
+		return []string{userSchema, enterpriseSchema}
+	}
+	return []string{userSchema}
+}
+
+// user is a User as the server returned it.
+type user struct {
+	id, externalID, version string
+	modified                time.Time
+	attrs                   map[string]any
+}
+
+func decodeUser(raw []byte) (user, error) {
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	var attrs map[string]any
+	if err := d.Decode(&attrs); err != nil {
+		return user{}, err
+	}
+	u := user{attrs: attrs}
+	u.id, _ = attrs["id"].(string)
+	if u.id == "" {
+		return u, errors.New("a User without an id")
+	}
+	u.externalID, _ = attrs["externalId"].(string)
+	if meta, ok := attrs["meta"].(map[string]any); ok {
+		u.version, _ = meta["version"].(string)
+		if lm, ok := meta["lastModified"].(string); ok {
+			if t, err := time.Parse(time.RFC3339Nano, lm); err == nil {
+				u.modified = t.UTC()
+			}
+		}
+	}
+	return u, nil
+}
+
+func (u user) lookup(p attrPath) (any, bool) {
+	obj := container(u.attrs, p, false)
+	v, ok := obj[p.name]
+	if ok && p.sub != "" {
+		complexAttr, _ := v.(map[string]any)
+		v, ok = complexAttr[p.sub]
+	}
+	return v, ok && v != nil
+}
+
+func (u user) inactive() bool {
+	active, ok := u.attrs["active"].(bool)
+	return ok && !active
+}
+
+// inScope checks the scope again on what the server returned: a server that ignores or loosens
+// the filter must not hand one person's Users to another. Values compare without case, as SCIM's
+// eq does for most attributes.
+func (u user) inScope(scopeValues map[string]string) bool {
+	for f, want := range scopeValues {
+		p, _ := parsePath(f)
+		got, ok := u.lookup(p)
+		s, isString := got.(string)
+		if !ok || !isString || !strings.EqualFold(s, want) {
+			return false
+		}
+	}
+	return true
+}
+
+// fields returns the named fields, or every singular attribute when names is nil.
+func (u user) fields(names []string) map[string]connector.Value {
+	out := map[string]connector.Value{"id": connector.String(u.id)}
+	if names == nil {
+		for k, v := range u.attrs {
+			if k == "schemas" || k == "meta" || k == "id" {
+				continue
+			}
+			flatten(out, k, v)
+		}
+		return out
+	}
+	for _, f := range names {
+		if f == "id" {
+			continue
+		}
+		if f == "meta.lastModified" && !u.modified.IsZero() {
+			out[f] = connector.Time(u.modified)
+			continue
+		}
+		if p, err := parsePath(f); err == nil {
+			if v, ok := u.lookup(p); ok {
+				out[f] = value(v)
+			}
+		}
+	}
+	return out
+}
+
+// flatten names a value by its path: "name.givenName", and "<urn>:department" inside an extension.
+func flatten(out map[string]connector.Value, path string, v any) {
+	switch v := v.(type) {
+	case map[string]any:
+		sep := "."
+		if path == enterpriseSchema {
+			sep = ":"
+		}
+		for k, sub := range v {
+			flatten(out, path+sep+k, sub)
+		}
+	case []any, nil:
+		// Multi-valued attributes have no single value to sync.
+	default:
+		out[path] = value(v)
+	}
+}
+
+func value(v any) connector.Value {
+	switch v := v.(type) {
+	case string:
+		return connector.String(v)
+	case bool:
+		return connector.Bool(v)
+	case json.Number:
+		if i, err := v.Int64(); err == nil {
+			return connector.Int(i)
+		}
+		f, _ := v.Float64()
+		return connector.Float(f)
+	}
+	b, _ := json.Marshal(v)
+	return connector.String(string(b))
+}

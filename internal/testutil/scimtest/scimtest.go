@@ -1,0 +1,468 @@
+// Package scimtest runs a real SCIM 2.0 service provider for tests: the server of
+// github.com/elimity-com/scim (request parsing, schema validation, filters, PATCH validation, the
+// protocol's answers and errors), over Users with the enterprise extension kept in memory by the
+// resource handler below, on a TCP port that a test's child processes reach too. Faults (429,
+// 5xx, slow answers) are injected in front of it.
+package scimtest
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/elimity-com/scim"
+	scimerrors "github.com/elimity-com/scim/errors"
+	"github.com/elimity-com/scim/optional"
+	"github.com/elimity-com/scim/schema"
+)
+
+// Token is the bearer token the server accepts.
+const Token = "scimtest-token"
+
+// EnterpriseSchema is the URN of the enterprise extension.
+const EnterpriseSchema = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+
+// Options shape the server.
+type Options struct {
+	// NoPatch makes the ServiceProviderConfig say PATCH is not supported, and PATCH fail.
+	NoPatch bool
+	// IgnoreFilter makes the server list every User whatever the filter, as some do.
+	IgnoreFilter bool
+}
+
+// Server is a running SCIM server.
+type Server struct {
+	URL   string
+	store *store
+	http  *httptest.Server
+
+	faultMu  sync.Mutex
+	faults   []Fault
+	requests int
+}
+
+// Fault is an answer the server gives instead of serving a request: Status with a Retry-After of
+// RetryAfter (when set), or, with Delay, a real answer that comes Delay late.
+type Fault struct {
+	// Method and PathPrefix select the requests (empty: any).
+	Method, PathPrefix string
+	Status             int
+	RetryAfter         string
+	Delay              time.Duration
+	// Times is how many requests the fault takes; 0 means every one.
+	Times int
+}
+
+// Start runs a server for the test.
+func Start(t testing.TB, opts Options) *Server {
+	s, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// New runs a server; Close stops it.
+func New(opts Options) (*Server, error) {
+	st := &store{users: map[string]*stored{}, noPatch: opts.NoPatch}
+	server, err := scim.NewServer(&scim.ServerArgs{
+		ServiceProviderConfig: &scim.ServiceProviderConfig{
+			SupportFiltering: true, SupportPatch: !opts.NoPatch, MaxResults: 50,
+			AuthenticationSchemes: []scim.AuthenticationScheme{{Type: scim.AuthenticationTypeOauthBearerToken,
+				Name: "Bearer token", Description: "Authorization: Bearer " + Token, Primary: true}},
+		},
+		ResourceTypes: []scim.ResourceType{{
+			ID: optional.NewString("User"), Name: "User", Endpoint: "/Users",
+			Schema:           schema.CoreUserSchema(),
+			SchemaExtensions: []scim.SchemaExtension{{Schema: schema.ExtensionEnterpriseUser()}},
+			Handler:          st,
+		}},
+	})
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{store: st}
+	var handler http.Handler = server
+	if opts.IgnoreFilter {
+		handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			q := r.URL.Query()
+			q.Del("filter")
+			r.URL.RawQuery = q.Encode()
+			server.ServeHTTP(w, r)
+		})
+	}
+	s.http = httptest.NewServer(s.withFaults(requireToken(handler)))
+	s.URL = s.http.URL
+	return s, nil
+}
+
+// Close stops the server.
+func (s *Server) Close() { s.http.Close() }
+
+// Inject adds a fault; faults are tried in the order added.
+func (s *Server) Inject(f Fault) {
+	s.faultMu.Lock()
+	defer s.faultMu.Unlock()
+	s.faults = append(s.faults, f)
+}
+
+// Requests counts the requests the server has seen, faults included.
+func (s *Server) Requests() int {
+	s.faultMu.Lock()
+	defer s.faultMu.Unlock()
+	return s.requests
+}
+
+func requireToken(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+Token {
+			w.Header().Set("Content-Type", "application/scim+json")
+			w.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprint(w, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"401","detail":"The bearer token is not valid."}`)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) withFaults(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f, ok := s.takeFault(r)
+		switch {
+		case !ok:
+		case f.Delay > 0:
+			select {
+			case <-time.After(f.Delay):
+			case <-r.Context().Done():
+				return
+			}
+		default:
+			if f.RetryAfter != "" {
+				w.Header().Set("Retry-After", f.RetryAfter)
+			}
+			w.Header().Set("Content-Type", "application/scim+json")
+			w.WriteHeader(f.Status)
+			fmt.Fprintf(w, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"%d","detail":"Injected fault."}`, f.Status)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) takeFault(r *http.Request) (Fault, bool) {
+	s.faultMu.Lock()
+	defer s.faultMu.Unlock()
+	s.requests++
+	for i, f := range s.faults {
+		if (f.Method == "" || f.Method == r.Method) && strings.HasPrefix(r.URL.Path, f.PathPrefix) {
+			if f.Times > 0 {
+				if s.faults[i].Times--; s.faults[i].Times == 0 {
+					s.faults = slices.Delete(s.faults, i, i+1)
+				}
+			}
+			return f, true
+		}
+	}
+	return Fault{}, false
+}
+
+// User is a User as a test sees it.
+type User struct {
+	ID, UserName, DisplayName, ExternalID string
+	// Organization is the enterprise extension's organization.
+	Organization string
+	Active       *bool
+	LastModified time.Time
+}
+
+// Put creates or replaces, behind the protocol's back, the User of that userName, with the
+// modification time given.
+func (s *Server) Put(u User) string {
+	st := s.store
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	attrs := scim.ResourceAttributes{"userName": u.UserName}
+	if u.DisplayName != "" {
+		attrs["displayName"] = u.DisplayName
+	}
+	if u.ExternalID != "" {
+		attrs["externalId"] = u.ExternalID
+	}
+	if u.Active != nil {
+		attrs["active"] = *u.Active
+	}
+	if u.Organization != "" {
+		attrs[EnterpriseSchema] = map[string]any{"organization": u.Organization}
+	}
+	for _, id := range st.order {
+		if existing := st.users[id]; strings.EqualFold(existing.attrs["userName"].(string), u.UserName) {
+			existing.attrs, existing.modified = attrs, u.LastModified.UTC()
+			existing.version++
+			return id
+		}
+	}
+	return st.add(attrs, u.LastModified.UTC()).id
+}
+
+// Delete removes the User of that userName, behind the protocol's back.
+func (s *Server) Delete(userName string) {
+	st := s.store
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for _, id := range st.order {
+		if strings.EqualFold(st.users[id].attrs["userName"].(string), userName) {
+			st.remove(id)
+			return
+		}
+	}
+}
+
+// Users lists the Users in the order they were created.
+func (s *Server) Users() []User {
+	st := s.store
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	var out []User
+	for _, id := range st.order {
+		u := st.users[id]
+		user := User{ID: id, LastModified: u.modified}
+		user.UserName, _ = u.attrs["userName"].(string)
+		user.DisplayName, _ = u.attrs["displayName"].(string)
+		user.ExternalID, _ = u.attrs["externalId"].(string)
+		if a, ok := u.attrs["active"].(bool); ok {
+			user.Active = &a
+		}
+		if ext, ok := u.attrs[EnterpriseSchema].(map[string]any); ok {
+			user.Organization, _ = ext["organization"].(string)
+		}
+		out = append(out, user)
+	}
+	return out
+}
+
+// store is the resource handler: Users in memory, with userName unique regardless of case,
+// a version per User that If-Match is checked against, and PATCH applied to attributes and
+// sub-attributes.
+type store struct {
+	mu      sync.Mutex
+	users   map[string]*stored
+	order   []string
+	next    int
+	noPatch bool
+}
+
+type stored struct {
+	id       string
+	attrs    scim.ResourceAttributes
+	created  time.Time
+	modified time.Time
+	version  int
+}
+
+func (st *store) add(attrs scim.ResourceAttributes, modified time.Time) *stored {
+	st.next++
+	u := &stored{id: fmt.Sprintf("u%06d", st.next), attrs: attrs, created: modified, modified: modified, version: 1}
+	st.users[u.id] = u
+	st.order = append(st.order, u.id)
+	return u
+}
+
+func (st *store) remove(id string) {
+	delete(st.users, id)
+	st.order = slices.DeleteFunc(st.order, func(o string) bool { return o == id })
+}
+
+func (u *stored) resource() scim.Resource {
+	etag := `W/"` + strconv.Itoa(u.version) + `"`
+	created, modified := u.created, u.modified
+	return scim.Resource{ID: u.id, Attributes: u.attrs, Meta: scim.Meta{Created: &created, LastModified: &modified, Version: etag}}
+}
+
+func (st *store) unique(userName any, except string) error {
+	name, _ := userName.(string)
+	for id, u := range st.users {
+		if id != except && strings.EqualFold(u.attrs["userName"].(string), name) {
+			e := scimerrors.ScimErrorUniqueness
+			e.Detail = fmt.Sprintf("userName %q is already taken.", name)
+			return e
+		}
+	}
+	return nil
+}
+
+// find returns the User, checking If-Match against its version.
+func (st *store) find(r *http.Request, id string) (*stored, error) {
+	u, ok := st.users[id]
+	if !ok {
+		return nil, scimerrors.ScimErrorResourceNotFound(id)
+	}
+	if m := r.Header.Get("If-Match"); m != "" && m != "*" && m != u.resource().Meta.Version {
+		return nil, scimerrors.ScimError{Status: http.StatusPreconditionFailed,
+			Detail: fmt.Sprintf("Resource %s is at version %s, not %s.", id, u.resource().Meta.Version, m)}
+	}
+	return u, nil
+}
+
+func (st *store) Create(r *http.Request, attrs scim.ResourceAttributes) (scim.Resource, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if err := st.unique(attrs["userName"], ""); err != nil {
+		return scim.Resource{}, err
+	}
+	return st.add(attrs, time.Now().UTC()).resource(), nil
+}
+
+func (st *store) Get(r *http.Request, id string) (scim.Resource, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	u, ok := st.users[id]
+	if !ok {
+		return scim.Resource{}, scimerrors.ScimErrorResourceNotFound(id)
+	}
+	return u.resource(), nil
+}
+
+func (st *store) GetAll(r *http.Request, params scim.ListRequestParams) (scim.Page, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	var matching []*stored
+	for _, id := range st.order {
+		u := st.users[id]
+		if params.FilterValidator == nil || params.FilterValidator.PassesFilter(filterView(u)) == nil {
+			matching = append(matching, u)
+		}
+	}
+	page := scim.Page{TotalResults: len(matching), Resources: []scim.Resource{}}
+	start := max(params.StartIndex, 1) - 1
+	for i := start; i < len(matching) && i < start+params.Count; i++ {
+		page.Resources = append(page.Resources, matching[i].resource())
+	}
+	return page, nil
+}
+
+// filterView is a User as the library's filter evaluation looks for attributes: those of an
+// extension under "<urn>:<name>", the meta attributes under meta.
+func filterView(u *stored) map[string]any {
+	view := map[string]any{"id": u.id}
+	for k, v := range u.attrs {
+		view[k] = v
+		if ext, ok := v.(map[string]any); ok && strings.HasPrefix(k, "urn:") {
+			for name, ev := range ext {
+				view[k+":"+name] = ev
+			}
+		}
+	}
+	return view
+}
+
+func (st *store) Replace(r *http.Request, id string, attrs scim.ResourceAttributes) (scim.Resource, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	u, err := st.find(r, id)
+	if err != nil {
+		return scim.Resource{}, err
+	}
+	if err := st.unique(attrs["userName"], id); err != nil {
+		return scim.Resource{}, err
+	}
+	u.attrs, u.modified = attrs, time.Now().UTC()
+	u.version++
+	return u.resource(), nil
+}
+
+func (st *store) Delete(r *http.Request, id string) error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if _, err := st.find(r, id); err != nil {
+		return err
+	}
+	st.remove(id)
+	return nil
+}
+
+func (st *store) Patch(r *http.Request, id string, ops []scim.PatchOperation) (scim.Resource, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.noPatch {
+		return scim.Resource{}, scimerrors.ScimError{Status: http.StatusNotImplemented, Detail: "PATCH is not supported."}
+	}
+	u, err := st.find(r, id)
+	if err != nil {
+		return scim.Resource{}, err
+	}
+	attrs := cloneAttrs(u.attrs)
+	for _, op := range ops {
+		if err := applyOp(attrs, op); err != nil {
+			return scim.Resource{}, err
+		}
+	}
+	if err := st.unique(attrs["userName"], id); err != nil {
+		return scim.Resource{}, err
+	}
+	u.attrs, u.modified = attrs, time.Now().UTC()
+	u.version++
+	return u.resource(), nil
+}
+
+func cloneAttrs(attrs scim.ResourceAttributes) scim.ResourceAttributes {
+	out := scim.ResourceAttributes{}
+	for k, v := range attrs {
+		if m, ok := v.(map[string]any); ok {
+			v = map[string]any(cloneAttrs(m))
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// applyOp applies one validated operation to an attribute or a sub-attribute, or, without a
+// path, to the attributes its value names. Value filters in paths are not supported.
+func applyOp(attrs scim.ResourceAttributes, op scim.PatchOperation) error {
+	if op.Path == nil {
+		values, ok := op.Value.(map[string]any)
+		if !ok {
+			return scimerrors.ScimErrorInvalidValue
+		}
+		for k, v := range values {
+			attrs[k] = v
+		}
+		return nil
+	}
+	if op.Path.ValueExpression != nil || op.Path.SubAttribute != nil {
+		e := scimerrors.ScimErrorInvalidPath
+		e.Detail = "This server does not support value filters in PATCH paths."
+		return e
+	}
+	ap := op.Path.AttributePath
+	obj := map[string]any(attrs)
+	if uri := ap.URI(); uri != "" {
+		ext, _ := obj[uri].(map[string]any)
+		if ext == nil {
+			ext = map[string]any{}
+			obj[uri] = ext
+		}
+		obj = ext
+	}
+	key := ap.AttributeName
+	if sub := ap.SubAttributeName(); sub != "" {
+		complexAttr, _ := obj[key].(map[string]any)
+		if complexAttr == nil {
+			complexAttr = map[string]any{}
+			obj[key] = complexAttr
+		}
+		obj, key = complexAttr, sub
+	}
+	if op.Op == scim.PatchOperationRemove {
+		delete(obj, key)
+	} else {
+		obj[key] = op.Value
+	}
+	return nil
+}
