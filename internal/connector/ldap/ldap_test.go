@@ -253,7 +253,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 	g := NewWithT(t)
 	err := Config{Side: "target", URL: "http://x", StartTLS: true, PageSize: -1,
 		Collections: []Class{{Name: "people", ObjectClasses: []string{"inet Org"}, RDNAttribute: "", Filter: "(uid=@nmae)"}, {Name: "people"}},
-		Entities: map[string]collection.Collection{"people": {Name: "persons", KeyFields: []string{"entryUUID", "uid"}}},
+		Entities:    map[string]collection.Collection{"people": {Name: "persons", KeyFields: []string{"entryUUID", "uid"}}},
 	}.ValidateSpec()
 	for _, want := range []string{
 		`target.ldap.url: "http://x" is not ldap://host[:port] or ldaps://host[:port]`,
