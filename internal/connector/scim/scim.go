@@ -254,11 +254,12 @@ func itemError(id string, err error) error {
 
 func (c *Connector) create(ctx context.Context, coll collection.Collection, scope connector.Scope, w connector.Write) (connector.WriteResult, error) {
 	body := map[string]any{}
-	fields := maps.Clone(w.Fields)
 	scopeValues, err := coll.ScopeValues(scope)
 	if err != nil {
 		return connector.WriteResult{}, connector.InvalidConfig(err)
 	}
+	fields := make(map[string]connector.Value, len(w.Fields)+len(scopeValues))
+	maps.Copy(fields, w.Fields)
 	for f, v := range scopeValues {
 		fields[f] = connector.String(v)
 	}

@@ -48,7 +48,7 @@ type Server struct {
 }
 
 // Fault is an answer the server gives instead of serving a request: Status with a Retry-After of
-// RetryAfter (when set), or, with Delay, a real answer that comes Delay late.
+// RetryAfter (when set), or, with Delay, the request served Delay late.
 type Fault struct {
 	// Method and PathPrefix select the requests (empty: any).
 	Method, PathPrefix string
@@ -138,11 +138,8 @@ func (s *Server) withFaults(next http.Handler) http.Handler {
 		switch {
 		case !ok:
 		case f.Delay > 0:
-			select {
-			case <-time.After(f.Delay):
-			case <-r.Context().Done():
-				return
-			}
+			// Served all the same, as a server does whose answer the client gave up waiting for.
+			time.Sleep(f.Delay)
 		default:
 			if f.RetryAfter != "" {
 				w.Header().Set("Retry-After", f.RetryAfter)

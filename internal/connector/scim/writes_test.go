@@ -1,0 +1,189 @@
+package scim
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+
+	"github.com/chainsync/chainsync/internal/connector"
+	"github.com/chainsync/chainsync/internal/connector/collection"
+	"github.com/chainsync/chainsync/internal/testutil/scimtest"
+)
+
+const employeeNumber = enterpriseSchema + ":employeeNumber"
+
+func write(c *Connector, scope connector.Scope, writes ...connector.Write) ([]connector.WriteResult, error) {
+	return c.Write(ctx, connector.WriteRequest{Scope: scope, Entity: "people", Writes: writes})
+}
+
+func findUser(s *scimtest.Server, userName string) scimtest.User {
+	for _, u := range s.Users() {
+		if u.UserName == userName {
+			return u
+		}
+	}
+	return scimtest.User{}
+}
+
+func TestCreateFillsTheScopeAndCarriesTheOrigin(t *testing.T) {
+	g := NewWithT(t)
+	s := scimtest.Start(t, scimtest.Options{})
+	c := newConnector(t, Config{BaseURL: s.URL, BearerToken: scimtest.Token, Entities: byUserName()})
+
+	res, err := write(c, ann, connector.Write{Op: connector.OpCreate, Origin: "chainsync1:abc:0:E042", Fields: map[string]connector.Value{
+		"displayName": connector.String("Ann Example"), "name.givenName": connector.String("Ann"),
+		"active": connector.String("TRUE"), employeeNumber: connector.Int(42), "title": connector.Null()}})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res).To(HaveLen(1))
+	g.Expect(res[0].Err).NotTo(HaveOccurred())
+	g.Expect(res[0].Stored).To(Equal(map[string]connector.Value{"id": connector.String(res[0].ID),
+		"displayName": connector.String("Ann Example"), "name.givenName": connector.String("Ann"),
+		"active": connector.Bool(true), employeeNumber: connector.String("42"), "title": connector.Null()}),
+		"what the server keeps, typed as a read returns it")
+
+	u := findUser(s, ann.Email)
+	g.Expect(u.ID).To(Equal(res[0].ID), "the scope's userName is filled in from the person's email")
+	g.Expect(u.ExternalID).To(Equal("chainsync1:abc:0:E042"))
+
+	items, err := readAll(c, ann)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(items).To(HaveLen(1))
+	g.Expect(items[0].Origin).To(Equal("chainsync1:abc:0:E042"))
+	g.Expect(items[0].Fields).To(HaveKeyWithValue(employeeNumber, connector.String("42")))
+	g.Expect(items[0].Fields).To(HaveKeyWithValue("name.givenName", connector.String("Ann")))
+}
+
+func TestWriteErrorsConcernTheirItemAndCarryTheServersDetail(t *testing.T) {
+	g := NewWithT(t)
+	s := scimtest.Start(t, scimtest.Options{})
+	taken := s.Put(scimtest.User{UserName: "ann@example.com", DisplayName: "Someone else's Ann"})
+	c := newConnector(t, Config{BaseURL: s.URL, BearerToken: scimtest.Token, Entities: byUserName()})
+
+	res, err := write(c, ann,
+		connector.Write{Op: connector.OpCreate, Fields: map[string]connector.Value{"displayName": connector.String("Ann")}},
+		connector.Write{Op: connector.OpCreate, Fields: map[string]connector.Value{"active": connector.String("maybe")}},
+		connector.Write{Op: connector.OpCreate, Fields: map[string]connector.Value{"externalId": connector.String("E1")}},
+		connector.Write{Op: connector.OpUpdate, ID: "u999999", Fields: map[string]connector.Value{"displayName": connector.String("Gone")}},
+		connector.Write{Op: connector.OpDelete, ID: "u999999"},
+		connector.Write{Op: connector.OpUpdate, ID: taken, Fields: map[string]connector.Value{"title": connector.String("Engineer")}},
+	)
+	g.Expect(err).NotTo(HaveOccurred(), "no write here fails the endpoint")
+	g.Expect(res).To(HaveLen(6))
+	g.Expect(res[0].Err).To(MatchError(ContainSubstring(`409 Conflict (uniqueness): userName "ann@example.com" is already taken.`)))
+	g.Expect(res[1].Err).To(MatchError(ContainSubstring(`active: "maybe" is not true or false`)))
+	g.Expect(res[2].Err).To(MatchError(ContainSubstring("externalId carries chainsync's origin token (endpoint.scim.origin is ExternalID)")))
+	g.Expect(errors.Is(res[3].Err, connector.ErrNotFound)).To(BeTrue(), "%v", res[3].Err)
+	g.Expect(errors.Is(res[4].Err, connector.ErrNotFound)).To(BeTrue(), "%v", res[4].Err)
+	g.Expect(res[5].Err).NotTo(HaveOccurred(), "the batch goes on after failed items")
+	for _, r := range res[:5] {
+		g.Expect(connector.IsItemError(r.Err)).To(BeTrue())
+	}
+}
+
+func TestUpdateChangesOnlyTheMappedAttributes(t *testing.T) {
+	for _, noPatch := range []bool{false, true} {
+		t.Run(fmt.Sprintf("noPatch=%v", noPatch), func(t *testing.T) {
+			g := NewWithT(t)
+			s := scimtest.Start(t, scimtest.Options{NoPatch: noPatch})
+			id := s.Put(scimtest.User{UserName: "ann@example.com", DisplayName: "Ann", ExternalID: "hr-7", Organization: "R&D"})
+			c := newConnector(t, Config{BaseURL: s.URL, BearerToken: scimtest.Token, Entities: byUserName()})
+			_, err := readAll(c, ann)
+			g.Expect(err).NotTo(HaveOccurred())
+
+			res, err := write(c, ann, connector.Write{Op: connector.OpUpdate, ID: id, Origin: "chainsync1:abc:0:E042",
+				Fields: map[string]connector.Value{"displayName": connector.String("Ann Example"), employeeNumber: connector.String("E042")}})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(res[0].Err).NotTo(HaveOccurred())
+			g.Expect(res[0].Stored).To(HaveKeyWithValue("displayName", connector.String("Ann Example")))
+
+			u := findUser(s, ann.Email)
+			g.Expect(u.DisplayName).To(Equal("Ann Example"))
+			g.Expect(u.Organization).To(Equal("R&D"), "an attribute of the extension the write does not name is kept")
+			g.Expect(u.ExternalID).To(Equal("hr-7"), "an update never takes externalId from whoever set it")
+
+			res, err = write(c, ann, connector.Write{Op: connector.OpUpdate, ID: id, Fields: map[string]connector.Value{"displayName": connector.Null()}})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(res[0].Err).NotTo(HaveOccurred())
+			g.Expect(findUser(s, ann.Email).DisplayName).To(BeEmpty(), "a null removes the attribute")
+		})
+	}
+}
+
+// TestAnEditMadeAfterTheReadIsNotOverwritten changes a User on the server after the cycle read
+// it: the cycle's update fails for that User (412), and the edit stays.
+func TestAnEditMadeAfterTheReadIsNotOverwritten(t *testing.T) {
+	for _, noPatch := range []bool{false, true} {
+		t.Run(fmt.Sprintf("noPatch=%v", noPatch), func(t *testing.T) {
+			g := NewWithT(t)
+			s := scimtest.Start(t, scimtest.Options{NoPatch: noPatch})
+			id := s.Put(scimtest.User{UserName: "ann@example.com", DisplayName: "Ann"})
+			c := newConnector(t, Config{BaseURL: s.URL, BearerToken: scimtest.Token, Entities: byUserName()})
+			_, err := readAll(c, ann)
+			g.Expect(err).NotTo(HaveOccurred())
+			s.Put(scimtest.User{UserName: "ann@example.com", DisplayName: "Ann, edited in the app"})
+
+			res, err := write(c, ann, connector.Write{Op: connector.OpUpdate, ID: id, Fields: map[string]connector.Value{"displayName": connector.String("Ann from HR")}})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(res[0].Err).To(MatchError(ContainSubstring("the User changed on the server since this cycle read it")))
+			g.Expect(connector.IsItemError(res[0].Err)).To(BeTrue())
+			g.Expect(findUser(s, ann.Email).DisplayName).To(Equal("Ann, edited in the app"))
+		})
+	}
+}
+
+func TestDeactivateKeepsTheUserAndStopsReadingIt(t *testing.T) {
+	for _, noPatch := range []bool{false, true} {
+		t.Run(fmt.Sprintf("noPatch=%v", noPatch), func(t *testing.T) {
+			g := NewWithT(t)
+			s := scimtest.Start(t, scimtest.Options{NoPatch: noPatch})
+			id := s.Put(scimtest.User{UserName: "ann@example.com", DisplayName: "Ann"})
+			c := newConnector(t, Config{BaseURL: s.URL, BearerToken: scimtest.Token, Entities: byUserName(), Deletes: Deactivate})
+
+			res, err := write(c, ann, connector.Write{Op: connector.OpDelete, ID: id})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(res[0].Err).NotTo(HaveOccurred())
+			u := findUser(s, ann.Email)
+			g.Expect(u.ID).To(Equal(id), "the User is still there")
+			g.Expect(u.Active).To(HaveValue(BeFalse()))
+
+			items, err := readAll(c, ann)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(items).To(BeEmpty(), "for the engine, a deactivated User is gone")
+		})
+	}
+}
+
+func TestDeleteRemovesTheUser(t *testing.T) {
+	g := NewWithT(t)
+	s := scimtest.Start(t, scimtest.Options{})
+	id := s.Put(scimtest.User{UserName: "ann@example.com"})
+	c := newConnector(t, Config{BaseURL: s.URL, BearerToken: scimtest.Token, Entities: byUserName()})
+	_, err := readAll(c, ann)
+	g.Expect(err).NotTo(HaveOccurred())
+	res, err := write(c, ann, connector.Write{Op: connector.OpDelete, ID: id})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res[0].Err).NotTo(HaveOccurred())
+	g.Expect(s.Users()).To(BeEmpty())
+}
+
+func TestReadPagesThroughEveryUser(t *testing.T) {
+	g := NewWithT(t)
+	s := scimtest.Start(t, scimtest.Options{}) // it answers at most 50 per page, whatever the count asked
+	for i := range 120 {
+		s.Put(scimtest.User{UserName: fmt.Sprintf("p%03d@x", i), Organization: "ann@example.com", LastModified: time.Unix(int64(i), 0)})
+	}
+	s.Put(scimtest.User{UserName: "bob@x", Organization: "bob@example.com"})
+	coll := byUserName()["people"]
+	coll.Scope[0].Field = organization
+	coll.ModifiedField = "meta.lastModified"
+	for _, pageSize := range []int{7, 100} {
+		c := newConnector(t, Config{BaseURL: s.URL, BearerToken: scimtest.Token, PageSize: pageSize, Entities: map[string]collection.Collection{"people": coll}})
+		items, err := readAll(c, ann)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(items).To(HaveLen(120), "page size %d", pageSize)
+		g.Expect(items[119].ModTime).To(Equal(time.Unix(119, 0).UTC()))
+	}
+}
