@@ -182,6 +182,7 @@ func (c Config) ValidateSpec() error {
 	}
 	for name, coll := range c.Entities {
 		path := c.entityPath(name)
+		coll = withDefaultKey(coll)
 		if err := coll.Validate(path, false); err != nil {
 			errs = append(errs, err)
 		}
@@ -198,6 +199,14 @@ func (c Config) ValidateSpec() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// withDefaultKey keys a collection that names no key by DefaultKey.
+func withDefaultKey(coll collection.Collection) collection.Collection {
+	if len(coll.KeyFields) == 0 {
+		coll.KeyFields = []string{DefaultKey}
+	}
+	return coll
 }
 
 // attributeName is an attribute description: a name or OID, with options

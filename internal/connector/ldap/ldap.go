@@ -186,11 +186,8 @@ func (c *Connector) inspect() error {
 	}
 	for name, coll := range c.cfg.Entities {
 		class, i, _ := c.cfg.class(coll.Name)
-		key := DefaultKey
-		if len(coll.KeyFields) == 1 {
-			key = coll.KeyFields[0]
-		}
-		c.entries[name] = entries{path: c.cfg.entityPath(name), coll: coll, class: class, key: key}
+		coll = withDefaultKey(coll)
+		c.entries[name] = entries{path: c.cfg.entityPath(name), coll: coll, class: class, key: coll.KeyFields[0]}
 		if class.ParentDN != "" {
 			if err := c.mustExist(class.ParentDN, fmt.Sprintf("%s[%d].parentDN", c.cfg.field("collections"), i)); err != nil {
 				if !errors.Is(err, connector.ErrInvalidConfig) {
