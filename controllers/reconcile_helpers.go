@@ -55,7 +55,9 @@ func reconciled(err error) bool {
 func enqueueByIndex(c client.Reader, newList func() client.ObjectList, index string) handler.MapFunc {
 	return func(ctx context.Context, obj client.Object) []reconcile.Request {
 		list := newList()
-		if err := c.List(ctx, list, client.InNamespace(obj.GetNamespace()), client.MatchingFields{index: obj.GetName()}); err != nil {
+		// Only the names are read: no deep copy of every object listed.
+		if err := c.List(ctx, list, client.InNamespace(obj.GetNamespace()), client.MatchingFields{index: obj.GetName()},
+			client.UnsafeDisableDeepCopy); err != nil {
 			ctrl.LoggerFrom(ctx).Error(err, "Listing objects to reconcile", "index", index, "object", klog.KObj(obj))
 			return nil
 		}

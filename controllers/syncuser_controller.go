@@ -283,7 +283,11 @@ func (r *SyncUserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&syncv1alpha1.SyncUser{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, lastCycleChanged(), deletionStarted()))).
-		Watches(&syncv1alpha1.OnboardingChain{}, handler.EnqueueRequestsFromMapFunc(enqueueByIndex(r, newUserList, userChainIndex))).
+		// Placement reads a chain's steps, never its status: a chain's status, patched as its users
+		// move, would otherwise wake every user of the chain each time (#13's profile: 40% of the
+		// operator's CPU at 3,000 users).
+		Watches(&syncv1alpha1.OnboardingChain{}, handler.EnqueueRequestsFromMapFunc(enqueueByIndex(r, newUserList, userChainIndex)),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&syncv1alpha1.SyncPolicy{}, handler.EnqueueRequestsFromMapFunc(enqueueByIndex(r, newUserList, userPolicyIndex)),
 			builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, policyStallChanged()))).
 		Watches(&batchv1.Job{}, handler.EnqueueRequestsFromMapFunc(usersOfJob), builder.WithPredicates(jobFinished())).
