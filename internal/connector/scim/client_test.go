@@ -59,7 +59,7 @@ func TestServerErrorsAreRetriedWithBackoff(t *testing.T) {
 	_, err = write(c, ann, connector.Write{Op: connector.OpUpdate, ID: res[0].ID, Fields: map[string]connector.Value{"displayName": connector.String("Ann E.")}})
 	g.Expect(err).To(MatchError(ContainSubstring("500 Internal Server Error: Injected fault.")))
 	g.Expect(connector.IsEndpointFailure(err)).To(BeTrue(), "a server that keeps failing fails the cycle, not the item")
-	g.Expect(s.Requests() - before).To(Equal(5), "the first try and 4 retries")
+	g.Expect(s.Requests()-before).To(Equal(5), "the first try and 4 retries")
 }
 
 func TestTimeouts(t *testing.T) {
@@ -79,7 +79,7 @@ func TestTimeouts(t *testing.T) {
 	_, err = write(c, connector.Scope{Email: "bob@example.com"}, connector.Write{Op: connector.OpCreate, Origin: "chainsync1:abc:0:bob"})
 	g.Expect(err).To(MatchError(ContainSubstring("no answer, so the User may or may not have been created")))
 	g.Expect(connector.IsEndpointFailure(err)).To(BeTrue())
-	g.Expect(s.Requests() - before).To(Equal(1), "a create whose answer was lost is not sent again")
+	g.Expect(s.Requests()-before).To(Equal(1), "a create whose answer was lost is not sent again")
 	g.Eventually(func() string { return findUser(s, "bob@example.com").ExternalID }).Should(Equal("chainsync1:abc:0:bob"),
 		"the server made the User after all; its origin lets the next cycle recognise it")
 }
@@ -97,8 +97,8 @@ func TestEndpointFailures(t *testing.T) {
 		g := NewWithT(t)
 		s := scimtest.Start(t, scimtest.Options{})
 		_, err := New(ctx, Config{Side: "target", BaseURL: s.URL, BearerToken: "stale", Entities: byUserName()})
-		g.Expect(err).To(MatchError(ContainSubstring("target.scim.credentialsSecretRef: the SCIM server refused the credentials")))
-		g.Expect(err).To(MatchError(ContainSubstring("The bearer token is not valid.")))
+		g.Expect(err).To(MatchError(ContainSubstring("target.scim.bearerTokenSecretRef: the SCIM server refused the credentials")))
+		g.Expect(err).To(MatchError(ContainSubstring("The credentials are not valid.")))
 	})
 	t.Run("no SCIM service at the base URL", func(t *testing.T) {
 		g := NewWithT(t)

@@ -39,6 +39,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chainsync/chainsync/internal/connector"
 	"github.com/chainsync/chainsync/internal/connector/collection"
 )
 
@@ -133,16 +134,25 @@ func cmpOr[T comparable](v, fallback T) T {
 	return v
 }
 
-// Validate checks the configuration, credentials included, without reaching the server.
+// Validate checks the configuration, credentials included, without reaching the server. Its
+// errors are ErrInvalidConfig: a person fixes them in the policy or the Secret.
 func (c Config) Validate() error {
 	errs := []error{c.ValidateSpec()}
-	if c.BearerToken != "" && (c.Username != "" || c.Password != "") {
-		errs = append(errs, fmt.Errorf("%s: a bearer token and a user name and password are both given; give one", c.field("credentialsSecretRef")))
+	switch {
+	case c.BearerToken != "" && c.Username != "":
+		errs = append(errs, fmt.Errorf("%s: a bearer token and a user name are both given; give one", c.field("bearerTokenSecretRef")))
+	case c.BearerToken == "" && c.Username == "":
+		errs = append(errs, fmt.Errorf("%s: the token is empty, and no basicAuthSecretRef gives a user name instead", c.field("bearerTokenSecretRef")))
 	}
-	if c.BearerToken == "" && c.Username == "" {
-		errs = append(errs, fmt.Errorf("%s: neither a bearer token nor a user name is given", c.field("credentialsSecretRef")))
+	return connector.InvalidConfig(errors.Join(errs...))
+}
+
+// credentialsField names the reference the credentials came from.
+func (c Config) credentialsField() string {
+	if c.BearerToken != "" {
+		return c.field("bearerTokenSecretRef")
 	}
-	return errors.Join(errs...)
+	return c.field("basicAuthSecretRef")
 }
 
 // ValidateSpec checks what can be checked without the Secrets and the server, so the operator can
@@ -183,7 +193,7 @@ func (c Config) ValidateSpec() error {
 			}
 		}
 	}
-	return errors.Join(errs...)
+	return connector.InvalidConfig(errors.Join(errs...))
 }
 
 // attrPath is a field: an attribute of a schema, or a sub-attribute of a complex one.

@@ -34,8 +34,8 @@ func TestValidateNamesTheFieldAtFault(t *testing.T) {
 		{"not a URL", func(c *Config) { c.BaseURL = "app.example.com/scim" }, `target.scim.baseURL: "app.example.com/scim" is not an http(s) URL`},
 		{"unknown delete mode", func(c *Config) { c.Deletes = "Archive" }, `target.scim.deletes: "Archive" is not Delete or Deactivate`},
 		{"unknown origin", func(c *Config) { c.Origin = "Label" }, `target.scim.origin: "Label" is not ExternalID or None`},
-		{"no credentials", func(c *Config) { c.BearerToken = "" }, "target.scim.credentialsSecretRef: neither a bearer token nor a user name is given"},
-		{"both credentials", func(c *Config) { c.Username, c.Password = "u", "p" }, "target.scim.credentialsSecretRef: a bearer token and a user name and password are both given"},
+		{"no credentials", func(c *Config) { c.BearerToken = "" }, "target.scim.bearerTokenSecretRef: the token is empty, and no basicAuthSecretRef gives a user name instead"},
+		{"both credentials", func(c *Config) { c.Username, c.Password = "u", "p" }, "target.scim.bearerTokenSecretRef: a bearer token and a user name are both given"},
 		{"not Users", func(c *Config) {
 			c.Entities = map[string]collection.Collection{"teams": {Name: "Groups", KeyFields: []string{"id"}}}
 		}, `entities[teams].target.collection: "Groups" is not a resource type this connector knows (Users)`},
@@ -61,7 +61,9 @@ func TestValidateNamesTheFieldAtFault(t *testing.T) {
 			g := NewWithT(t)
 			c := valid
 			tc.mutate(&c)
-			g.Expect(c.Validate()).To(MatchError(ContainSubstring(tc.want)))
+			err := c.Validate()
+			g.Expect(err).To(MatchError(ContainSubstring(tc.want)))
+			g.Expect(err).To(MatchError(connector.ErrInvalidConfig), "a person fixes it in the policy or the Secret")
 		})
 	}
 	NewWithT(t).Expect(valid.Validate()).To(Succeed())

@@ -65,7 +65,7 @@ func New(ctx context.Context, cfg Config) (*Connector, error) {
 func (c *Connector) endpointError(err error) error {
 	switch status(err) {
 	case http.StatusUnauthorized, http.StatusForbidden:
-		return fmt.Errorf("%s: the SCIM server refused the credentials: %w", c.cfg.field("credentialsSecretRef"), err)
+		return fmt.Errorf("%s: the SCIM server refused the credentials: %w", c.cfg.credentialsField(), err)
 	case http.StatusNotFound:
 		return connector.InvalidConfig(fmt.Errorf("%s: no SCIM service there: %w", c.cfg.field("baseURL"), err))
 	}

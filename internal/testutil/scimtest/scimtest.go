@@ -22,8 +22,12 @@ import (
 	"github.com/elimity-com/scim/schema"
 )
 
-// Token is the bearer token the server accepts.
-const Token = "scimtest-token"
+// The credentials the server accepts: a bearer token, or a user name and password.
+const (
+	Token    = "scimtest-token"
+	Username = "provisioner"
+	Password = "scimtest-password"
+)
 
 // EnterpriseSchema is the URN of the enterprise extension.
 const EnterpriseSchema = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
@@ -122,10 +126,11 @@ func (s *Server) Requests() int {
 
 func requireToken(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") != "Bearer "+Token {
+		user, password, basic := r.BasicAuth()
+		if r.Header.Get("Authorization") != "Bearer "+Token && !(basic && user == Username && password == Password) {
 			w.Header().Set("Content-Type", "application/scim+json")
 			w.WriteHeader(http.StatusUnauthorized)
-			fmt.Fprint(w, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"401","detail":"The bearer token is not valid."}`)
+			fmt.Fprint(w, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"401","detail":"The credentials are not valid."}`)
 			return
 		}
 		next.ServeHTTP(w, r)

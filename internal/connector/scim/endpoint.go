@@ -1,0 +1,61 @@
+package scim
+
+import (
+	"context"
+	"fmt"
+
+	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
+	"github.com/chainsync/chainsync/internal/connector"
+	"github.com/chainsync/chainsync/internal/connector/endpoint"
+)
+
+// Endpoint is a SyncPolicy endpoint's scim block, as the API will carry it (SCIMEndpoint):
+// until then, kindFor is given where to find it.
+type Endpoint struct {
+	BaseURL              string
+	BearerTokenSecretRef *syncv1alpha1.SecretKeyReference
+	BasicAuthSecretRef   *syncv1alpha1.CredentialsSecretReference
+	Deletes              DeleteMode
+	Origin               OriginMode
+}
+
+// kindFor makes scim connectors from the scim block that block finds in a SyncPolicy endpoint.
+func kindFor(block func(endpoint.Spec) *Endpoint) endpoint.Kind[Config] {
+	return endpoint.Kind[Config]{
+		Decode: func(spec endpoint.Spec) (Config, error) {
+			b := block(spec)
+			if b == nil {
+				return Config{}, connector.InvalidConfig(fmt.Errorf("%s.scim: must be set for connector scim", spec.Side))
+			}
+			if (b.BearerTokenSecretRef == nil) == (b.BasicAuthSecretRef == nil) {
+				return Config{}, connector.InvalidConfig(fmt.Errorf("%s.scim: set exactly one of bearerTokenSecretRef and basicAuthSecretRef", spec.Side))
+			}
+			return Config{Side: spec.Side, BaseURL: b.BaseURL, Deletes: b.Deletes, Origin: b.Origin, Entities: spec.Entities}, nil
+		},
+		Connect: func(ctx context.Context, cfg Config, spec endpoint.Spec, env endpoint.Env) (connector.Connector, error) {
+			b := block(spec)
+			secret := func(field string, ref syncv1alpha1.SecretKeyReference) (string, error) {
+				v, err := env.Secret(ref)
+				if err != nil {
+					return "", fmt.Errorf("%s: %w", cfg.field(field), err)
+				}
+				return v, nil
+			}
+			var err error
+			if ref := b.BearerTokenSecretRef; ref != nil {
+				if cfg.BearerToken, err = secret("bearerTokenSecretRef", *ref); err != nil {
+					return nil, err
+				}
+			} else {
+				creds := b.BasicAuthSecretRef
+				if cfg.Username, err = secret("basicAuthSecretRef", syncv1alpha1.SecretKeyReference{Name: creds.Name, Key: creds.UsernameKey}); err != nil {
+					return nil, err
+				}
+				if cfg.Password, err = secret("basicAuthSecretRef", syncv1alpha1.SecretKeyReference{Name: creds.Name, Key: creds.PasswordKey}); err != nil {
+					return nil, err
+				}
+			}
+			return New(ctx, cfg)
+		},
+	}
+}
