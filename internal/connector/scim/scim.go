@@ -135,6 +135,13 @@ func (c *Connector) ReadAll(ctx context.Context, req connector.ReadRequest) iter
 			yield(connector.Item{}, connector.InvalidConfig(fmt.Errorf("%s.scope: %w", c.cfg.entityPath(req.Entity), err)))
 			return
 		}
+		// Pages are taken by position: a User added or deleted between two pages shifts the rest,
+		// and a User missed would look deleted. A list whose total changes, or that repeats a
+		// User, fails the read instead; the next cycle lists again.
+		total, seen := -1, map[string]bool{}
+		changed := func(how string) {
+			yield(connector.Item{}, fmt.Errorf("listing %s: the Users changed while they were listed (%s); the next cycle lists them again", Users, how))
+		}
 		for start := 1; ; {
 			q := url.Values{"startIndex": {strconv.Itoa(start)}, "count": {strconv.Itoa(c.cfg.pageSize())}}
 			if filter != "" {
@@ -153,6 +160,12 @@ func (c *Connector) ReadAll(ctx context.Context, req connector.ReadRequest) iter
 				yield(connector.Item{}, fmt.Errorf("listing %s: the answer is not a SCIM list: %w", Users, err))
 				return
 			}
+			if total == -1 {
+				total = page.TotalResults
+			} else if page.TotalResults != total {
+				changed(fmt.Sprintf("%d, then %d", total, page.TotalResults))
+				return
+			}
 			for _, raw := range page.Resources {
 				u, err := decodeUser(raw)
 				if err != nil {
@@ -161,6 +174,11 @@ func (c *Connector) ReadAll(ctx context.Context, req connector.ReadRequest) iter
 					}
 					continue
 				}
+				if seen[u.id] {
+					changed(u.id + " came twice")
+					return
+				}
+				seen[u.id] = true
 				if !u.inScope(scopeValues) || (c.cfg.deletes() == Deactivate && u.inactive()) {
 					continue
 				}
@@ -170,7 +188,10 @@ func (c *Connector) ReadAll(ctx context.Context, req connector.ReadRequest) iter
 				}
 			}
 			start += len(page.Resources)
-			if len(page.Resources) == 0 || start > page.TotalResults {
+			if len(page.Resources) == 0 || start > total {
+				if start-1 != total {
+					changed(fmt.Sprintf("%d of %d came", start-1, total))
+				}
 				return
 			}
 		}

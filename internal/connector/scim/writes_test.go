@@ -187,3 +187,31 @@ func TestReadPagesThroughEveryUser(t *testing.T) {
 		g.Expect(items[119].ModTime).To(Equal(time.Unix(119, 0).UTC()))
 	}
 }
+
+// TestAListChangedWhilePagedFailsTheRead deletes or adds a User between two pages: the Users
+// after it shift, and one would be missed and look deleted, so the read fails instead.
+func TestAListChangedWhilePagedFailsTheRead(t *testing.T) {
+	for name, change := range map[string]func(*scimtest.Server){
+		"deleted": func(s *scimtest.Server) { s.Delete("p000@x") },
+		"added":   func(s *scimtest.Server) { s.Put(scimtest.User{UserName: "new@x", Organization: "ann@example.com"}) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			g := NewWithT(t)
+			s := scimtest.Start(t, scimtest.Options{})
+			for i := range 5 {
+				s.Put(scimtest.User{UserName: fmt.Sprintf("p%03d@x", i), Organization: "ann@example.com"})
+			}
+			coll := byUserName()["people"]
+			coll.Scope[0].Field = organization
+			c := newConnector(t, Config{BaseURL: s.URL, BearerToken: scimtest.Token, PageSize: 2, Entities: map[string]collection.Collection{"people": coll}})
+			s.Inject(scimtest.Fault{Method: "GET", Query: "startIndex=3", Times: 1, Before: change})
+			_, err := readAll(c, ann)
+			g.Expect(err).To(MatchError(ContainSubstring("the Users changed while they were listed")))
+			g.Expect(connector.IsEndpointFailure(err)).To(BeTrue())
+
+			items, err := readAll(c, ann)
+			g.Expect(err).NotTo(HaveOccurred(), "the next read sees the list as it is now")
+			g.Expect(items).To(HaveLen(len(s.Users())))
+		})
+	}
+}

@@ -52,13 +52,16 @@ type Server struct {
 }
 
 // Fault is an answer the server gives instead of serving a request: Status with a Retry-After of
-// RetryAfter (when set), or, with Delay, the request served Delay late.
+// RetryAfter (when set); or, without a Status, the request served after Before has run and Delay
+// has passed.
 type Fault struct {
-	// Method and PathPrefix select the requests (empty: any).
-	Method, PathPrefix string
-	Status             int
-	RetryAfter         string
-	Delay              time.Duration
+	// Method, PathPrefix and Query (a part of the raw query) select the requests (empty: any).
+	Method, PathPrefix, Query string
+	Status                    int
+	RetryAfter                string
+	Delay                     time.Duration
+	// Before runs before the request is served: a change made by someone else meanwhile.
+	Before func(*Server)
 	// Times is how many requests the fault takes; 0 means every one.
 	Times int
 }
@@ -142,7 +145,10 @@ func (s *Server) withFaults(next http.Handler) http.Handler {
 		f, ok := s.takeFault(r)
 		switch {
 		case !ok:
-		case f.Delay > 0:
+		case f.Status == 0:
+			if f.Before != nil {
+				f.Before(s)
+			}
 			// Served all the same, as a server does whose answer the client gave up waiting for.
 			time.Sleep(f.Delay)
 		default:
@@ -163,7 +169,7 @@ func (s *Server) takeFault(r *http.Request) (Fault, bool) {
 	defer s.faultMu.Unlock()
 	s.requests++
 	for i, f := range s.faults {
-		if (f.Method == "" || f.Method == r.Method) && strings.HasPrefix(r.URL.Path, f.PathPrefix) {
+		if (f.Method == "" || f.Method == r.Method) && strings.HasPrefix(r.URL.Path, f.PathPrefix) && strings.Contains(r.URL.RawQuery, f.Query) {
 			if f.Times > 0 {
 				if s.faults[i].Times--; s.faults[i].Times == 0 {
 					s.faults = slices.Delete(s.faults, i, i+1)
