@@ -114,6 +114,10 @@ func apiClient(env func(string) string) (client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	// client-go's default (5 requests/s, burst 10) would make a Job of 50 users wait 20 s for
+	// its own reads and status writes; the API server's priority and fairness is the limit that
+	// protects it.
+	cfg.QPS, cfg.Burst = 50, 100
 	scheme, err := chainsyncscheme.New()
 	if err != nil {
 		return nil, err
