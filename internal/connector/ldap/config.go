@@ -68,6 +68,14 @@ type Class struct {
 	// one of the user's, with @email, @name and @attr_<key> standing for
 	// the user's identity values, escaped so that no value can widen it.
 	Filter string
+	// OriginAttribute, when set, holds the engine's origin token on the
+	// entries the connector creates, written in the same add as the entry,
+	// so that a create cut off by a crash is recognised (schema/chainsync.ldif
+	// defines chainsyncOrigin for it). It is never a field.
+	OriginAttribute string
+	// OriginObjectClass is the auxiliary class that allows OriginAttribute,
+	// given to created entries only (chainsyncSynced).
+	OriginObjectClass string
 }
 
 const (
@@ -165,6 +173,12 @@ func (c Config) ValidateSpec() error {
 		}
 		if !attributeName.MatchString(cl.RDNAttribute) {
 			errs = append(errs, fmt.Errorf("%s.rdnAttribute: %q is not an attribute name", path, cl.RDNAttribute))
+		}
+		if cl.OriginAttribute != "" && !attributeName.MatchString(cl.OriginAttribute) {
+			errs = append(errs, fmt.Errorf("%s.originAttribute: %q is not an attribute name", path, cl.OriginAttribute))
+		}
+		if cl.OriginObjectClass != "" && (cl.OriginAttribute == "" || !attributeName.MatchString(cl.OriginObjectClass)) {
+			errs = append(errs, fmt.Errorf("%s.originObjectClass: %q needs originAttribute, and must be an object class name", path, cl.OriginObjectClass))
 		}
 		if cl.ParentDN != "" {
 			if _, err := goldap.ParseDN(cl.ParentDN); err != nil {

@@ -26,11 +26,13 @@ type EndpointBlock struct {
 
 // CollectionBlock is one of the block's collections (syncv1alpha1.LDAPCollection).
 type CollectionBlock struct {
-	Name          string   `json:"name"`
-	ObjectClasses []string `json:"objectClasses"`
-	RDNAttribute  string   `json:"rdnAttribute"`
-	ParentDN      string   `json:"parentDN,omitempty"`
-	Filter        string   `json:"filter,omitempty"`
+	Name              string   `json:"name"`
+	ObjectClasses     []string `json:"objectClasses"`
+	RDNAttribute      string   `json:"rdnAttribute"`
+	ParentDN          string   `json:"parentDN,omitempty"`
+	Filter            string   `json:"filter,omitempty"`
+	OriginAttribute   string   `json:"originAttribute,omitempty"`
+	OriginObjectClass string   `json:"originObjectClass,omitempty"`
 }
 
 // NewKind makes ldap connectors from the ldap block that block finds in a

@@ -18,34 +18,53 @@ import (
 // TestEngine runs the engine's scenarios with OpenLDAP on both sides:
 // contact entries keyed by the entryUUID the server assigns, named by their
 // email, owned by the user whose email is in contactOwner, and stamped in
-// modified, under a subtree of their own per endpoint.
+// modified, under a subtree of their own per endpoint. Created entries carry
+// their origin in chainsyncOrigin, so a kill and rerun is settled by origin.
 func TestEngine(t *testing.T) { enginetest.Run(t, fixture) }
 
-var fixture = enginetest.Fixture{
-	New: func(t *testing.T, role string) enginetest.Endpoint {
-		s := ldaptest.Current(t)
-		e := ldapEndpoint{URL: s.URL(), BindDN: s.ServiceDN, Password: s.ServicePassword, BaseDN: s.Subtree(t)}
-		// One connection for the test's own reads and writes, as the root
-		// DN: 1,200 binds would make the kill scenario slow.
-		e.setup = s.Connect(t)
-		t.Cleanup(func() { e.setup.Close() })
-		return e
-	},
-	OpenSpec: func(spec string) (enginetest.Endpoint, error) {
-		var e ldapEndpoint
-		err := json.Unmarshal([]byte(spec), &e)
-		return e, err
-	},
+// TestEngineWithoutOrigin runs them on a directory without chainsync's
+// schema: creates cut off by the kill are settled by matchOn.
+func TestEngineWithoutOrigin(t *testing.T) { enginetest.Run(t, newFixture(false)) }
+
+// TestKillAndRerunWithoutMatchOn kills a cycle right after its first batch
+// of adds, under a policy without matchOn: the rerun must recognise the
+// entries by their chainsyncOrigin alone (adding one again would fail on its
+// taken name, which the scenario counts as an error).
+func TestKillAndRerunWithoutMatchOn(t *testing.T) { enginetest.KillAndRerunWithoutMatchOn(t, fixture) }
+
+var fixture = newFixture(true)
+
+func newFixture(withOrigin bool) enginetest.Fixture {
+	return enginetest.Fixture{
+		New: func(t *testing.T, role string) enginetest.Endpoint {
+			s := ldaptest.Current(t)
+			e := ldapEndpoint{URL: s.URL(), BindDN: s.ServiceDN, Password: s.ServicePassword, BaseDN: s.Subtree(t), WithOrigin: withOrigin}
+			// One connection for the test's own reads and writes, as the
+			// root DN: 1,200 binds would make the kill scenario slow.
+			e.setup = s.Connect(t)
+			t.Cleanup(func() { e.setup.Close() })
+			return e
+		},
+		OpenSpec: func(spec string) (enginetest.Endpoint, error) {
+			var e ldapEndpoint
+			err := json.Unmarshal([]byte(spec), &e)
+			return e, err
+		},
+	}
 }
 
 type ldapEndpoint struct {
 	URL, BindDN, Password, BaseDN string
+	WithOrigin                    bool
 	setup                         *goldap.Conn
 }
 
 func (e ldapEndpoint) config(side string) Config {
-	return Config{Side: side, URL: e.URL, BindDN: e.BindDN, BindPassword: e.Password, BaseDN: e.BaseDN,
-		Collections: []Class{{Name: "contacts", ObjectClasses: []string{"chainsyncContact"}, RDNAttribute: "email"}},
+	class := Class{Name: "contacts", ObjectClasses: []string{"chainsyncContact"}, RDNAttribute: "email"}
+	if e.WithOrigin {
+		class.OriginAttribute, class.OriginObjectClass = "chainsyncOrigin", "chainsyncSynced"
+	}
+	return Config{Side: side, URL: e.URL, BindDN: e.BindDN, BindPassword: e.Password, BaseDN: e.BaseDN, Collections: []Class{class},
 		Entities: map[string]collection.Collection{enginetest.Entity: {Name: "contacts", KeyFields: []string{"entryUUID"},
 			ModifiedField: "modified", Scope: []collection.ScopeMatch{{Field: "contactOwner", Identity: "email"}}}}}
 }

@@ -33,13 +33,16 @@
 // Change reads cannot see deletions; the engine finds them in the Complete
 // cycles it schedules.
 //
-// Creates are not provable after a crash (no Origin capability): a token
-// would have to be written in the same operation as the entry, and no
+// Creates are provable after a crash (the Origin capability) when every
+// collection names an originAttribute: the engine's origin token is written
+// in the same add as the entry, the one atomic step LDAP offers. No
 // attribute of the standard schemas may hold it without being the user's
-// data, nor can a second entry be written atomically with it on directories
-// without LDAP transactions (RFC 5805). The engine then settles a create cut
-// off by a crash with the entity's matchOn fields, which an ldap target
-// needs.
+// data, and a bookkeeping entry beside it (as chainsync_writes is for SQL)
+// cannot be written atomically with the entry on directories without LDAP
+// transactions (RFC 5805), so it takes a schema addition: schema/chainsync.ldif
+// defines chainsyncOrigin and the auxiliary class chainsyncSynced that allows
+// it. Without it the engine settles a create cut off by a crash with the
+// entity's matchOn fields, which an ldap target then needs.
 package ldap
 
 import (
@@ -108,7 +111,7 @@ func New(ctx context.Context, cfg Config) (*Connector, error) {
 		return nil, err
 	}
 	c := &Connector{cfg: cfg, conn: conn, entries: map[string]entries{}, now: time.Now,
-		caps: connector.Capabilities{Incremental: true, ModTime: true, MaxBatch: MaxBatch}}
+		caps: connector.Capabilities{Incremental: true, ModTime: true, Origin: true, MaxBatch: MaxBatch}}
 	if err := c.inspect(); err != nil {
 		conn.Close()
 		return nil, err
@@ -196,6 +199,7 @@ func (c *Connector) inspect() error {
 				errs = append(errs, err)
 			}
 		}
+		c.caps.Origin = c.caps.Origin && class.OriginAttribute != ""
 		c.caps.Incremental = c.caps.Incremental && coll.ModifiedField != ""
 		c.caps.ModTime = c.caps.Incremental
 	}
@@ -224,7 +228,7 @@ func (c *Connector) endpointError(doing string, err error) error {
 }
 
 // Capabilities: incremental with modification times when every entity has a
-// modifiedField; no Origin (see the package doc).
+// modifiedField; Origin when every collection has an originAttribute.
 func (c *Connector) Capabilities() connector.Capabilities { return c.caps }
 
 func (c *Connector) collection(entity string) (entries, error) {
@@ -269,6 +273,9 @@ func (e entries) filter(s connector.Scope, more ...string) (string, error) {
 // attributes, which are operational or may not be among them.
 func (e entries) attributes(fields []string) []string {
 	attrs := []string{e.key, e.class.RDNAttribute}
+	if e.class.OriginAttribute != "" {
+		attrs = append(attrs, e.class.OriginAttribute)
+	}
 	attrs = append(attrs, e.coll.Fields()...)
 	if fields == nil {
 		attrs = append(attrs, "*")
@@ -364,6 +371,12 @@ func (e entries) item(entry *goldap.Entry) (connector.Item, error) {
 	item.Fields[DNField] = connector.String(entry.DN)
 	for _, a := range entry.Attributes {
 		name := a.Name
+		if e.class.OriginAttribute != "" && strings.EqualFold(name, e.class.OriginAttribute) {
+			if len(a.Values) > 0 {
+				item.Origin = a.Values[0]
+			}
+			continue
+		}
 		// Fields are named as the policy names them, whatever case the
 		// server answers in.
 		for _, want := range []string{e.key, e.coll.ModifiedField, e.class.RDNAttribute} {

@@ -292,3 +292,29 @@ func TestUnreachableServerIsAnEndpointFailure(t *testing.T) {
 	g.Expect(connector.IsEndpointFailure(err)).To(BeTrue())
 	g.Expect(errors.Is(err, connector.ErrInvalidConfig)).To(BeFalse(), "a server down is an outage, not a wrong spec")
 }
+
+// TestCreatesCarryTheirOrigin: with chainsync's schema, an entry the
+// connector creates holds the engine's origin token, read back as the
+// item's Origin and never as a field; entries it did not create have none.
+func TestCreatesCarryTheirOrigin(t *testing.T) {
+	g := NewWithT(t)
+	base := ldaptest.Current(t).Subtree(t)
+	contact(t, base, ann.Email, "before@x", nil)
+	g.Expect(open(t, config(t, base, nil)).Capabilities().Origin).To(BeFalse(), "no origin attribute, no proof")
+	c := open(t, config(t, base, func(c *Config) {
+		c.Collections[0].OriginAttribute, c.Collections[0].OriginObjectClass = "chainsyncOrigin", "chainsyncSynced"
+	}))
+	g.Expect(c.Capabilities().Origin).To(BeTrue())
+	res, err := c.Write(ctx, connector.WriteRequest{Scope: ann, Entity: "contacts", Writes: []connector.Write{
+		{Op: connector.OpCreate, Origin: "chainsync1:abc:0:k1", Fields: map[string]connector.Value{"email": connector.String("new@x"),
+			"chainsyncOrigin": connector.String("forged")}}}})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res[0].Err).NotTo(HaveOccurred())
+	g.Expect(res[0].Stored).NotTo(HaveKey("chainsyncOrigin"))
+	got := byEmail(collect(g, c.ReadAll(ctx, connector.ReadRequest{Scope: ann, Entity: "contacts"})))
+	g.Expect(got["new@x"].Origin).To(Equal("chainsync1:abc:0:k1"), "the token, not a field's value")
+	g.Expect(got["new@x"].Fields).NotTo(HaveKey("chainsyncOrigin"))
+	g.Expect(got["before@x"].Origin).To(BeEmpty())
+	g.Expect(collect(g, c.ReadAll(ctx, connector.ReadRequest{Scope: ann, Entity: "contacts", Fields: []string{"email"}}))).
+		To(ContainElement(HaveField("Origin", "chainsync1:abc:0:k1")), "asked for when only some fields are")
+}

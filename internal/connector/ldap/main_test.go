@@ -1,6 +1,7 @@
 package ldap
 
 import (
+	_ "embed"
 	"os"
 	"testing"
 
@@ -12,8 +13,13 @@ func TestMain(m *testing.M) {
 	if enginetest.IsChild() {
 		os.Exit(enginetest.RunChild(fixture))
 	}
-	os.Exit(ldaptest.Main(m, testSchema))
+	os.Exit(ldaptest.Main(m, originSchema+"\n"+testSchema))
 }
+
+// originSchema is the schema chainsync ships for provable creates.
+//
+//go:embed schema/chainsync.ldif
+var originSchema string
 
 // testSchema is what the tests' entries are made of: contacts named by
 // their email, with an owner and a modification time of their own, so the

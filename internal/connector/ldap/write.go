@@ -124,7 +124,14 @@ func (c *Connector) create(ctx context.Context, e entries, scope map[string]stri
 	}
 	dn := e.class.RDNAttribute + "=" + goldap.EscapeDN(rdn[0]) + "," + parent
 	add := goldap.NewAddRequest(dn, nil)
-	add.Attribute("objectClass", e.class.ObjectClasses)
+	classes := e.class.ObjectClasses
+	if e.class.OriginAttribute != "" && w.Origin != "" {
+		if e.class.OriginObjectClass != "" {
+			classes = append(slices.Clip(classes), e.class.OriginObjectClass)
+		}
+		attrs[e.class.OriginAttribute] = []string{w.Origin}
+	}
+	add.Attribute("objectClass", classes)
 	for _, name := range slices.Sorted(maps.Keys(attrs)) {
 		if len(attrs[name]) > 0 {
 			add.Attribute(name, attrs[name])
@@ -207,7 +214,7 @@ func (c *Connector) delete(ctx context.Context, e entries, s connector.Scope, w 
 func (c *Connector) attributeValues(e entries, scope map[string]string, w connector.Write) (map[string][]string, error) {
 	attrs := map[string][]string{}
 	for name, v := range w.Fields {
-		if name == DNField || isOperational(name) || strings.EqualFold(name, e.key) {
+		if name == DNField || isOperational(name) || strings.EqualFold(name, e.key) || strings.EqualFold(name, e.class.OriginAttribute) {
 			continue
 		}
 		vals, err := values(v)
