@@ -78,7 +78,9 @@ func isOperational(attr string) bool { return operational[strings.ToLower(attr)]
 
 // Connector reads and writes the entries of one directory.
 type Connector struct {
-	cfg     Config
+	cfg Config
+	// host is the server's host:port, as errors name it.
+	host    string
 	conn    *goldap.Conn
 	entries map[string]entries
 	caps    connector.Capabilities
@@ -106,11 +108,11 @@ func New(ctx context.Context, cfg Config) (*Connector, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	conn, err := dial(ctx, cfg)
+	conn, host, err := dial(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	c := &Connector{cfg: cfg, conn: conn, entries: map[string]entries{}, now: time.Now,
+	c := &Connector{cfg: cfg, host: host, conn: conn, entries: map[string]entries{}, now: time.Now,
 		caps: connector.Capabilities{Incremental: true, ModTime: true, Origin: true, MaxBatch: MaxBatch}}
 	if err := c.inspect(); err != nil {
 		conn.Close()
@@ -119,8 +121,9 @@ func New(ctx context.Context, cfg Config) (*Connector, error) {
 	return c, nil
 }
 
-// dial connects (through TLS for ldaps:// or with StartTLS) and binds.
-func dial(ctx context.Context, cfg Config) (*goldap.Conn, error) {
+// dial connects (through TLS for ldaps:// or with StartTLS) and binds; it
+// returns the connection and the host:port it reached.
+func dial(ctx context.Context, cfg Config) (*goldap.Conn, string, error) {
 	u, _ := url.Parse(cfg.URL)
 	host := u.Host
 	if u.Port() == "" {
@@ -142,25 +145,25 @@ func dial(ctx context.Context, cfg Config) (*goldap.Conn, error) {
 	}
 	conn, err := goldap.DialURL(u.Scheme+"://"+host, goldap.DialWithDialer(dialer), goldap.DialWithTLSConfig(tlsConfig))
 	if err != nil {
-		return nil, fmt.Errorf("%s: cannot reach %s: %w", cfg.field("url"), host, unwrapNetwork(err))
+		return nil, "", fmt.Errorf("%s: cannot reach %s: %w", cfg.field("url"), host, unwrapNetwork(err))
 	}
 	conn.SetTimeout(cfg.timeout())
 	if cfg.StartTLS {
 		if err := conn.StartTLS(tlsConfig); err != nil {
 			conn.Close()
-			return nil, fmt.Errorf("%s: StartTLS with %s: %w", cfg.field("startTLS"), host, unwrapNetwork(err))
+			return nil, "", fmt.Errorf("%s: StartTLS with %s: %w", cfg.field("startTLS"), host, unwrapNetwork(err))
 		}
 	}
 	if cfg.BindDN != "" {
 		if err := conn.Bind(cfg.BindDN, cfg.BindPassword); err != nil {
 			conn.Close()
 			if goldap.IsErrorWithCode(err, goldap.LDAPResultInvalidCredentials) {
-				return nil, fmt.Errorf("%s: %s refused the bind DN %q and its password: %w", cfg.field("bindSecretRef"), host, cfg.BindDN, err)
+				return nil, "", fmt.Errorf("%s: %s refused the bind DN %q and its password: %w", cfg.field("bindSecretRef"), host, cfg.BindDN, err)
 			}
-			return nil, fmt.Errorf("binding to %s as %q: %w", host, cfg.BindDN, unwrapNetwork(err))
+			return nil, "", fmt.Errorf("binding to %s as %q: %w", host, cfg.BindDN, unwrapNetwork(err))
 		}
 	}
-	return conn, nil
+	return conn, host, nil
 }
 
 // unwrapNetwork drops go-ldap's "LDAP Result Code 200 "Network Error"" prefix
@@ -222,7 +225,7 @@ func (c *Connector) mustExist(dn, field string) error {
 // endpointError words a failure of the directory itself.
 func (c *Connector) endpointError(doing string, err error) error {
 	if goldap.IsErrorWithCode(err, goldap.ErrorNetwork) {
-		return fmt.Errorf("%s: cannot reach %s: %w", doing, c.cfg.URL, unwrapNetwork(err))
+		return fmt.Errorf("%s: cannot reach %s: %w", doing, c.host, unwrapNetwork(err))
 	}
 	return fmt.Errorf("%s: %w", doing, err)
 }
@@ -312,7 +315,7 @@ func (c *Connector) read(ctx context.Context, req connector.ReadRequest, extra s
 				yield(connector.Item{}, err)
 				return
 			}
-			item, err := e.item(entry)
+			item, err := e.item(entry, req.Fields)
 			if err != nil {
 				err = connector.NewItemError(item.ID, err)
 			}
@@ -365,8 +368,11 @@ func (c *Connector) abandonPaging(req *goldap.SearchRequest, paging *goldap.Cont
 	c.conn.Search(req)
 }
 
-// item maps an entry to an item.
-func (e entries) item(entry *goldap.Entry) (connector.Item, error) {
+// item maps an entry to an item, its fields named as the policy names them
+// (fields, and the collection's own), whatever case the server answers in.
+func (e entries) item(entry *goldap.Entry, fields []string) (connector.Item, error) {
+	names := append([]string{e.key, e.coll.ModifiedField, e.class.RDNAttribute}, e.coll.Fields()...)
+	names = append(names, fields...)
 	item := connector.Item{Fields: make(map[string]connector.Value, len(entry.Attributes)+1)}
 	item.Fields[DNField] = connector.String(entry.DN)
 	for _, a := range entry.Attributes {
@@ -377,11 +383,10 @@ func (e entries) item(entry *goldap.Entry) (connector.Item, error) {
 			}
 			continue
 		}
-		// Fields are named as the policy names them, whatever case the
-		// server answers in.
-		for _, want := range []string{e.key, e.coll.ModifiedField, e.class.RDNAttribute} {
+		for _, want := range names {
 			if strings.EqualFold(name, want) {
 				name = want
+				break
 			}
 		}
 		item.Fields[name] = value(a.ByteValues)

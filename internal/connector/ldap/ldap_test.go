@@ -318,3 +318,48 @@ func TestCreatesCarryTheirOrigin(t *testing.T) {
 	g.Expect(collect(g, c.ReadAll(ctx, connector.ReadRequest{Scope: ann, Entity: "contacts", Fields: []string{"email"}}))).
 		To(ContainElement(HaveField("Origin", "chainsync1:abc:0:k1")), "asked for when only some fields are")
 }
+
+// TestBinaryValuesAndFieldNamesRoundTrip: a binary value reads as bytes
+// and is written back as the same bytes; fields are named as the policy
+// spells them, whatever case the directory answers in.
+func TestBinaryValuesAndFieldNamesRoundTrip(t *testing.T) {
+	g := NewWithT(t)
+	base := ldaptest.Current(t).Subtree(t)
+	c := open(t, config(t, base, nil))
+	photo := []byte{0xff, 0xd8, 0xff, 0x00, 0x10}
+	res, err := c.Write(ctx, connector.WriteRequest{Scope: ann, Entity: "contacts", Writes: []connector.Write{
+		{Op: connector.OpCreate, Fields: map[string]connector.Value{"email": connector.String("pic@x"), "jpegphoto": connector.Bytes(photo),
+			"TELEPHONENUMBER": connector.String("+1 555 0100")}}}})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res[0].Err).NotTo(HaveOccurred())
+	g.Expect(res[0].Stored["jpegphoto"]).To(Equal(connector.Bytes(photo)))
+	g.Expect(res[0].Stored["TELEPHONENUMBER"]).To(Equal(connector.String("+1 555 0100")))
+	got := collect(g, c.ReadAll(ctx, connector.ReadRequest{Scope: ann, Entity: "contacts", Fields: []string{"jpegphoto", "TELEPHONENUMBER"}}))
+	g.Expect(got[res[0].ID].Fields["jpegphoto"]).To(Equal(connector.Bytes(photo)))
+	g.Expect(got[res[0].ID].Fields["TELEPHONENUMBER"]).To(Equal(connector.String("+1 555 0100")))
+}
+
+// TestServerGoneMidCycleIsAnEndpointFailure: reads and writes against a
+// directory that went away fail the cycle, naming the host, not one item.
+func TestServerGoneMidCycleIsAnEndpointFailure(t *testing.T) {
+	g := NewWithT(t)
+	s, err := ldaptest.Start(originSchema + "\n" + testSchema)
+	g.Expect(err).NotTo(HaveOccurred())
+	defer s.Stop()
+	c := open(t, Config{Side: "source", URL: s.URL(), BindDN: s.ServiceDN, BindPassword: s.ServicePassword, BaseDN: ldaptest.Suffix,
+		Timeout: 2 * time.Second, Collections: []Class{{Name: "contacts", ObjectClasses: []string{"chainsyncContact"}, RDNAttribute: "email"}},
+		Entities: map[string]collection.Collection{"contacts": {Name: "contacts"}}})
+	s.Kill()
+	host := fmt.Sprintf("cannot reach %s:%d", s.Host, s.Port)
+	var readErrs []error
+	for _, err := range c.ReadAll(ctx, connector.ReadRequest{Scope: ann, Entity: "contacts"}) {
+		readErrs = append(readErrs, err)
+	}
+	g.Expect(readErrs).To(HaveLen(1))
+	g.Expect(readErrs[0]).To(MatchError(ContainSubstring(host)))
+	g.Expect(connector.IsEndpointFailure(readErrs[0])).To(BeTrue())
+	_, err = c.Write(ctx, connector.WriteRequest{Scope: ann, Entity: "contacts", Writes: []connector.Write{
+		{Op: connector.OpCreate, Fields: map[string]connector.Value{"email": connector.String("a@x")}}}})
+	g.Expect(err).To(MatchError(ContainSubstring(host)))
+	g.Expect(connector.IsEndpointFailure(err)).To(BeTrue())
+}

@@ -36,5 +36,5 @@ olcAttributeTypes: ( 1.3.6.1.4.1.99999.1.2 NAME 'modified'
 olcAttributeTypes: ( 1.3.6.1.4.1.99999.1.3 NAME 'contactScore'
   EQUALITY integerMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE )
 olcObjectClasses: ( 1.3.6.1.4.1.99999.2.1 NAME 'chainsyncContact' SUP top STRUCTURAL
-  MUST email MAY ( name $ contactOwner $ modified $ contactScore $ telephoneNumber $ description ) )
+  MUST email MAY ( name $ contactOwner $ modified $ contactScore $ telephoneNumber $ description $ jpegPhoto ) )
 `

@@ -145,7 +145,7 @@ func (c *Connector) create(ctx context.Context, e entries, scope map[string]stri
 		}
 		return connector.WriteResult{}, c.classify(w.ID, "adding "+dn, err)
 	}
-	return c.readBack(ctx, e, dn, w.ID)
+	return c.readBack(ctx, e, dn, w)
 }
 
 func (c *Connector) update(ctx context.Context, e entries, s connector.Scope, scope map[string]string, w connector.Write) (connector.WriteResult, error) {
@@ -171,7 +171,7 @@ func (c *Connector) update(ctx context.Context, e entries, s connector.Scope, sc
 			return connector.WriteResult{ID: w.ID}, c.classify(w.ID, "modifying "+dn, err)
 		}
 	}
-	return c.readBack(ctx, e, dn, w.ID)
+	return c.readBack(ctx, e, dn, w)
 }
 
 // rename gives an entry a new RDN when its RDN attribute no longer holds
@@ -270,7 +270,8 @@ func (c *Connector) find(ctx context.Context, e entries, s connector.Scope, id s
 
 // readBack reads a written entry as ReadAll returns it, for the engine to
 // record what the directory keeps.
-func (c *Connector) readBack(ctx context.Context, e entries, dn, id string) (connector.WriteResult, error) {
+func (c *Connector) readBack(ctx context.Context, e entries, dn string, w connector.Write) (connector.WriteResult, error) {
+	id, fields := w.ID, w.Fields
 	res, err := c.conn.Search(goldap.NewSearchRequest(dn, goldap.ScopeBaseObject, goldap.NeverDerefAliases, 1, 0, false,
 		"(objectClass=*)", e.attributes(nil), nil))
 	if err != nil {
@@ -279,7 +280,7 @@ func (c *Connector) readBack(ctx context.Context, e entries, dn, id string) (con
 	if len(res.Entries) != 1 {
 		return connector.WriteResult{ID: id}, connector.NewItemError(id, connector.ErrNotFound)
 	}
-	item, err := e.item(res.Entries[0])
+	item, err := e.item(res.Entries[0], slices.Collect(maps.Keys(fields)))
 	if err != nil {
 		return connector.WriteResult{ID: id}, connector.NewItemError(id, err)
 	}
