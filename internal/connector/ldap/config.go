@@ -67,6 +67,9 @@ type Class struct {
 	// Filter is an extra LDAP filter (RFC 4515) an entry must match to be
 	// one of the user's, with @email, @name and @attr_<key> standing for
 	// the user's identity values, escaped so that no value can widen it.
+	// Entries the connector creates get the scope's values but nothing
+	// else: a filter on anything else would not select them, and the next
+	// cycle would create them again.
 	Filter string
 	// OriginAttribute, when set, holds the engine's origin token on the
 	// entries the connector creates, written in the same add as the entry,
@@ -206,7 +209,7 @@ func (c Config) ValidateSpec() error {
 		if len(coll.KeyFields) > 1 {
 			errs = append(errs, fmt.Errorf("%s.keyFields: ldap keys an entry by one attribute (entryUUID, or dn)", path))
 		}
-		for _, f := range append(coll.Fields(), coll.KeyFields...) {
+		for _, f := range coll.Fields() {
 			if f != DNField && !attributeName.MatchString(f) {
 				errs = append(errs, fmt.Errorf("%s: %q is not an attribute name", path, f))
 			}

@@ -176,11 +176,8 @@ func unwrapNetwork(err error) error {
 	return err
 }
 
-// Close unbinds and closes the connection.
-func (c *Connector) Close() error {
-	c.conn.Close()
-	return nil
-}
+// Close closes the connection.
+func (c *Connector) Close() error { return c.conn.Close() }
 
 func (c *Connector) inspect() error {
 	var errs []error

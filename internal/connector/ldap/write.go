@@ -114,7 +114,7 @@ func (c *Connector) create(ctx context.Context, e entries, scope map[string]stri
 	if err != nil {
 		return connector.WriteResult{}, connector.NewItemError(w.ID, err)
 	}
-	rdn := attrs[e.class.RDNAttribute]
+	rdn, _ := valuesOf(attrs, e.class.RDNAttribute)
 	if len(rdn) == 0 {
 		return connector.WriteResult{}, connector.NewItemError(w.ID, fmt.Errorf("a new entry needs a value for %s, which names it", e.class.RDNAttribute))
 	}
@@ -157,7 +157,7 @@ func (c *Connector) update(ctx context.Context, e entries, s connector.Scope, sc
 	if err != nil {
 		return connector.WriteResult{ID: w.ID}, connector.NewItemError(w.ID, err)
 	}
-	if rdn, ok := attrs[e.class.RDNAttribute]; ok {
+	if rdn, ok := valuesOf(attrs, e.class.RDNAttribute); ok {
 		if dn, err = c.rename(e, dn, rdn, w.ID); err != nil {
 			return connector.WriteResult{ID: w.ID}, err
 		}
@@ -235,6 +235,16 @@ func (c *Connector) attributeValues(e entries, scope map[string]string, w connec
 		attrs[m] = []string{formatGeneralizedTime(c.now())}
 	}
 	return attrs, nil
+}
+
+// valuesOf finds an attribute's values whatever case its field is spelt in.
+func valuesOf(attrs map[string][]string, name string) ([]string, bool) {
+	for k, v := range attrs {
+		if strings.EqualFold(k, name) {
+			return v, true
+		}
+	}
+	return nil, false
 }
 
 // find returns the DN of the user's entry with the given ID; an entry
