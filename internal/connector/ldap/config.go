@@ -16,7 +16,8 @@ import (
 )
 
 // DNField is the field holding an entry's distinguished name; a collection
-// may name it as its key when its entries have no entryUUID.
+// may name it as its key when its entries have no entryUUID, but a rename
+// then changes the item's ID, which looks like a delete and a create.
 const DNField = "dn"
 
 // DefaultKey is the key attribute of a collection that names none: OpenLDAP

@@ -372,8 +372,9 @@ func (s *Server) Stop() error {
 	return nil
 }
 
-// Kill stops the server abruptly, for tests of an endpoint that is down.
-// The server stays down for the rest of the test binary.
+// Kill stops the server abruptly, for tests of a directory that goes down;
+// it is not restarted. Use it on a server of the test's own (Start), not on
+// the shared one.
 func (s *Server) Kill() {
 	if s.exited != nil {
 		s.cmd.Process.Kill()
