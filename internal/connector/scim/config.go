@@ -1,8 +1,9 @@
 // Package scim is the connector for the Users of a SCIM 2.0 service provider (RFC 7643, RFC 7644),
 // the protocol SaaS applications accept for provisioning.
 //
-// Fields are SCIM attribute paths: "userName", "active", "name.givenName", and attributes of the
-// enterprise extension with their schema URN, as in
+// Fields are SCIM attribute paths: "userName", "active", "name.givenName", the element of a
+// multi-valued attribute that has a type, as in `emails[type eq "work"].value`, and attributes of
+// the enterprise extension with their schema URN, as in
 // "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber". An item's ID is the
 // User's SCIM id. A user's scope is a SCIM filter built from the collection's scope matches
 // (`userName eq "ann@example.com"`), each identity value written as a JSON string, so that no
@@ -10,8 +11,8 @@
 // again, in case a server ignores or loosens the filter.
 //
 // Reads page through the list with startIndex and count. Creates POST; updates PATCH the mapped
-// attributes, or GET and PUT the whole User when the ServiceProviderConfig says PATCH is not
-// supported; deletes DELETE or, with Deletes: Deactivate, set active to false (inactive Users are
+// attributes (a typed element by replacing its whole attribute, as the User has it now), or GET
+// and PUT the whole User when the ServiceProviderConfig says PATCH is not supported; deletes DELETE or, with Deletes: Deactivate, set active to false (inactive Users are
 // then no longer read: for the engine they are gone). A User read with a version (meta.version or
 // an ETag) is written with If-Match, so an edit made on the server after the read fails that item
 // (412) instead of being overwritten, and the next cycle sees it.
@@ -188,45 +189,56 @@ func (c Config) ValidateSpec() error {
 			errs = append(errs, fmt.Errorf("%s.modifiedField: must be meta.lastModified or unset", path))
 		}
 		for i, m := range coll.Scope {
-			if _, err := parsePath(m.Field); err != nil {
+			if p, err := parsePath(m.Field); err != nil {
 				errs = append(errs, fmt.Errorf("%s.scope[%d].field: %w", path, i, err))
+			} else if p.elementType != "" {
+				errs = append(errs, fmt.Errorf("%s.scope[%d].field: %q picks an element of a multi-valued attribute, which a scope cannot compare", path, i, m.Field))
 			}
 		}
 	}
 	return connector.InvalidConfig(errors.Join(errs...))
 }
 
-// attrPath is a field: an attribute of a schema, or a sub-attribute of a complex one.
+// attrPath is a field: an attribute of a schema, a sub-attribute of a complex one, or a
+// sub-attribute of the element of a multi-valued one that has a given type.
 type attrPath struct {
 	// schema is the URN of the schema holding the attribute: the core User or an extension.
 	schema string
 	name   string
-	sub    string
+	// elementType picks the element of a multi-valued attribute, as in emails[type eq "work"].value.
+	elementType string
+	sub         string
 }
 
-var attrName = regexp.MustCompile(`^[A-Za-z][-_A-Za-z0-9$]*$`)
+var pathPattern = regexp.MustCompile(`^([A-Za-z][-_A-Za-z0-9$]*)(?:\[type eq "([^"\\]*)"\])?(?:\.([A-Za-z][-_A-Za-z0-9$]*))?$`)
 
-// parsePath reads "name", "name.sub" or "<urn>:name[.sub]".
+// parsePath reads "name", "name.sub", "name[type eq \"t\"].sub", each with an optional
+// "<schema URN>:" before it.
 func parsePath(field string) (attrPath, error) {
 	p := attrPath{schema: userSchema}
 	rest := field
 	if strings.HasPrefix(strings.ToLower(field), "urn:") {
-		i := strings.LastIndex(field, ":")
+		i := strings.LastIndex(strings.Split(field, "[")[0], ":")
 		p.schema, rest = field[:i], field[i+1:]
 		if p.schema != userSchema && p.schema != enterpriseSchema {
 			return p, fmt.Errorf("%q: the schema %s is neither the core User nor the enterprise extension", field, p.schema)
 		}
 	}
-	p.name, p.sub, _ = strings.Cut(rest, ".")
-	if !attrName.MatchString(p.name) || (p.sub != "" && !attrName.MatchString(p.sub)) {
-		return p, fmt.Errorf("%q is not a SCIM attribute path (name, name.subAttribute or <schema URN>:name)", field)
+	m := pathPattern.FindStringSubmatch(rest)
+	typed := strings.Contains(rest, "[")
+	if m == nil || (typed && m[3] == "") {
+		return p, fmt.Errorf("%q is not a SCIM attribute path (name, name.subAttribute, name[type eq \"work\"].subAttribute, or one of them after <schema URN>:)", field)
 	}
+	p.name, p.elementType, p.sub = m[1], m[2], m[3]
 	return p, nil
 }
 
 // String is the path as a SCIM filter or PATCH path writes it.
 func (p attrPath) String() string {
 	s := p.name
+	if p.elementType != "" {
+		s += `[type eq "` + p.elementType + `"]`
+	}
 	if p.sub != "" {
 		s += "." + p.sub
 	}
@@ -235,3 +247,6 @@ func (p attrPath) String() string {
 	}
 	return s
 }
+
+// attribute is the whole top-level attribute p is part of.
+func (p attrPath) attribute() attrPath { return attrPath{schema: p.schema, name: p.name} }

@@ -53,6 +53,10 @@ func TestValidateNamesTheFieldAtFault(t *testing.T) {
 			c.Entities = map[string]collection.Collection{"people": {Name: Users, KeyFields: []string{"id"},
 				Scope: []collection.ScopeMatch{{Field: "urn:example:custom:1.0:User:tenant", Identity: "email"}}}}
 		}, "entities[people].target.scope[0].field: \"urn:example:custom:1.0:User:tenant\": the schema urn:example:custom:1.0:User is neither"},
+		{"scope on an element of a multi-valued attribute", func(c *Config) {
+			c.Entities = map[string]collection.Collection{"people": {Name: Users, KeyFields: []string{"id"},
+				Scope: []collection.ScopeMatch{{Field: `emails[type eq "work"].value`, Identity: "email"}}}}
+		}, `entities[people].target.scope[0].field: "emails[type eq \"work\"].value" picks an element of a multi-valued attribute, which a scope cannot compare`},
 		{"where", func(c *Config) {
 			c.Entities = map[string]collection.Collection{"people": {Name: Users, KeyFields: []string{"id"}, Where: "owner = @email"}}
 		}, "entities[people].target.where: needs an SQL connector"},

@@ -342,41 +342,72 @@ func (c *Connector) result(resp response, written map[string]connector.Value) (c
 	return connector.WriteResult{ID: u.id, ModTime: u.modified, Stored: stored}, nil
 }
 
-func (c *Connector) ifMatch(id string) http.Header {
-	if v := c.version(id); v != "" {
-		return http.Header{"If-Match": {v}}
+func ifMatch(version string) http.Header {
+	if version == "" {
+		return nil
 	}
-	return nil
+	return http.Header{"If-Match": {version}}
 }
 
 func (c *Connector) update(ctx context.Context, w connector.Write) (connector.WriteResult, error) {
 	if err := c.checkWritable(w.Fields); err != nil {
 		return connector.WriteResult{}, connector.NewItemError(w.ID, err)
 	}
+	typed := map[string]connector.Value{}
+	for f, v := range w.Fields {
+		if p, _ := parsePath(f); p.elementType != "" {
+			typed[f] = v
+		}
+	}
 	if !c.patch {
 		return c.replace(ctx, w.ID, w.Fields)
 	}
 	var ops []map[string]any
+	version := c.version(w.ID)
+	if len(typed) > 0 {
+		// An element of a multi-valued attribute is replaced with the whole attribute, as the
+		// User has it now with the element changed: a PATCH path with a filter that matches no
+		// element yet is an error in RFC 7644.
+		body, etag, err := c.current(ctx, w.ID)
+		if err != nil {
+			return connector.WriteResult{}, err
+		}
+		version = cmpOr(version, etag)
+		if err := merge(body, typed); err != nil {
+			return connector.WriteResult{}, connector.NewItemError(w.ID, err)
+		}
+		done := map[attrPath]bool{}
+		for _, f := range slices.Sorted(maps.Keys(typed)) {
+			p, _ := parsePath(f)
+			if attr := p.attribute(); !done[attr] {
+				done[attr] = true
+				obj, key := slot(body, attr, false)
+				ops = append(ops, map[string]any{"op": "replace", "path": attr.String(), "value": obj[key]})
+			}
+		}
+	}
 	for _, f := range slices.Sorted(maps.Keys(w.Fields)) {
 		p, _ := parsePath(f) // checkWritable parsed it
 		v := w.Fields[f]
-		if v.IsNull() {
+		switch {
+		case p.elementType != "":
+		case v.IsNull():
 			ops = append(ops, map[string]any{"op": "remove", "path": p.String()})
-			continue
+		default:
+			jv, err := toJSON(p, v)
+			if err != nil {
+				return connector.WriteResult{}, connector.NewItemError(w.ID, err)
+			}
+			ops = append(ops, map[string]any{"op": "replace", "path": p.String(), "value": jv})
 		}
-		jv, err := toJSON(p, v)
-		if err != nil {
-			return connector.WriteResult{}, connector.NewItemError(w.ID, err)
-		}
-		ops = append(ops, map[string]any{"op": "replace", "path": p.String(), "value": jv})
 	}
-	return c.patchUser(ctx, w.ID, ops, w.Fields)
+	return c.patchUser(ctx, w.ID, version, ops, w.Fields)
 }
 
-func (c *Connector) patchUser(ctx context.Context, id string, ops []map[string]any, written map[string]connector.Value) (connector.WriteResult, error) {
+func (c *Connector) patchUser(ctx context.Context, id, version string, ops []map[string]any, written map[string]connector.Value) (connector.WriteResult, error) {
 	body := map[string]any{"schemas": []string{"urn:ietf:params:scim:api:messages:2.0:PatchOp"}, "Operations": ops}
 	path := "/" + Users + "/" + url.PathEscape(id)
-	resp, err := c.client.do(ctx, http.MethodPatch, path, c.ifMatch(id), body)
+	resp, err := c.client.do(ctx, http.MethodPatch, path, ifMatch(version), body)
 	if err != nil {
 		return connector.WriteResult{}, itemError(id, err)
 	}
@@ -389,25 +420,28 @@ func (c *Connector) patchUser(ctx context.Context, id string, ops []map[string]a
 	return c.result(resp, written)
 }
 
-// replace updates a User on a server without PATCH: the User as it is now, with the fields
-// changed, PUT back, conditional on the version this cycle read.
-func (c *Connector) replace(ctx context.Context, id string, fields map[string]connector.Value) (connector.WriteResult, error) {
+// current GETs the User as it is now, and its version; an item error when it is no longer the
+// version this cycle read.
+func (c *Connector) current(ctx context.Context, id string) (map[string]any, string, error) {
 	path := "/" + Users + "/" + url.PathEscape(id)
 	resp, err := c.client.do(ctx, http.MethodGet, path, nil, nil)
 	if err != nil {
-		return connector.WriteResult{}, itemError(id, err)
+		return nil, "", itemError(id, err)
 	}
-	var body map[string]any
-	if err := json.Unmarshal(resp.body, &body); err != nil {
-		return connector.WriteResult{}, fmt.Errorf("GET %s: the answer is not a User: %w", path, err)
+	u, err := decodeUser(resp.body)
+	if err != nil {
+		return nil, "", fmt.Errorf("GET %s: the answer is not a User: %w", path, err)
 	}
-	current, _ := decodeUser(resp.body)
-	read := c.version(id)
-	if now := cmpOr(current.version, resp.etag); read != "" && now != "" && now != read {
-		return connector.WriteResult{}, connector.NewItemError(id,
+	now := cmpOr(u.version, resp.etag)
+	if read := c.version(id); read != "" && now != "" && now != read {
+		return nil, "", connector.NewItemError(id,
 			fmt.Errorf("the User changed on the server since this cycle read it (version %s, now %s); the next cycle reads it again", read, now))
 	}
-	delete(body, "meta")
+	return u.attrs, now, nil
+}
+
+// merge writes fields into a User's attributes.
+func merge(body map[string]any, fields map[string]connector.Value) error {
 	for f, v := range fields {
 		p, _ := parsePath(f)
 		if v.IsNull() {
@@ -416,16 +450,27 @@ func (c *Connector) replace(ctx context.Context, id string, fields map[string]co
 		}
 		jv, err := toJSON(p, v)
 		if err != nil {
-			return connector.WriteResult{}, connector.NewItemError(id, err)
+			return err
 		}
 		setPath(body, p, jv)
 	}
-	body["schemas"] = schemasOf(body)
-	header := c.ifMatch(id)
-	if header == nil && resp.etag != "" {
-		header = http.Header{"If-Match": {resp.etag}}
+	return nil
+}
+
+// replace updates a User on a server without PATCH: the User as it is now, with the fields
+// changed, PUT back, conditional on the version this cycle read.
+func (c *Connector) replace(ctx context.Context, id string, fields map[string]connector.Value) (connector.WriteResult, error) {
+	body, version, err := c.current(ctx, id)
+	if err != nil {
+		return connector.WriteResult{}, err
 	}
-	if resp, err = c.client.do(ctx, http.MethodPut, path, header, body); err != nil {
+	delete(body, "meta")
+	if err := merge(body, fields); err != nil {
+		return connector.WriteResult{}, connector.NewItemError(id, err)
+	}
+	body["schemas"] = schemasOf(body)
+	resp, err := c.client.do(ctx, http.MethodPut, "/"+Users+"/"+url.PathEscape(id), ifMatch(version), body)
+	if err != nil {
 		return connector.WriteResult{}, itemError(id, err)
 	}
 	return c.result(resp, fields)
@@ -436,14 +481,14 @@ func (c *Connector) delete(ctx context.Context, w connector.Write) (connector.Wr
 		active := map[string]connector.Value{"active": connector.Bool(false)}
 		var err error
 		if c.patch {
-			_, err = c.patchUser(ctx, w.ID, []map[string]any{{"op": "replace", "path": "active", "value": false}}, active)
+			_, err = c.patchUser(ctx, w.ID, c.version(w.ID), []map[string]any{{"op": "replace", "path": "active", "value": false}}, active)
 		} else {
 			_, err = c.replace(ctx, w.ID, active)
 		}
 		return connector.WriteResult{ID: w.ID}, err
 	}
 	path := "/" + Users + "/" + url.PathEscape(w.ID)
-	if _, err := c.client.do(ctx, http.MethodDelete, path, c.ifMatch(w.ID), nil); err != nil {
+	if _, err := c.client.do(ctx, http.MethodDelete, path, ifMatch(c.version(w.ID)), nil); err != nil {
 		return connector.WriteResult{}, itemError(w.ID, err)
 	}
 	c.remember(w.ID, "")
@@ -476,30 +521,59 @@ func container(body map[string]any, p attrPath, create bool) map[string]any {
 	return ext
 }
 
-func setPath(body map[string]any, p attrPath, v any) {
-	obj := container(body, p, true)
-	if p.sub == "" {
-		obj[p.name] = v
-		return
+// slot returns the object holding p's value and its key there. With create, the objects on the
+// way are made, and an element of the type p picks is added to its multi-valued attribute.
+func slot(body map[string]any, p attrPath, create bool) (map[string]any, string) {
+	obj := container(body, p, create)
+	switch {
+	case obj == nil:
+		return nil, ""
+	case p.elementType != "":
+		list, _ := obj[p.name].([]any)
+		for _, e := range list {
+			if elem, ok := e.(map[string]any); ok {
+				if t, _ := elem["type"].(string); strings.EqualFold(t, p.elementType) {
+					return elem, p.sub
+				}
+			}
+		}
+		if !create {
+			return nil, ""
+		}
+		elem := map[string]any{"type": p.elementType}
+		obj[p.name] = append(list, elem)
+		return elem, p.sub
+	case p.sub != "":
+		complexAttr, _ := obj[p.name].(map[string]any)
+		if complexAttr == nil && create {
+			complexAttr = map[string]any{}
+			obj[p.name] = complexAttr
+		}
+		return complexAttr, p.sub
 	}
-	complexAttr, _ := obj[p.name].(map[string]any)
-	if complexAttr == nil {
-		complexAttr = map[string]any{}
-		obj[p.name] = complexAttr
-	}
-	complexAttr[p.sub] = v
+	return obj, p.name
 }
 
+func setPath(body map[string]any, p attrPath, v any) {
+	obj, key := slot(body, p, true)
+	obj[key] = v
+}
+
+// deletePath removes p's value; an element of a multi-valued attribute left with nothing but its
+// type goes too.
 func deletePath(body map[string]any, p attrPath) {
-	obj := container(body, p, false)
-	if obj == nil {
+	obj, key := slot(body, p, false)
+	delete(obj, key)
+	if p.elementType == "" {
 		return
 	}
-	if p.sub == "" {
-		delete(obj, p.name)
-	} else if complexAttr, ok := obj[p.name].(map[string]any); ok {
-		delete(complexAttr, p.sub)
-	}
+	attr := container(body, p, false)
+	list, _ := attr[p.name].([]any)
+	attr[p.name] = slices.DeleteFunc(list, func(e any) bool {
+		elem, _ := e.(map[string]any)
+		_, hasType := elem["type"]
+		return len(elem) == 1 && hasType
+	})
 }
 
 func schemasOf(body map[string]any) []string {
@@ -541,12 +615,8 @@ func decodeUser(raw []byte) (user, error) {
 }
 
 func (u user) lookup(p attrPath) (any, bool) {
-	obj := container(u.attrs, p, false)
-	v, ok := obj[p.name]
-	if ok && p.sub != "" {
-		complexAttr, _ := v.(map[string]any)
-		v, ok = complexAttr[p.sub]
-	}
+	obj, key := slot(u.attrs, p, false)
+	v, ok := obj[key]
 	return v, ok && v != nil
 }
 

@@ -3,6 +3,7 @@ package scim
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -212,6 +213,72 @@ func TestAListChangedWhilePagedFailsTheRead(t *testing.T) {
 			items, err := readAll(c, ann)
 			g.Expect(err).NotTo(HaveOccurred(), "the next read sees the list as it is now")
 			g.Expect(items).To(HaveLen(len(s.Users())))
+		})
+	}
+}
+
+func TestParsePath(t *testing.T) {
+	for field, want := range map[string]string{
+		"userName":                          "userName",
+		"name.givenName":                    "name.givenName",
+		`emails[type eq "work"].value`:      `emails[type eq "work"].value`,
+		employeeNumber:                      employeeNumber,
+		enterpriseSchema + ":manager.value": enterpriseSchema + ":manager.value",
+		`emails[type eq "work"]`:            "not a SCIM attribute path",
+		`emails[value eq "x"].type`:         "not a SCIM attribute path",
+		`emails[type eq "a\"b"].value`:      "not a SCIM attribute path",
+		"name.givenName.x":                  "not a SCIM attribute path",
+		"urn:example:2.0:User:tenant":       "neither the core User nor the enterprise extension",
+	} {
+		p, err := parsePath(field)
+		got := p.String()
+		if err != nil {
+			got = err.Error()
+		}
+		if !strings.Contains(got, want) {
+			t.Errorf("parsePath(%q) = %q, want %q", field, got, want)
+		}
+	}
+}
+
+// TestAnElementOfAMultiValuedAttribute writes a User's work email, next to a home email someone
+// else keeps up: the work one changes and goes, the home one stays.
+func TestAnElementOfAMultiValuedAttribute(t *testing.T) {
+	const work, home = `emails[type eq "work"].value`, `emails[type eq "home"].value`
+	for _, noPatch := range []bool{false, true} {
+		t.Run(fmt.Sprintf("noPatch=%v", noPatch), func(t *testing.T) {
+			g := NewWithT(t)
+			s := scimtest.Start(t, scimtest.Options{NoPatch: noPatch})
+			c := newConnector(t, Config{BaseURL: s.URL, BearerToken: scimtest.Token, Entities: byUserName()})
+			read := func() map[string]connector.Value {
+				var items []connector.Item
+				for it, err := range c.ReadAll(ctx, connector.ReadRequest{Scope: ann, Entity: "people", Fields: []string{work, home}}) {
+					g.Expect(err).NotTo(HaveOccurred())
+					items = append(items, it)
+				}
+				g.Expect(items).To(HaveLen(1))
+				return items[0].Fields
+			}
+
+			res, err := write(c, ann, connector.Write{Op: connector.OpCreate, Fields: map[string]connector.Value{
+				work: connector.String("ann@corp.example"), home: connector.String("ann@home.example")}})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(res[0].Err).NotTo(HaveOccurred())
+			g.Expect(res[0].Stored).To(HaveKeyWithValue(work, connector.String("ann@corp.example")))
+			id := res[0].ID
+			g.Expect(read()).To(HaveKeyWithValue(home, connector.String("ann@home.example")))
+
+			res, err = write(c, ann, connector.Write{Op: connector.OpUpdate, ID: id, Fields: map[string]connector.Value{work: connector.String("ann.example@corp.example")}})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(res[0].Err).NotTo(HaveOccurred())
+			g.Expect(read()).To(Equal(map[string]connector.Value{"id": connector.String(id),
+				work: connector.String("ann.example@corp.example"), home: connector.String("ann@home.example")}))
+
+			res, err = write(c, ann, connector.Write{Op: connector.OpUpdate, ID: id, Fields: map[string]connector.Value{work: connector.Null()}})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(res[0].Err).NotTo(HaveOccurred())
+			g.Expect(res[0].Stored).To(HaveKeyWithValue(work, connector.Null()))
+			g.Expect(read()).To(Equal(map[string]connector.Value{"id": connector.String(id), home: connector.String("ann@home.example")}))
 		})
 	}
 }
