@@ -10,12 +10,15 @@
 // identity can add a clause to the filter; items the server returns are checked against the scope
 // again, in case a server ignores or loosens the filter.
 //
-// Reads page through the list with startIndex and count. Creates POST; updates PATCH the mapped
-// attributes (a typed element by replacing its whole attribute, as the User has it now), or GET
-// and PUT the whole User when the ServiceProviderConfig says PATCH is not supported; deletes DELETE or, with Deletes: Deactivate, set active to false (inactive Users are
-// then no longer read: for the engine they are gone). A User read with a version (meta.version or
-// an ETag) is written with If-Match, so an edit made on the server after the read fails that item
-// (412) instead of being overwritten, and the next cycle sees it.
+// Reads page through the list with startIndex and count; a list whose total changes while it is
+// paged, or that repeats a User, fails the read, since a User shifted past would look deleted.
+// Creates POST; updates PATCH the mapped attributes (a typed element by replacing its whole
+// attribute, as the User has it now), or GET and PUT the whole User when the
+// ServiceProviderConfig says PATCH is not supported. Deletes DELETE or, with Deletes: Deactivate,
+// set active to false; inactive Users are then no longer read, as for the engine they are gone,
+// so such a policy should not map active. A User read with a version (meta.version or an ETag) is
+// written with If-Match, so an edit made on the server after the read fails that item (412)
+// instead of being overwritten, and the next cycle sees it.
 //
 // A 429 is retried after its Retry-After, a 5xx or a connection that could not be made is
 // retried with backoff; a 4xx fails only its item, with the server's detail. A POST whose answer
