@@ -130,6 +130,12 @@ func (c *Connector) ReadAll(ctx context.Context, req connector.ReadRequest) iter
 			yield(connector.Item{}, err)
 			return
 		}
+		for _, f := range req.Fields {
+			if _, err := parsePath(f); err != nil {
+				yield(connector.Item{}, connector.InvalidConfig(fmt.Errorf("%s: field %w", c.cfg.entityPath(req.Entity), err)))
+				return
+			}
+		}
 		filter, scopeValues, err := scopeFilter(coll, req.Scope)
 		if err != nil {
 			yield(connector.Item{}, connector.InvalidConfig(fmt.Errorf("%s.scope: %w", c.cfg.entityPath(req.Entity), err)))
@@ -235,6 +241,11 @@ func (c *Connector) Write(ctx context.Context, req connector.WriteRequest) ([]co
 	if err != nil {
 		return nil, err
 	}
+	for _, w := range req.Writes {
+		if err := c.checkWritable(req.Entity, w.Fields); err != nil {
+			return nil, err
+		}
+	}
 	results := make([]connector.WriteResult, 0, len(req.Writes))
 	for _, w := range req.Writes {
 		var res connector.WriteResult
@@ -284,12 +295,9 @@ func (c *Connector) create(ctx context.Context, coll collection.Collection, scop
 	for f, v := range scopeValues {
 		fields[f] = connector.String(v)
 	}
-	if err := c.checkWritable(fields); err != nil {
-		return connector.WriteResult{}, connector.NewItemError("", err)
-	}
 	for _, f := range slices.Sorted(maps.Keys(fields)) {
 		if v := fields[f]; !v.IsNull() {
-			p, _ := parsePath(f) // checkWritable parsed it
+			p, _ := parsePath(f) // Write and ValidateSpec checked them
 			jv, err := toJSON(p, v)
 			if err != nil {
 				return connector.WriteResult{}, connector.NewItemError("", err)
@@ -308,19 +316,21 @@ func (c *Connector) create(ctx context.Context, coll collection.Collection, scop
 	return c.result(resp, w.Fields)
 }
 
-// checkWritable refuses fields the server assigns and, when it carries the origin, externalId.
-func (c *Connector) checkWritable(fields map[string]connector.Value) error {
+// checkWritable refuses, as a policy to fix, field names that are no attribute path, the
+// attributes the server assigns and, when it carries the origin, externalId.
+func (c *Connector) checkWritable(entity string, fields map[string]connector.Value) error {
 	for f := range fields {
 		p, err := parsePath(f)
-		if err != nil {
-			return err
-		}
 		switch {
+		case err != nil:
 		case p.schema == userSchema && (p.name == "id" || p.name == "meta"):
-			return fmt.Errorf("%s is assigned by the SCIM server and cannot be written", f)
+			err = fmt.Errorf("%s is assigned by the SCIM server and cannot be written", f)
 		case p.schema == userSchema && p.name == "externalId" && c.cfg.origin() == OriginExternalID:
-			return fmt.Errorf("externalId carries chainsync's origin token (%s is ExternalID); map the field to another attribute, or set it to None and use matchOn",
+			err = fmt.Errorf("externalId carries chainsync's origin token (%s is ExternalID); map the field to another attribute, or set it to None and use matchOn",
 				c.cfg.field("origin"))
+		}
+		if err != nil {
+			return connector.InvalidConfig(fmt.Errorf("%s: field %w", c.cfg.entityPath(entity), err))
 		}
 	}
 	return nil
@@ -350,9 +360,6 @@ func ifMatch(version string) http.Header {
 }
 
 func (c *Connector) update(ctx context.Context, w connector.Write) (connector.WriteResult, error) {
-	if err := c.checkWritable(w.Fields); err != nil {
-		return connector.WriteResult{}, connector.NewItemError(w.ID, err)
-	}
 	typed := map[string]connector.Value{}
 	for f, v := range w.Fields {
 		if p, _ := parsePath(f); p.elementType != "" {
@@ -387,7 +394,7 @@ func (c *Connector) update(ctx context.Context, w connector.Write) (connector.Wr
 		}
 	}
 	for _, f := range slices.Sorted(maps.Keys(w.Fields)) {
-		p, _ := parsePath(f) // checkWritable parsed it
+		p, _ := parsePath(f) // Write checked them
 		v := w.Fields[f]
 		switch {
 		case p.elementType != "":

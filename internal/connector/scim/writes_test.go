@@ -66,20 +66,18 @@ func TestWriteErrorsConcernTheirItemAndCarryTheServersDetail(t *testing.T) {
 	res, err := write(c, ann,
 		connector.Write{Op: connector.OpCreate, Fields: map[string]connector.Value{"displayName": connector.String("Ann")}},
 		connector.Write{Op: connector.OpCreate, Fields: map[string]connector.Value{"active": connector.String("maybe")}},
-		connector.Write{Op: connector.OpCreate, Fields: map[string]connector.Value{"externalId": connector.String("E1")}},
 		connector.Write{Op: connector.OpUpdate, ID: "u999999", Fields: map[string]connector.Value{"displayName": connector.String("Gone")}},
 		connector.Write{Op: connector.OpDelete, ID: "u999999"},
 		connector.Write{Op: connector.OpUpdate, ID: taken, Fields: map[string]connector.Value{"title": connector.String("Engineer")}},
 	)
 	g.Expect(err).NotTo(HaveOccurred(), "no write here fails the endpoint")
-	g.Expect(res).To(HaveLen(6))
+	g.Expect(res).To(HaveLen(5))
 	g.Expect(res[0].Err).To(MatchError(ContainSubstring(`409 Conflict (uniqueness): userName "ann@example.com" is already taken.`)))
 	g.Expect(res[1].Err).To(MatchError(ContainSubstring(`active: "maybe" is not true or false`)))
-	g.Expect(res[2].Err).To(MatchError(ContainSubstring("externalId carries chainsync's origin token (endpoint.scim.origin is ExternalID)")))
+	g.Expect(errors.Is(res[2].Err, connector.ErrNotFound)).To(BeTrue(), "%v", res[2].Err)
 	g.Expect(errors.Is(res[3].Err, connector.ErrNotFound)).To(BeTrue(), "%v", res[3].Err)
-	g.Expect(errors.Is(res[4].Err, connector.ErrNotFound)).To(BeTrue(), "%v", res[4].Err)
-	g.Expect(res[5].Err).NotTo(HaveOccurred(), "the batch goes on after failed items")
-	for _, r := range res[:5] {
+	g.Expect(res[4].Err).NotTo(HaveOccurred(), "the batch goes on after failed items")
+	for _, r := range res[:4] {
 		g.Expect(connector.IsItemError(r.Err)).To(BeTrue())
 	}
 }
@@ -281,4 +279,36 @@ func TestAnElementOfAMultiValuedAttribute(t *testing.T) {
 			g.Expect(read()).To(Equal(map[string]connector.Value{"id": connector.String(id), home: connector.String("ann@home.example")}))
 		})
 	}
+}
+
+// TestFieldsThatCannotBeWrittenAreAPolicyToFix fails the whole batch, before any request, for a
+// mapping every item would fail on, and says which field.
+func TestFieldsThatCannotBeWrittenAreAPolicyToFix(t *testing.T) {
+	s := scimtest.Start(t, scimtest.Options{})
+	c := newConnector(t, Config{Side: "target", BaseURL: s.URL, BearerToken: scimtest.Token, Entities: byUserName()})
+	for field, want := range map[string]string{
+		"externalId":   "entities[people].target: field externalId carries chainsync's origin token (target.scim.origin is ExternalID)",
+		"id":           "entities[people].target: field id is assigned by the SCIM server",
+		"given name":   `entities[people].target: field "given name" is not a SCIM attribute path`,
+		"meta.created": "entities[people].target: field meta.created is assigned by the SCIM server",
+	} {
+		t.Run(field, func(t *testing.T) {
+			g := NewWithT(t)
+			res, err := write(c, ann,
+				connector.Write{Op: connector.OpCreate, Fields: map[string]connector.Value{"displayName": connector.String("Ann")}},
+				connector.Write{Op: connector.OpCreate, Fields: map[string]connector.Value{field: connector.String("x")}})
+			g.Expect(err).To(MatchError(ContainSubstring(want)))
+			g.Expect(err).To(MatchError(connector.ErrInvalidConfig))
+			g.Expect(res).To(BeEmpty())
+			g.Expect(s.Users()).To(BeEmpty(), "nothing written")
+		})
+	}
+	t.Run("read", func(t *testing.T) {
+		g := NewWithT(t)
+		var err error
+		for _, err = range c.ReadAll(ctx, connector.ReadRequest{Scope: ann, Entity: "people", Fields: []string{"given name"}}) {
+		}
+		g.Expect(err).To(MatchError(ContainSubstring(`entities[people].target: field "given name" is not a SCIM attribute path`)))
+		g.Expect(err).To(MatchError(connector.ErrInvalidConfig))
+	})
 }
