@@ -66,21 +66,21 @@ func TestTimeouts(t *testing.T) {
 	g := NewWithT(t)
 	s := scimtest.Start(t, scimtest.Options{})
 	s.Put(scimtest.User{UserName: "ann@example.com"})
-	c := newConnector(t, Config{BaseURL: s.URL, BearerToken: scimtest.Token, Entities: byUserName(), RequestTimeout: 100 * time.Millisecond})
+	c := newConnector(t, Config{BaseURL: s.URL, BearerToken: scimtest.Token, Entities: byUserName(), RequestTimeout: 250 * time.Millisecond})
 	recordSleeps(c)
 
-	s.Inject(scimtest.Fault{Method: http.MethodGet, Delay: 300 * time.Millisecond, Times: 1})
+	s.Inject(scimtest.Fault{Method: http.MethodGet, Delay: 750 * time.Millisecond, Times: 1})
 	items, err := readAll(c, ann)
 	g.Expect(err).NotTo(HaveOccurred(), "a read that timed out is tried again")
 	g.Expect(items).To(HaveLen(1))
 
-	s.Inject(scimtest.Fault{Method: http.MethodPost, Delay: 300 * time.Millisecond, Times: 1})
+	s.Inject(scimtest.Fault{Method: http.MethodPost, Delay: 750 * time.Millisecond, Times: 1})
 	before := s.Requests()
 	_, err = write(c, connector.Scope{Email: "bob@example.com"}, connector.Write{Op: connector.OpCreate, Origin: "chainsync1:abc:0:bob"})
 	g.Expect(err).To(MatchError(ContainSubstring("no answer, so the User may or may not have been created")))
 	g.Expect(connector.IsEndpointFailure(err)).To(BeTrue())
 	g.Expect(s.Requests()-before).To(Equal(1), "a create whose answer was lost is not sent again")
-	g.Eventually(func() string { return findUser(s, "bob@example.com").ExternalID }).Should(Equal("chainsync1:abc:0:bob"),
+	g.Eventually(func() string { return findUser(s, "bob@example.com").ExternalID }).WithTimeout(5 * time.Second).Should(Equal("chainsync1:abc:0:bob"),
 		"the server made the User after all; its origin lets the next cycle recognise it")
 }
 
