@@ -30,8 +30,10 @@
 // the newest modification time among the user's entries, and a change read
 // takes the entries modified at or after it (and those without one), so
 // entries sharing the boundary second are read again rather than missed.
-// Change reads cannot see deletions; the engine finds them in the Complete
-// cycles it schedules.
+// Where the directory offers content synchronisation (RFC 4533) and the key
+// is entryUUID, change reads come from it instead, deletions included (see
+// sync.go); otherwise they cannot see deletions, and the engine finds them
+// in the Complete cycles it schedules.
 //
 // Creates are provable after a crash (the Origin capability) when every
 // collection names an originAttribute: the engine's origin token is written
@@ -84,6 +86,8 @@ type Connector struct {
 	conn    *goldap.Conn
 	entries map[string]entries
 	caps    connector.Capabilities
+	// contentSync is true when the directory offers RFC 4533 (sync.go).
+	contentSync bool
 	// now stamps a modifiedField that is not operational; tests replace it.
 	now func() time.Time
 }
@@ -180,6 +184,10 @@ func unwrapNetwork(err error) error {
 func (c *Connector) Close() error { return c.conn.Close() }
 
 func (c *Connector) inspect() error {
+	var err error
+	if c.contentSync, err = c.offersContentSync(); err != nil {
+		return err
+	}
 	var errs []error
 	if err := c.mustExist(c.cfg.BaseDN, c.cfg.field("baseDN")); err != nil {
 		if !errors.Is(err, connector.ErrInvalidConfig) {

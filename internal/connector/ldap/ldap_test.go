@@ -225,7 +225,12 @@ func TestIncrementalReads(t *testing.T) {
 	req := connector.ReadRequest{Scope: ann, Entity: "contacts"}
 	mark, err := c.CurrentWatermark(ctx, req)
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(mark).To(Equal(connector.Watermark("20240102000000.5Z")), "the newest of ann's entries, not bob's")
+	stamp, cookie, err := decodeWatermark(mark)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(stamp).To(Equal("20240102000000.5Z"), "the newest of ann's entries, not bob's")
+	g.Expect(cookie).NotTo(BeEmpty(), "the test directory offers content synchronisation")
+	// Read by time alone, as on a directory without content synchronisation.
+	mark = connector.Watermark(stamp)
 
 	contact(t, base, ann.Email, "same@x", map[string][]string{"modified": {"20240102000000.5Z"}})
 	contact(t, base, ann.Email, "untimed@x", nil)
@@ -362,4 +367,63 @@ func TestServerGoneMidCycleIsAnEndpointFailure(t *testing.T) {
 		{Op: connector.OpCreate, Fields: map[string]connector.Value{"email": connector.String("a@x")}}}})
 	g.Expect(err).To(MatchError(ContainSubstring(host)))
 	g.Expect(connector.IsEndpointFailure(err)).To(BeTrue())
+}
+
+// TestChangeReadsSeeDeletions: on a directory that offers content
+// synchronisation (RFC 4533), a change read reports the entries deleted
+// since the watermark, and only what changed.
+func TestChangeReadsSeeDeletions(t *testing.T) {
+	g := NewWithT(t)
+	s := ldaptest.Current(t)
+	base := s.Subtree(t)
+	for _, email := range []string{"keep@x", "edit@x", "gone@x"} {
+		contact(t, base, ann.Email, email, nil)
+	}
+	contact(t, base, bob.Email, "bobs@x", nil)
+	c := open(t, config(t, base, nil))
+	req := connector.ReadRequest{Scope: ann, Entity: "contacts"}
+	before := byEmail(collect(g, c.ReadAll(ctx, req)))
+	mark, err := c.CurrentWatermark(ctx, req)
+	g.Expect(err).NotTo(HaveOccurred())
+
+	admin := s.Connect(t)
+	defer admin.Close()
+	g.Expect(admin.Del(goldap.NewDelRequest("email=gone@x,"+base, nil))).To(Succeed())
+	edit := goldap.NewModifyRequest("email=edit@x,"+base, nil)
+	edit.Replace("name", []string{"Edited"})
+	g.Expect(admin.Modify(edit)).To(Succeed())
+	contact(t, base, ann.Email, "new@x", nil)
+
+	changes := map[string]connector.Item{}
+	for item, err := range c.ReadChanges(ctx, req, mark) {
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(changes).NotTo(HaveKey(item.ID), "read twice: %s", item.ID)
+		changes[item.ID] = item
+	}
+	g.Expect(changes).To(HaveKeyWithValue(before["gone@x"].ID, connector.Item{ID: before["gone@x"].ID, Deleted: true}))
+	g.Expect(changes[before["edit@x"].ID].Fields["name"].Text).To(Equal("Edited"))
+	g.Expect(byEmail(changes)).To(HaveKey("new@x"))
+	g.Expect(changes).NotTo(HaveKey(before["keep@x"].ID), "an entry that did not change is not read")
+}
+
+// TestChangeReadsPastTheSizeLimit: a sync refresh cannot be paged, so more
+// changes than the account may read at once make it fail part way; the
+// read goes on by modification time, and no entry is read twice.
+func TestChangeReadsPastTheSizeLimit(t *testing.T) {
+	g := NewWithT(t)
+	base := ldaptest.Current(t).Subtree(t)
+	c := open(t, config(t, base, nil))
+	req := connector.ReadRequest{Scope: ann, Entity: "contacts"}
+	mark, err := c.CurrentWatermark(ctx, req)
+	g.Expect(err).NotTo(HaveOccurred())
+	for i := range ldaptest.SizeLimit + 20 {
+		contact(t, base, ann.Email, fmt.Sprintf("p%03d@x", i), nil)
+	}
+	changes := map[string]bool{}
+	for item, err := range c.ReadChanges(ctx, req, mark) {
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(changes).NotTo(HaveKey(item.ID), "read twice: %s", item.ID)
+		changes[item.ID] = true
+	}
+	g.Expect(changes).To(HaveLen(ldaptest.SizeLimit + 20))
 }

@@ -17,7 +17,8 @@ import (
 
 // CurrentWatermark is the newest modification time among the user's
 // entries, or "" when there are none (the next change read then reads
-// everything).
+// everything), and a sync cookie where the directory offers one (see
+// sync.go).
 func (c *Connector) CurrentWatermark(ctx context.Context, req connector.ReadRequest) (connector.Watermark, error) {
 	e, err := c.incremental(req.Entity)
 	if err != nil {
@@ -37,29 +38,46 @@ func (c *Connector) CurrentWatermark(ctx context.Context, req connector.ReadRequ
 			newest = t
 		}
 	}
-	if newest.IsZero() {
-		return "", nil
+	var stamp string
+	if !newest.IsZero() {
+		stamp = formatGeneralizedTime(newest)
 	}
-	return connector.Watermark(formatGeneralizedTime(newest)), nil
+	var cookie []byte
+	if c.syncs(e) {
+		if cookie, err = c.syncCookie(ctx, e, req.Scope); err != nil {
+			return "", err
+		}
+	}
+	return encodeWatermark(stamp, cookie), nil
 }
 
-// ReadChanges streams the entries modified at or after the watermark, and
-// those without a modification time.
+// ReadChanges streams the entries changed since the watermark: from the
+// directory's content synchronisation where it offers it, deletions
+// included, and otherwise those modified at or after the watermark's time,
+// and those without a modification time.
 func (c *Connector) ReadChanges(ctx context.Context, req connector.ReadRequest, since connector.Watermark) iter.Seq2[connector.Item, error] {
 	e, err := c.incremental(req.Entity)
 	if err != nil {
 		return func(yield func(connector.Item, error) bool) { yield(connector.Item{}, err) }
 	}
-	if since == "" {
-		return c.read(ctx, req, "")
-	}
-	t, err := parseGeneralizedTime(string(since))
+	stamp, cookie, err := decodeWatermark(since)
 	if err != nil {
-		err = fmt.Errorf("watermark %q was not made by the ldap connector", since)
 		return func(yield func(connector.Item, error) bool) { yield(connector.Item{}, err) }
 	}
-	m := e.coll.ModifiedField
-	return c.read(ctx, req, fmt.Sprintf("(|(%s>=%s)(!(%s=*)))", m, formatGeneralizedTime(t), m))
+	byTime := c.read(ctx, req, "")
+	if stamp != "" {
+		t, err := parseGeneralizedTime(stamp)
+		if err != nil {
+			err = fmt.Errorf("watermark %q was not made by the ldap connector", since)
+			return func(yield func(connector.Item, error) bool) { yield(connector.Item{}, err) }
+		}
+		m := e.coll.ModifiedField
+		byTime = c.read(ctx, req, fmt.Sprintf("(|(%s>=%s)(!(%s=*)))", m, formatGeneralizedTime(t), m))
+	}
+	if cookie != nil && c.syncs(e) {
+		return c.syncChanges(ctx, req, e, cookie, byTime)
+	}
+	return byTime
 }
 
 func (c *Connector) incremental(entity string) (entries, error) {

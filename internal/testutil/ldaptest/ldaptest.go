@@ -7,7 +7,9 @@
 // certificate authority made for the run (Server.CAPEM). Its database holds
 // the suffix dc=example,dc=com, managed by Server.BindDN; it answers at most
 // SizeLimit entries to a search that does not page its results (RFC 2696),
-// so tests prove that large reads page.
+// so tests prove that large reads page; and it offers content
+// synchronisation (RFC 4533, the syncprov overlay, with a session log so
+// that deletions are told by entryUUID).
 //
 // Tests never skip for want of a server: when slapd is missing, Main fails
 // the binary with the command that installs it.
@@ -308,6 +310,7 @@ objectClass: olcModuleList
 cn: module{0}
 olcModulePath: /usr/lib/ldap
 olcModuleLoad: back_mdb
+olcModuleLoad: syncprov
 
 dn: cn=schema,cn=config
 objectClass: olcSchemaConfig
@@ -348,9 +351,15 @@ olcDbDirectory: %[1]s/data
 olcDbMaxSize: 1073741824
 olcDbNoSync: TRUE
 olcDbIndex: objectClass eq
-olcDbIndex: entryUUID eq
+olcDbIndex: entryUUID,entryCSN eq
 olcLimits: * size.soft=%[5]d size.hard=%[5]d size.prtotal=unlimited
 olcAccess: to * by dn.exact="%[6]s" write by anonymous auth by * none
+
+dn: olcOverlay=syncprov,olcDatabase={1}mdb,cn=config
+objectClass: olcOverlayConfig
+objectClass: olcSyncProvConfig
+olcOverlay: syncprov
+olcSpSessionlog: 10000
 `, s.dir, Suffix, s.BindDN, s.Password, SizeLimit, s.ServiceDN)
 	return b.String()
 }
