@@ -59,7 +59,8 @@ func decode(spec endpoint.Spec, b *EndpointBlock) (Config, error) {
 		cfg.Timeout = d
 	}
 	for _, c := range b.Collections {
-		cfg.Collections = append(cfg.Collections, Class(c))
+		cfg.Collections = append(cfg.Collections, Class{Name: c.Name, ObjectClasses: c.ObjectClasses, RDNAttribute: c.RDNAttribute,
+			ParentDN: c.ParentDN, Filter: c.Filter, OriginAttribute: c.OriginAttribute, OriginObjectClass: c.OriginObjectClass})
 	}
 	return cfg, nil
 }
