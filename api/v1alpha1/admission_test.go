@@ -134,7 +134,10 @@ func TestInvalidObjectsAreRejected(t *testing.T) {
 
 		// SyncPolicy: cross-field rules (CEL).
 		{"connector block missing", basePolicy, `[{"op":"replace","path":"/spec/source/connector","value":"sqlite"}]`, `connector is sqlite, so the sqlite block must be set`},
-		{"two connector blocks", basePolicy, `[{"op":"add","path":"/spec/source/sqlite","value":{"file":{"path":"a.db"}}}]`, `spec.source: Invalid value: set exactly one of csv, sqlite or postgres`},
+		{"two connector blocks", basePolicy, `[{"op":"add","path":"/spec/source/sqlite","value":{"file":{"path":"a.db"}}}]`, `spec.source: Invalid value: set exactly one of csv, sqlite, postgres or scim`},
+		{"scim with two kinds of auth", basePolicy, `[{"op":"replace","path":"/spec/target","value":{"name":"app","connector":"scim","scim":{"baseURL":"https://app.example.com/scim/v2","bearerTokenSecretRef":{"name":"app","key":"token"},"basicAuthSecretRef":{"name":"app"}}}}]`, `set exactly one of bearerTokenSecretRef and basicAuthSecretRef`},
+		{"scim base URL not http(s)", basePolicy, `[{"op":"replace","path":"/spec/target","value":{"name":"app","connector":"scim","scim":{"baseURL":"file:///etc/passwd","bearerTokenSecretRef":{"name":"app","key":"token"}}}}]`, `spec.target.scim.baseURL: Invalid value: "file:///etc/passwd"`},
+		{"scim deletes unknown", basePolicy, `[{"op":"replace","path":"/spec/target","value":{"name":"app","connector":"scim","scim":{"baseURL":"https://app.example.com/scim/v2","bearerTokenSecretRef":{"name":"app","key":"token"},"deletes":"Purge"}}}]`, `spec.target.scim.deletes: Unsupported value: "Purge"`},
 		{"same endpoint twice", basePolicy, `[{"op":"replace","path":"/spec/target/name","value":"hr"}]`, `source.name and target.name must differ`},
 		{"duplicate entity names", basePolicy, `[{"op":"copy","from":"/spec/entities/0","path":"/spec/entities/1"}]`, `spec.entities: Invalid value: entity names must be unique`},
 		{"two mappings into one field", basePolicy, `[{"op":"replace","path":"/spec/entities/0/fields/1/target","value":"name"}]`, `spec.entities[0]: Invalid value: two field mappings write the same target field`},

@@ -58,6 +58,18 @@ func (p *SyncPolicy) SecretUses() []SecretUse {
 				uses = append(uses, SecretUse{*pg.CASecretRef, side.name + ".postgres.caSecretRef", dest})
 			}
 		}
+		if sc := side.ep.SCIM; sc != nil {
+			// Sent in every request's Authorization header: the destination is the base URL.
+			if ref := sc.BearerTokenSecretRef; ref != nil {
+				uses = append(uses, SecretUse{*ref, side.name + ".scim.bearerTokenSecretRef", sc.BaseURL})
+			}
+			if c := sc.BasicAuthSecretRef; c != nil {
+				field := side.name + ".scim.basicAuthSecretRef"
+				uses = append(uses,
+					SecretUse{SecretKeyReference{Name: c.Name, Key: c.UsernameKey}, field, sc.BaseURL},
+					SecretUse{SecretKeyReference{Name: c.Name, Key: c.PasswordKey}, field, sc.BaseURL})
+			}
+		}
 	}
 	return uses
 }

@@ -6,7 +6,7 @@ import (
 )
 
 // ConnectorType names the kind of system an endpoint is.
-// +kubebuilder:validation:Enum=csv;sqlite;postgres
+// +kubebuilder:validation:Enum=csv;sqlite;postgres;scim
 type ConnectorType string
 
 const (
@@ -16,6 +16,8 @@ const (
 	SQLiteConnector ConnectorType = "sqlite"
 	// PostgresConnector reads and writes tables or views of a PostgreSQL database.
 	PostgresConnector ConnectorType = "postgres"
+	// SCIMConnector reads and writes the Users of a SCIM 2.0 service provider.
+	SCIMConnector ConnectorType = "scim"
 )
 
 // Direction says which way changes flow.
@@ -116,10 +118,11 @@ type SyncPolicySpec struct {
 }
 
 // Endpoint is one of the two systems a policy syncs.
-// +kubebuilder:validation:XValidation:rule="(has(self.csv) ? 1 : 0) + (has(self.sqlite) ? 1 : 0) + (has(self.postgres) ? 1 : 0) == 1",message="set exactly one of csv, sqlite or postgres"
+// +kubebuilder:validation:XValidation:rule="(has(self.csv) ? 1 : 0) + (has(self.sqlite) ? 1 : 0) + (has(self.postgres) ? 1 : 0) + (has(self.scim) ? 1 : 0) == 1",message="set exactly one of csv, sqlite, postgres or scim"
 // +kubebuilder:validation:XValidation:rule="self.connector != 'csv' || has(self.csv)",message="connector is csv, so the csv block must be set"
 // +kubebuilder:validation:XValidation:rule="self.connector != 'sqlite' || has(self.sqlite)",message="connector is sqlite, so the sqlite block must be set"
 // +kubebuilder:validation:XValidation:rule="self.connector != 'postgres' || has(self.postgres)",message="connector is postgres, so the postgres block must be set"
+// +kubebuilder:validation:XValidation:rule="self.connector != 'scim' || has(self.scim)",message="connector is scim, so the scim block must be set"
 type Endpoint struct {
 	// name identifies the system in the transaction records. Keep it stable: policies that name the
 	// same endpoints share records, and renaming one makes the next cycle start from scratch.
@@ -129,7 +132,7 @@ type Endpoint struct {
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
 	Name string `json:"name"`
 
-	// connector is the kind of system: csv, sqlite or postgres. The block of the same name configures it.
+	// connector is the kind of system: csv, sqlite, postgres or scim. The block of the same name configures it.
 	// +required
 	Connector ConnectorType `json:"connector"`
 
@@ -144,6 +147,10 @@ type Endpoint struct {
 	// postgres configures a PostgreSQL database.
 	// +optional
 	Postgres *PostgresEndpoint `json:"postgres,omitempty"`
+
+	// scim configures a SCIM 2.0 service provider (an application's provisioning API).
+	// +optional
+	SCIM *SCIMEndpoint `json:"scim,omitempty"`
 }
 
 // VolumePath is a file or directory on a PersistentVolumeClaim that the cycle Jobs mount.
@@ -192,6 +199,48 @@ type SQLiteEndpoint struct {
 	// file is the database file.
 	// +required
 	File VolumePath `json:"file"`
+}
+
+// SCIMDeleteMode is what a propagated delete does to a SCIM User.
+// +kubebuilder:validation:Enum=Delete;Deactivate
+type SCIMDeleteMode string
+
+// SCIMOriginMode is where the scim connector keeps the proof of its creates.
+// +kubebuilder:validation:Enum=ExternalID;None
+type SCIMOriginMode string
+
+// SCIMEndpoint configures a SCIM 2.0 service provider; each entity's collection is a resource
+// type (Users).
+// +kubebuilder:validation:XValidation:rule="has(self.bearerTokenSecretRef) != has(self.basicAuthSecretRef)",message="set exactly one of bearerTokenSecretRef and basicAuthSecretRef"
+type SCIMEndpoint struct {
+	// baseURL is the service provider's SCIM base URL, for example "https://app.example.com/scim/v2".
+	// The Secrets it names must list it (or a prefix of it) in their allowed destinations.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:Pattern=`^https?://[^/]+`
+	BaseURL string `json:"baseURL"`
+
+	// bearerTokenSecretRef names the Secret key holding the bearer token sent with every request.
+	// +optional
+	BearerTokenSecretRef *SecretKeyReference `json:"bearerTokenSecretRef,omitempty"`
+
+	// basicAuthSecretRef names the Secret holding the user name and password for HTTP basic auth.
+	// +optional
+	BasicAuthSecretRef *CredentialsSecretReference `json:"basicAuthSecretRef,omitempty"`
+
+	// deletes is what a propagated delete does: Delete removes the User; Deactivate sets active to
+	// false and keeps it, after which it is no longer read (do not map active then).
+	// +optional
+	// +kubebuilder:default=Delete
+	Deletes SCIMDeleteMode `json:"deletes,omitempty"`
+
+	// origin is where a create is proven after a crash: ExternalID writes chainsync's origin token
+	// (which holds the source's key of the person) into externalId of the Users it creates; None
+	// keeps no proof, and the policy then needs matchOn.
+	// +optional
+	// +kubebuilder:default=ExternalID
+	Origin SCIMOriginMode `json:"origin,omitempty"`
 }
 
 // PostgresEndpoint configures a PostgreSQL database; each entity's collection is a table or view.

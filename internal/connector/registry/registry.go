@@ -11,6 +11,7 @@ import (
 	"github.com/chainsync/chainsync/internal/connector/csv"
 	"github.com/chainsync/chainsync/internal/connector/endpoint"
 	"github.com/chainsync/chainsync/internal/connector/postgres"
+	"github.com/chainsync/chainsync/internal/connector/scim"
 	"github.com/chainsync/chainsync/internal/connector/sqlite"
 )
 
@@ -27,6 +28,7 @@ var kinds = map[syncv1alpha1.ConnectorType]Kind{
 	syncv1alpha1.CSVConnector:      csv.Kind,
 	syncv1alpha1.SQLiteConnector:   sqlite.Kind,
 	syncv1alpha1.PostgresConnector: postgres.Kind,
+	syncv1alpha1.SCIMConnector:     scim.Kind,
 }
 
 func kindOf(spec endpoint.Spec) (Kind, error) {

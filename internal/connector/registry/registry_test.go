@@ -22,7 +22,7 @@ func (noEnv) Secret(syncv1alpha1.SecretKeyReference) (string, error) {
 
 func TestEveryConnectorOfTheAPIIsRegistered(t *testing.T) {
 	g := NewWithT(t)
-	for _, name := range []syncv1alpha1.ConnectorType{syncv1alpha1.CSVConnector, syncv1alpha1.SQLiteConnector, syncv1alpha1.PostgresConnector} {
+	for _, name := range []syncv1alpha1.ConnectorType{syncv1alpha1.CSVConnector, syncv1alpha1.SQLiteConnector, syncv1alpha1.PostgresConnector, syncv1alpha1.SCIMConnector} {
 		g.Expect(kinds).To(HaveKey(name))
 	}
 }

@@ -9,8 +9,17 @@ import (
 	"github.com/chainsync/chainsync/internal/connector/endpoint"
 )
 
-// Endpoint is a SyncPolicy endpoint's scim block, as the API will carry it (SCIMEndpoint):
-// until then, kindFor is given where to find it.
+// Kind makes scim connectors from a SyncPolicy endpoint's scim block.
+var Kind = kindFor(func(spec endpoint.Spec) *Endpoint {
+	b := spec.Endpoint.SCIM
+	if b == nil {
+		return nil
+	}
+	return &Endpoint{BaseURL: b.BaseURL, BearerTokenSecretRef: b.BearerTokenSecretRef, BasicAuthSecretRef: b.BasicAuthSecretRef,
+		Deletes: DeleteMode(b.Deletes), Origin: OriginMode(b.Origin)}
+})
+
+// Endpoint is a scim block in the connector's terms.
 type Endpoint struct {
 	BaseURL              string
 	BearerTokenSecretRef *syncv1alpha1.SecretKeyReference
