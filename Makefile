@@ -42,6 +42,7 @@ envtest: ## Build (or reuse) kube-apiserver and etcd; prints the KUBEBUILDER_ASS
 .PHONY: test
 test: ## Run every test: unit, generated-output staleness, PostgreSQL and envtest integration.
 	@hack/ensure-postgres.sh
+	@hack/ensure-slapd.sh
 	@assets=$$(hack/envtest.sh | tail -n 1); \
 	KUBEBUILDER_ASSETS="$$assets" go test -count=1 ./... $(TESTFLAGS)
 

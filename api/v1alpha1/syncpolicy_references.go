@@ -1,6 +1,7 @@
 package v1alpha1
 
 import (
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -58,6 +59,18 @@ func (p *SyncPolicy) SecretUses() []SecretUse {
 				uses = append(uses, SecretUse{*pg.CASecretRef, side.name + ".postgres.caSecretRef", dest})
 			}
 		}
+		if l := side.ep.LDAP; l != nil {
+			dest := l.Destination()
+			if c := l.BindSecretRef; c != nil {
+				field := side.name + ".ldap.bindSecretRef"
+				uses = append(uses,
+					SecretUse{SecretKeyReference{Name: c.Name, Key: c.UsernameKey}, field, dest},
+					SecretUse{SecretKeyReference{Name: c.Name, Key: c.PasswordKey}, field, dest})
+			}
+			if l.CASecretRef != nil {
+				uses = append(uses, SecretUse{*l.CASecretRef, side.name + ".ldap.caSecretRef", dest})
+			}
+		}
 		if sc := side.ep.SCIM; sc != nil {
 			// Sent in every request's Authorization header: the destination is the base URL.
 			if ref := sc.BearerTokenSecretRef; ref != nil {
@@ -90,4 +103,21 @@ func (pg *PostgresEndpoint) Destination() string {
 		port = 5432
 	}
 	return strings.ToLower(pg.Host) + ":" + strconv.Itoa(int(port))
+}
+
+// Destination is where the directory is reached, "host:port", in lower case: the port given, or
+// 389 for ldap:// and 636 for ldaps://.
+func (l *LDAPEndpoint) Destination() string {
+	rest, secure := strings.CutPrefix(l.URL, "ldaps://")
+	if !secure {
+		rest = strings.TrimPrefix(l.URL, "ldap://")
+	}
+	hostport := strings.ToLower(strings.TrimSuffix(rest, "/"))
+	if _, _, err := net.SplitHostPort(hostport); err == nil {
+		return hostport
+	}
+	if secure {
+		return net.JoinHostPort(hostport, "636")
+	}
+	return net.JoinHostPort(hostport, "389")
 }

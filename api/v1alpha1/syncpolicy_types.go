@@ -6,7 +6,7 @@ import (
 )
 
 // ConnectorType names the kind of system an endpoint is.
-// +kubebuilder:validation:Enum=csv;sqlite;postgres;scim
+// +kubebuilder:validation:Enum=csv;sqlite;postgres;scim;ldap
 type ConnectorType string
 
 const (
@@ -18,6 +18,8 @@ const (
 	PostgresConnector ConnectorType = "postgres"
 	// SCIMConnector reads and writes the Users of a SCIM 2.0 service provider.
 	SCIMConnector ConnectorType = "scim"
+	// LDAPConnector reads and writes the entries of an LDAP directory.
+	LDAPConnector ConnectorType = "ldap"
 )
 
 // Direction says which way changes flow.
@@ -53,8 +55,8 @@ type PostgresSSLMode string
 // SyncPolicySpec says what to sync between two endpoints, and how.
 // +kubebuilder:validation:XValidation:rule="self.source.name != self.target.name",message="source.name and target.name must differ: they identify the two systems in the transaction records"
 // +kubebuilder:validation:XValidation:rule="self.conflictResolution != 'NewestWins' || self.entities.all(e, has(e.source.modifiedField) && has(e.target.modifiedField))",message="conflictResolution NewestWins needs source.modifiedField and target.modifiedField on every entity"
-// +kubebuilder:validation:XValidation:rule="self.source.connector != 'csv' || self.entities.all(e, !has(e.source.where))",message="entities[].source.where needs an SQL connector (sqlite or postgres); use scope with csv"
-// +kubebuilder:validation:XValidation:rule="self.target.connector != 'csv' || self.entities.all(e, !has(e.target.where))",message="entities[].target.where needs an SQL connector (sqlite or postgres); use scope with csv"
+// +kubebuilder:validation:XValidation:rule="self.source.connector in ['sqlite', 'postgres'] || self.entities.all(e, !has(e.source.where))",message="entities[].source.where needs an SQL connector (sqlite or postgres); use scope with the others"
+// +kubebuilder:validation:XValidation:rule="self.target.connector in ['sqlite', 'postgres'] || self.entities.all(e, !has(e.target.where))",message="entities[].target.where needs an SQL connector (sqlite or postgres); use scope with the others"
 // +kubebuilder:validation:XValidation:rule="self.entities.all(e, !has(e.target.where) || has(e.target.scope))",message="entities[].target.where needs target.scope too: rows the cycle creates get the scope's values, and without them a created row is not selected by where, so it would be created again every cycle"
 // +kubebuilder:validation:XValidation:rule="self.direction != 'TwoWay' || self.entities.all(e, !has(e.source.where) || has(e.source.scope))",message="entities[].source.where needs source.scope too in TwoWay: rows the cycle creates in the source get the scope's values, and without them a created row is not selected by where, so it would be created again every cycle"
 type SyncPolicySpec struct {
@@ -118,11 +120,12 @@ type SyncPolicySpec struct {
 }
 
 // Endpoint is one of the two systems a policy syncs.
-// +kubebuilder:validation:XValidation:rule="(has(self.csv) ? 1 : 0) + (has(self.sqlite) ? 1 : 0) + (has(self.postgres) ? 1 : 0) + (has(self.scim) ? 1 : 0) == 1",message="set exactly one of csv, sqlite, postgres or scim"
+// +kubebuilder:validation:XValidation:rule="(has(self.csv) ? 1 : 0) + (has(self.sqlite) ? 1 : 0) + (has(self.postgres) ? 1 : 0) + (has(self.scim) ? 1 : 0) + (has(self.ldap) ? 1 : 0) == 1",message="set exactly one of csv, sqlite, postgres, scim or ldap"
 // +kubebuilder:validation:XValidation:rule="self.connector != 'csv' || has(self.csv)",message="connector is csv, so the csv block must be set"
 // +kubebuilder:validation:XValidation:rule="self.connector != 'sqlite' || has(self.sqlite)",message="connector is sqlite, so the sqlite block must be set"
 // +kubebuilder:validation:XValidation:rule="self.connector != 'postgres' || has(self.postgres)",message="connector is postgres, so the postgres block must be set"
 // +kubebuilder:validation:XValidation:rule="self.connector != 'scim' || has(self.scim)",message="connector is scim, so the scim block must be set"
+// +kubebuilder:validation:XValidation:rule="self.connector != 'ldap' || has(self.ldap)",message="connector is ldap, so the ldap block must be set"
 type Endpoint struct {
 	// name identifies the system in the transaction records. Keep it stable: policies that name the
 	// same endpoints share records, and renaming one makes the next cycle start from scratch.
@@ -132,7 +135,7 @@ type Endpoint struct {
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
 	Name string `json:"name"`
 
-	// connector is the kind of system: csv, sqlite, postgres or scim. The block of the same name configures it.
+	// connector is the kind of system: csv, sqlite, postgres, scim or ldap. The block of the same name configures it.
 	// +required
 	Connector ConnectorType `json:"connector"`
 
@@ -151,6 +154,10 @@ type Endpoint struct {
 	// scim configures a SCIM 2.0 service provider (an application's provisioning API).
 	// +optional
 	SCIM *SCIMEndpoint `json:"scim,omitempty"`
+
+	// ldap configures an LDAP directory (OpenLDAP, Active Directory, FreeIPA).
+	// +optional
+	LDAP *LDAPEndpoint `json:"ldap,omitempty"`
 }
 
 // VolumePath is a file or directory on a PersistentVolumeClaim that the cycle Jobs mount.
@@ -199,6 +206,117 @@ type SQLiteEndpoint struct {
 	// file is the database file.
 	// +required
 	File VolumePath `json:"file"`
+}
+
+// LDAPEndpoint configures an LDAP directory; each entity's collection names one of its collections.
+// +kubebuilder:validation:XValidation:rule="!has(self.startTLS) || !self.startTLS || self.url.startsWith('ldap://')",message="startTLS is for ldap:// URLs; ldaps:// is TLS already"
+type LDAPEndpoint struct {
+	// url is the directory's ldap://host[:port] or ldaps://host[:port].
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:Pattern=`^ldaps?://[^/?#]+/?$`
+	URL string `json:"url"`
+
+	// startTLS upgrades an ldap:// connection to TLS before binding. With neither it nor ldaps://,
+	// the bind password crosses the network in clear.
+	// +optional
+	// +kubebuilder:default=false
+	StartTLS bool `json:"startTLS,omitempty"`
+
+	// caSecretRef names a Secret key holding the PEM certificate authority the server's certificate
+	// is checked against; without it, the system's roots.
+	// +optional
+	CASecretRef *SecretKeyReference `json:"caSecretRef,omitempty"`
+
+	// bindSecretRef names the Secret holding the bind DN (usernameKey) and its password
+	// (passwordKey). Without it the connection is anonymous.
+	// +optional
+	BindSecretRef *CredentialsSecretReference `json:"bindSecretRef,omitempty"`
+
+	// baseDN is searched for every collection's entries, for example "dc=example,dc=com".
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	BaseDN string `json:"baseDN"`
+
+	// collections say how each collection's entries are found and created; entities[].source or
+	// entities[].target collection names one of them.
+	// +required
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=32
+	Collections []LDAPCollection `json:"collections"`
+
+	// timeout bounds connecting and each request.
+	// +optional
+	// +kubebuilder:default="30s"
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	Timeout string `json:"timeout,omitempty"`
+
+	// pageSize is how many entries one page of a search asks for (RFC 2696 paged results).
+	// +optional
+	// +kubebuilder:default=500
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000
+	PageSize int32 `json:"pageSize,omitempty"`
+}
+
+// LDAPCollection is one class of entries in a directory.
+// +kubebuilder:validation:XValidation:rule="!has(self.originObjectClass) || has(self.originAttribute)",message="originObjectClass needs originAttribute"
+type LDAPCollection struct {
+	// name is what an entity's collection field refers to.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// objectClasses select the collection's entries (an entry must have them all) and are given to
+	// the entries chainsync creates, for example ["inetOrgPerson"].
+	// +required
+	// +listType=set
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=8
+	// +kubebuilder:validation:items:MaxLength=128
+	// +kubebuilder:validation:items:Pattern=`^[A-Za-z][-A-Za-z0-9]*$`
+	ObjectClasses []string `json:"objectClasses"`
+
+	// rdnAttribute names created entries (uid=jdoe,<parentDN>); a write that changes its value
+	// renames the entry (modrdn), which keeps its entryUUID.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^[A-Za-z][-A-Za-z0-9]*$`
+	RDNAttribute string `json:"rdnAttribute"`
+
+	// parentDN is where created entries go; empty means baseDN.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	ParentDN string `json:"parentDN,omitempty"`
+
+	// filter is an extra LDAP filter (RFC 4515) an entry must match to be one of the user's, with
+	// @email, @name and @attr_<key> standing for the user's identity values, escaped so that no
+	// value can widen it. Created entries get only the scope's values: filter on nothing else.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	Filter string `json:"filter,omitempty"`
+
+	// originAttribute holds chainsync's origin token on the entries it creates, written in the same
+	// add, so a create cut off by a crash is recognised without matchOn: chainsyncOrigin, from
+	// chainsync's schema (chainsync.ldif). Without it the policy needs matchOn.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^[A-Za-z][-A-Za-z0-9]*$`
+	OriginAttribute string `json:"originAttribute,omitempty"`
+
+	// originObjectClass is the auxiliary class that allows originAttribute (chainsyncSynced),
+	// given to created entries only.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^[A-Za-z][-A-Za-z0-9]*$`
+	OriginObjectClass string `json:"originObjectClass,omitempty"`
 }
 
 // SCIMDeleteMode is what a propagated delete does to a SCIM User.

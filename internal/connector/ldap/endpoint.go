@@ -10,30 +10,14 @@ import (
 	"github.com/chainsync/chainsync/internal/connector/endpoint"
 )
 
-// EndpointBlock is a SyncPolicy endpoint's ldap block. It mirrors the API
-// type the block is to have (syncv1alpha1.LDAPEndpoint, field for field and
-// with the same JSON names); once that exists, this becomes an alias of it.
-type EndpointBlock struct {
-	URL           string                                   `json:"url"`
-	StartTLS      bool                                     `json:"startTLS,omitempty"`
-	CASecretRef   *syncv1alpha1.SecretKeyReference         `json:"caSecretRef,omitempty"`
-	BindSecretRef *syncv1alpha1.CredentialsSecretReference `json:"bindSecretRef,omitempty"`
-	BaseDN        string                                   `json:"baseDN"`
-	Collections   []CollectionBlock                        `json:"collections"`
-	Timeout       string                                   `json:"timeout,omitempty"`
-	PageSize      int32                                    `json:"pageSize,omitempty"`
-}
+// EndpointBlock is a SyncPolicy endpoint's ldap block.
+type EndpointBlock = syncv1alpha1.LDAPEndpoint
 
-// CollectionBlock is one of the block's collections (syncv1alpha1.LDAPCollection).
-type CollectionBlock struct {
-	Name              string   `json:"name"`
-	ObjectClasses     []string `json:"objectClasses"`
-	RDNAttribute      string   `json:"rdnAttribute"`
-	ParentDN          string   `json:"parentDN,omitempty"`
-	Filter            string   `json:"filter,omitempty"`
-	OriginAttribute   string   `json:"originAttribute,omitempty"`
-	OriginObjectClass string   `json:"originObjectClass,omitempty"`
-}
+// CollectionBlock is one of the block's collections.
+type CollectionBlock = syncv1alpha1.LDAPCollection
+
+// Kind makes ldap connectors from a SyncPolicy endpoint's ldap block.
+var Kind = NewKind(func(spec endpoint.Spec) *EndpointBlock { return spec.Endpoint.LDAP })
 
 // NewKind makes ldap connectors from the ldap block that block finds in a
 // SyncPolicy endpoint (spec.Endpoint.LDAP once the API has it).

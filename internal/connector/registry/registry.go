@@ -10,6 +10,7 @@ import (
 	"github.com/chainsync/chainsync/internal/connector"
 	"github.com/chainsync/chainsync/internal/connector/csv"
 	"github.com/chainsync/chainsync/internal/connector/endpoint"
+	"github.com/chainsync/chainsync/internal/connector/ldap"
 	"github.com/chainsync/chainsync/internal/connector/postgres"
 	"github.com/chainsync/chainsync/internal/connector/scim"
 	"github.com/chainsync/chainsync/internal/connector/sqlite"
@@ -29,6 +30,7 @@ var kinds = map[syncv1alpha1.ConnectorType]Kind{
 	syncv1alpha1.SQLiteConnector:   sqlite.Kind,
 	syncv1alpha1.PostgresConnector: postgres.Kind,
 	syncv1alpha1.SCIMConnector:     scim.Kind,
+	syncv1alpha1.LDAPConnector:     ldap.Kind,
 }
 
 func kindOf(spec endpoint.Spec) (Kind, error) {

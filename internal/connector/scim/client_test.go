@@ -80,7 +80,7 @@ func TestTimeouts(t *testing.T) {
 	g.Expect(err).To(MatchError(ContainSubstring("no answer, so the User may or may not have been created")))
 	g.Expect(connector.IsEndpointFailure(err)).To(BeTrue())
 	g.Expect(s.Requests()-before).To(Equal(1), "a create whose answer was lost is not sent again")
-	g.Eventually(func() string { return findUser(s, "bob@example.com").ExternalID }).WithTimeout(5 * time.Second).Should(Equal("chainsync1:abc:0:bob"),
+	g.Eventually(func() string { return findUser(s, "bob@example.com").ExternalID }).WithTimeout(5*time.Second).Should(Equal("chainsync1:abc:0:bob"),
 		"the server made the User after all; its origin lets the next cycle recognise it")
 }
 
