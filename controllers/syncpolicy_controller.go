@@ -126,8 +126,9 @@ func (r *SyncPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		policy.Status.LastHandledRequestedAt = policyRequest
 	}
 
-	policy.Status.Users = countUsers(users.Items, world)
-	policy.Status.RejectedRows = rejectedRows(users.Items)
+	summary := summarizeUsers(users.Items, world)
+	policy.Status.Users = summary.counts
+	policy.Status.RejectedRows = summary.rejectedRows
 	policy.Status.ActiveJobs = world.active
 	policy.Status.NextCycleTime = nil
 	if !plan.next.IsZero() && !policy.Spec.Suspend {
@@ -139,7 +140,7 @@ func (r *SyncPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		setPolicyStalled(policy, syncv1alpha1.SyncPolicyJobRejectedReason, rejected.Error())
 		return ctrl.Result{RequeueAfter: retry}, nil
 	}
-	setPolicyReady(policy, waitingForFirstCycle(users.Items))
+	setPolicyReady(policy, summary.waiting)
 	return result, nil
 }
 

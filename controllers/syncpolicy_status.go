@@ -131,9 +131,20 @@ func batchCycles(due []userCycle, perJob int) [][]userCycle {
 	return batches
 }
 
-// countUsers counts the policy's users by state, from their last cycle on this policy.
-func countUsers(users []syncv1alpha1.SyncUser, world jobWorld) syncv1alpha1.UserCounts {
-	var n syncv1alpha1.UserCounts
+// userSummary is what the policy's status says of its users.
+type userSummary struct {
+	counts syncv1alpha1.UserCounts
+	// waiting users have not finished a cycle on this policy yet.
+	waiting int
+	// rejectedRows is how many of the export's rows the users' latest cycles found to be no one's:
+	// every user's read meets them all, so the most any user saw.
+	rejectedRows int32
+}
+
+// summarizeUsers reads the policy's users once, from their last cycle on this policy.
+func summarizeUsers(users []syncv1alpha1.SyncUser, world jobWorld) userSummary {
+	var s userSummary
+	n := &s.counts
 	for i := range users {
 		u := &users[i]
 		n.Assigned++
@@ -141,38 +152,19 @@ func countUsers(users []syncv1alpha1.SyncUser, world jobWorld) syncv1alpha1.User
 			n.Syncing++
 		}
 		// The users listed are on this policy, so a cycle on their current step is one of its.
-		switch c := cycleOnCurrentStep(&u.Status); {
+		c := cycleOnCurrentStep(&u.Status)
+		switch {
 		case c == nil:
+			s.waiting++
+			continue
 		case cycleClean(c):
 			n.Synced++
 		default:
 			n.Failing++
 		}
+		s.rejectedRows = max(s.rejectedRows, c.RejectedRows)
 	}
-	return n
-}
-
-// rejectedRows is how many of the export's rows the users' latest cycles on this policy found to
-// be no one's: every user's read meets them all, so the most any user saw.
-func rejectedRows(users []syncv1alpha1.SyncUser) int32 {
-	var n int32
-	for i := range users {
-		if c := cycleOnCurrentStep(&users[i].Status); c != nil {
-			n = max(n, c.RejectedRows)
-		}
-	}
-	return n
-}
-
-// waitingForFirstCycle counts the users that have not finished a cycle on this policy yet.
-func waitingForFirstCycle(users []syncv1alpha1.SyncUser) int {
-	n := 0
-	for i := range users {
-		if cycleOnCurrentStep(&users[i].Status) == nil {
-			n++
-		}
-	}
-	return n
+	return s
 }
 
 func setPolicyStalled(policy *syncv1alpha1.SyncPolicy, reason, message string) {

@@ -300,3 +300,34 @@ func TestAFailedJobKeepsItsLastPodsWords(t *testing.T) {
 	g.Expect(lastPodMessage([]corev1.Pod{ended("p", 1, 1, "Error", strings.Repeat("x", 5000)+" the end")})).To(
 		And(HaveLen(1027), HaveSuffix("the end")), "bounded, keeping the end, where the error is")
 }
+
+func TestSummarizeUsersReadsEachUserOnce(t *testing.T) {
+	g := NewWithT(t)
+	users := []syncv1alpha1.SyncUser{
+		policyUser("new", nil, nil),
+		policyUser("clean", cycle("p", -20, -10, func(c *syncv1alpha1.CycleResult) { c.RejectedRows = 2 }), nil),
+		policyUser("failing", cycle("p", -20, -10, func(c *syncv1alpha1.CycleResult) { c.Items.Errors, c.RejectedRows = 1, 3 }), nil),
+		policyUser("elsewhere", cycle("other", -20, -10, func(c *syncv1alpha1.CycleResult) { c.RejectedRows = 9 }), nil),
+	}
+	s := summarizeUsers(users, jobWorld{running: map[string]bool{"new": true}})
+	g.Expect(s.counts).To(Equal(syncv1alpha1.UserCounts{Assigned: 4, Syncing: 1, Synced: 1, Failing: 1}))
+	g.Expect(s.waiting).To(Equal(2), "no cycle on this policy yet: new, and the one whose last cycle was elsewhere")
+	g.Expect(s.rejectedRows).To(BeEquivalentTo(3), "the most any user's cycle on this policy saw; another policy's export is not this one's")
+}
+
+func TestRejectedJobsAreRetriedWithBackoff(t *testing.T) {
+	g := NewWithT(t)
+	now := at(0).Time
+	policy := &syncv1alpha1.SyncPolicy{}
+	g.Expect(jobRejectedRetryDelay(policy, now)).To(Equal(10*time.Second), "first refusal")
+	stalledSince := func(min int) {
+		policy.Status.Conditions = []metav1.Condition{{Type: syncv1alpha1.StalledCondition, Status: metav1.ConditionTrue,
+			Reason: syncv1alpha1.SyncPolicyJobRejectedReason, LastTransitionTime: *at(min)}}
+	}
+	stalledSince(-2)
+	g.Expect(jobRejectedRetryDelay(policy, now)).To(Equal(2*time.Minute), "as long again as it has been refused")
+	stalledSince(-300)
+	g.Expect(jobRejectedRetryDelay(policy, now)).To(Equal(10*time.Minute), "capped")
+	policy.Status.Conditions[0].Reason = syncv1alpha1.SyncPolicySecretNotFoundReason
+	g.Expect(jobRejectedRetryDelay(policy, now)).To(Equal(10*time.Second), "stalled for another reason: a first refusal")
+}

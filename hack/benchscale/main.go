@@ -150,6 +150,12 @@ func run(users, perJob, parallelism, pods int, timeout time.Duration) error {
 	fmt.Printf("Jobs created:                     %d\n", int(jobsCreated))
 	fmt.Printf("Operator peak memory (RSS):       %.0f MiB (operator and executor, one process)\n", float64(peakResident)/(1<<20))
 	fmt.Printf("Ceiling, plain status patches/s:  %.0f (8 concurrent clients on the same API server)\n", ceiling)
+	// One line per goal of issue #13, for a script to check.
+	rate := float64(advanced.total()) / elapsed.Seconds()
+	fmt.Printf("GOAL users-vs-ceiling measured=%.3f target>=0.5\n", rate/ceiling)
+	fmt.Printf("GOAL requests-per-user-step measured=%.1f target<=4\n", requests/float64(advanced.total()))
+	fmt.Printf("GOAL operator-rss-mib measured=%.0f target<=256\n", float64(peakResident)/(1<<20))
+	fmt.Printf("GOAL users-completed measured=%d target>=%d\n", advanced.completed, users)
 	return nil
 }
 

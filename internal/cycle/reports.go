@@ -104,24 +104,34 @@ func (r *rejectedRows) forUser(side string) (func(entity string, row csv.Rejecte
 func (r *rejectedRows) add(side, entity string, row csv.RejectedRow) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	key := [2]string{side, entity}
-	rep, ok := r.reports[key]
-	if !ok {
-		name := entity
-		if side == "target" {
-			name += "." + r.policy.Spec.Target.Name
-		}
-		path, err := r.store.ExportReportPath(r.policy.Name, name, records.RejectedRowsReport)
-		if err != nil {
-			r.errs = append(r.errs, err)
-			return
-		}
-		rep = reports.NewRowReport(path)
-		r.reports[key] = rep
+	rep, err := r.report(side, entity)
+	if err != nil {
+		r.errs = append(r.errs, err)
+		return
 	}
 	if err := rep.Add(row); err != nil {
 		r.errs = append(r.errs, err)
 	}
+}
+
+// report is the Job's report of side's entity, started on first use: the export's
+// exports/<policy>/<entity>[.<target>].rejected.csv.
+func (r *rejectedRows) report(side, entity string) (*reports.RowReport, error) {
+	key := [2]string{side, entity}
+	if rep, ok := r.reports[key]; ok {
+		return rep, nil
+	}
+	name := entity
+	if side == "target" {
+		name += "." + r.policy.Spec.Target.Name
+	}
+	path, err := r.store.ExportReportPath(r.policy.Name, name, records.RejectedRowsReport)
+	if err != nil {
+		return nil, err
+	}
+	rep := reports.NewRowReport(path)
+	r.reports[key] = rep
+	return rep, nil
 }
 
 // close publishes the reports. A report of an earlier Job whose rows are gone is removed by the
@@ -138,15 +148,8 @@ func (r *rejectedRows) close() error {
 			continue
 		}
 		for _, e := range r.policy.Spec.Entities {
-			if _, ok := r.reports[[2]string{side, e.Name}]; ok {
-				continue
-			}
-			name := e.Name
-			if side == "target" {
-				name += "." + r.policy.Spec.Target.Name
-			}
-			if path, err := r.store.ExportReportPath(r.policy.Name, name, records.RejectedRowsReport); err == nil {
-				r.reports[[2]string{side, e.Name}] = reports.NewRowReport(path)
+			if _, err := r.report(side, e.Name); err != nil {
+				r.errs = append(r.errs, err)
 			}
 		}
 	}

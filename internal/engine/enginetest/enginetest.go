@@ -344,6 +344,19 @@ func crashPolicy(withoutMatchOn bool) engine.Policy {
 	return p
 }
 
+// runKilledChild runs one cycle of spec in a child process (RunChild) and asserts that it died
+// by SIGKILL mid-cycle rather than finishing.
+func runKilledChild(g Gomega, spec childSpec) {
+	raw, _ := json.Marshal(spec)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envChild+"="+string(raw))
+	out, err := cmd.CombinedOutput()
+	exit, ok := err.(*exec.ExitError)
+	g.Expect(ok).To(BeTrue(), "the child must be killed, not finish: %v\n%s", err, out)
+	status := exit.Sys().(syscall.WaitStatus)
+	g.Expect(status.Signaled() && status.Signal() == syscall.SIGKILL).To(BeTrue(), "the child died by SIGKILL: %v\n%s", err, out)
+}
+
 // twoWayCrashPolicy is the two-way kill-and-rerun policy; edits on both sides do not conflict.
 func twoWayCrashPolicy() engine.Policy { return Policy(engine.TwoWay, engine.SourceWins, false) }
 
@@ -361,15 +374,8 @@ func killAndRerun(t *testing.T, f Fixture, withoutMatchOn bool) {
 	for i := range n {
 		w.Src.Put(t, Ann.Email, fmt.Sprintf("p%04d@x", i), fmt.Sprintf("Person %d", i), At(i%50))
 	}
-	spec, _ := json.Marshal(childSpec{Source: w.Src.Spec(), Target: w.Tgt.Spec(), Store: w.store.Root(), KillAfter: 1,
+	runKilledChild(g, childSpec{Source: w.Src.Spec(), Target: w.Tgt.Spec(), Store: w.store.Root(), KillAfter: 1,
 		WithoutMatchOn: withoutMatchOn})
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envChild+"="+string(spec))
-	out, err := cmd.CombinedOutput()
-	exit, ok := err.(*exec.ExitError)
-	g.Expect(ok).To(BeTrue(), "the child must be killed, not finish: %v\n%s", err, out)
-	status := exit.Sys().(syscall.WaitStatus)
-	g.Expect(status.Signaled() && status.Signal() == syscall.SIGKILL).To(BeTrue(), "the child died by SIGKILL: %v\n%s", err, out)
 	written := len(w.Tgt.Rows(t, Ann.Email))
 	g.Expect(written).To(BeNumerically(">", 0), "the killed cycle wrote its first batch before dying")
 	t.Logf("killed after writing %d of %d rows", written, n)
@@ -397,14 +403,7 @@ func twoWayKillAndRerun(t *testing.T, f Fixture) {
 		w.Src.Put(t, Ann.Email, fmt.Sprintf("s%04d@x", i), fmt.Sprintf("Source person %d", i), At(i%50))
 		w.Tgt.Put(t, Ann.Email, fmt.Sprintf("t%04d@x", i), fmt.Sprintf("Target person %d", i), At(i%50))
 	}
-	spec, _ := json.Marshal(childSpec{Source: w.Src.Spec(), Target: w.Tgt.Spec(), Store: w.store.Root(), KillAfter: 1, TwoWay: true})
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envChild+"="+string(spec))
-	out, err := cmd.CombinedOutput()
-	exit, ok := err.(*exec.ExitError)
-	g.Expect(ok).To(BeTrue(), "the child must be killed, not finish: %v\n%s", err, out)
-	status := exit.Sys().(syscall.WaitStatus)
-	g.Expect(status.Signaled() && status.Signal() == syscall.SIGKILL).To(BeTrue(), "the child died by SIGKILL: %v\n%s", err, out)
+	runKilledChild(g, childSpec{Source: w.Src.Spec(), Target: w.Tgt.Spec(), Store: w.store.Root(), KillAfter: 1, TwoWay: true})
 	g.Expect(len(w.Src.Rows(t, Ann.Email))+len(w.Tgt.Rows(t, Ann.Email))).To(BeNumerically(">", 2*n), "the killed cycle wrote before dying")
 
 	w.Src.Put(t, Ann.Email, "s0000@x", "Source person 0, edited", At(70))
