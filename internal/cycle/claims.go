@@ -38,28 +38,28 @@ func WhyAbandoned(claim records.Claim, policies []syncv1alpha1.SyncPolicy, users
 }
 
 // releaseAbandonedClaim hands the claim on the user's target over when its holder is another
-// policy that no longer syncs this identity. It reads the namespace only when there is such a
-// claim, which is rare.
-func (r *Runner) releaseAbandonedClaim(ctx context.Context, store *records.Store, identity, target string, user *syncv1alpha1.SyncUser) error {
+// policy that no longer syncs this identity, and says whether it did. The runner asks only when
+// a claim refused the cycle, which is rare: then it reads the namespace's policies and users.
+func (r *Runner) releaseAbandonedClaim(ctx context.Context, store *records.Store, identity, target string, user *syncv1alpha1.SyncUser) (bool, error) {
 	held, err := store.ClaimOf(identity, target)
 	if err != nil || held == nil || held.Policy == user.Status.Policy {
-		return err
+		return false, err
 	}
 	var policies syncv1alpha1.SyncPolicyList
 	if err := r.Client.List(ctx, &policies, client.InNamespace(user.Namespace)); err != nil {
-		return fmt.Errorf("listing policies to check the claim of %s on %s: %w", held.Policy, target, err)
+		return false, fmt.Errorf("listing policies to check the claim of %s on %s: %w", held.Policy, target, err)
 	}
 	var users syncv1alpha1.SyncUserList
 	if err := r.Client.List(ctx, &users, client.InNamespace(user.Namespace)); err != nil {
-		return fmt.Errorf("listing users to check the claim of %s on %s: %w", held.Policy, target, err)
+		return false, fmt.Errorf("listing users to check the claim of %s on %s: %w", held.Policy, target, err)
 	}
 	why := WhyAbandoned(*held, policies.Items, users.Items)
 	if why == "" {
-		return nil
+		return false, nil
 	}
 	if err := store.ReleaseTarget(identity, target, held.Policy); err != nil {
-		return fmt.Errorf("releasing the abandoned claim of %s on %s: %w", held.Policy, target, err)
+		return false, fmt.Errorf("releasing the abandoned claim of %s on %s: %w", held.Policy, target, err)
 	}
 	r.Log.Info("Released an abandoned claim", "user", identity, "target", target, "heldBy", held.Policy, "why", why)
-	return nil
+	return true, nil
 }

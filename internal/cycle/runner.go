@@ -185,9 +185,6 @@ func (r *Runner) runEngine(ctx context.Context, user *syncv1alpha1.SyncUser, uc 
 	if err := releaseEarlierClaims(store, identity, p.Target.Name, user); err != nil {
 		return engine.Result{}, err
 	}
-	if err := r.releaseAbandonedClaim(ctx, store, identity, p.Target.Name, user); err != nil {
-		return engine.Result{}, err
-	}
 	source, err := eps.open(ctx, "source")
 	if err != nil {
 		return engine.Result{}, fmt.Errorf("%w: %w", engine.ErrEndpoint, err)
@@ -199,27 +196,42 @@ func (r *Runner) runEngine(ctx context.Context, user *syncv1alpha1.SyncUser, uc 
 	}
 	defer target.Close()
 	source, target = crashHooks.wrap("source", source), crashHooks.wrap("target", target)
-	if uc.clear != nil {
-		if err := r.clearRecords(store, identity, p, *uc.clear); err != nil {
-			return engine.Result{}, err
-		}
-	}
 	cycle := engine.Cycle{
 		ID: r.Job, User: identity, Scope: uc.scope, Policy: p,
 		Source: source, Target: target, Records: store,
 		LockTimeout: r.LockTimeout, Clock: r.Clock, Log: r.Log,
 	}
-	if p.DryRun {
-		return engine.Run(ctx, cycle)
+	attempt := func() (engine.Result, error) {
+		if uc.clear != nil {
+			if err := r.clearRecords(store, identity, p, *uc.clear); err != nil {
+				return engine.Result{}, err
+			}
+		}
+		if p.DryRun {
+			return engine.Run(ctx, cycle)
+		}
+		reports, err := newRejectReports(store, identity, p)
+		if err != nil {
+			return engine.Result{}, fmt.Errorf("preparing the cleansing reports: %w", err)
+		}
+		cycle.OnReject = reports.add
+		result, err := engine.Run(ctx, cycle)
+		if rerr := reports.close(); rerr != nil {
+			r.Log.Error(rerr, "Writing the cleansing reports", "user", identity)
+		}
+		return result, err
 	}
-	reports, err := newRejectReports(store, identity, p)
-	if err != nil {
-		return engine.Result{}, fmt.Errorf("preparing the cleansing reports: %w", err)
-	}
-	cycle.OnReject = reports.add
-	result, err := engine.Run(ctx, cycle)
-	if rerr := reports.close(); rerr != nil {
-		r.Log.Error(rerr, "Writing the cleansing reports", "user", identity)
+	result, err := attempt()
+	if errors.Is(err, records.ErrClaimed) {
+		// Another policy holds the target for this person: only then is it worth asking whether
+		// that claim still protects anyone.
+		released, rerr := r.releaseAbandonedClaim(ctx, store, identity, p.Target.Name, user)
+		if rerr != nil {
+			return result, rerr
+		}
+		if released {
+			return attempt()
+		}
 	}
 	return result, err
 }
