@@ -10,6 +10,16 @@
 // identity can add a clause to the filter; items the server returns are checked against the scope
 // again, in case a server ignores or loosens the filter.
 //
+// A User's Groups are the membership fields "groups.display" (the Groups' displayNames) and
+// "groups.value" (their ids): nothing for none, one Group as text, several as a sorted JSON array
+// (["Engineering","Staff"]), as the ldap connector gives several values. They are read from the
+// Groups whose members hold the User (filter members.value eq "<id>"), or, from a server that
+// cannot filter Groups by members, from the User's read-only groups attribute. They are written
+// one membership at a time: a PATCH of each Group the User joins (add members) or leaves (remove
+// members[value eq "<id>"]), so the Group's other members, even those added meanwhile, are never
+// written. A Group the server does not have fails the User's item with the server's detail, and
+// the memberships that can be written are.
+//
 // Reads page through the list with startIndex and count; a list whose total changes while it is
 // paged, or that repeats a User, fails the read, since a User shifted past would look deleted.
 // Creates POST; updates PATCH the mapped attributes (a typed element by replacing its whole

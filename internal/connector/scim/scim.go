@@ -30,10 +30,17 @@ type Connector struct {
 	client *client
 	// patch is the ServiceProviderConfig's patch.supported.
 	patch bool
+	// filtering is the ServiceProviderConfig's filter.supported.
+	filtering bool
 
 	mu sync.Mutex
 	// versions holds the version each User had when this cycle read or wrote it, for If-Match.
 	versions map[string]string
+	// noMembersFilter is set once the server refused to filter Groups by members.
+	noMembersFilter bool
+	// groupNames caches Groups' displayNames by id; allGroups every Group, once listed.
+	groupNames map[string]string
+	allGroups  []group
 }
 
 var _ connector.Connector = (*Connector)(nil)
@@ -44,7 +51,7 @@ func New(ctx context.Context, cfg Config) (*Connector, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	c := &Connector{cfg: cfg, client: newClient(cfg), versions: map[string]string{}}
+	c := &Connector{cfg: cfg, client: newClient(cfg), versions: map[string]string{}, groupNames: map[string]string{}}
 	resp, err := c.client.do(ctx, http.MethodGet, "/ServiceProviderConfig", nil, nil)
 	if err != nil {
 		return nil, c.endpointError(err)
@@ -53,11 +60,14 @@ func New(ctx context.Context, cfg Config) (*Connector, error) {
 		Patch struct {
 			Supported bool `json:"supported"`
 		} `json:"patch"`
+		Filter struct {
+			Supported bool `json:"supported"`
+		} `json:"filter"`
 	}
 	if err := json.Unmarshal(resp.body, &spc); err != nil {
 		return nil, fmt.Errorf("%s: the ServiceProviderConfig is not SCIM JSON: %w", c.cfg.field("baseURL"), err)
 	}
-	c.patch = spc.Patch.Supported
+	c.patch, c.filtering = spc.Patch.Supported, spc.Filter.Supported
 	return c, nil
 }
 
@@ -189,7 +199,12 @@ func (c *Connector) ReadAll(ctx context.Context, req connector.ReadRequest) iter
 					continue
 				}
 				c.remember(u.id, u.version)
-				if !yield(c.item(u, req.Fields), nil) {
+				it := c.item(u, req.Fields)
+				if err := c.readMemberships(ctx, u, req.Fields, it.Fields); err != nil {
+					yield(connector.Item{}, err)
+					return
+				}
+				if !yield(it, nil) {
 					return
 				}
 			}
@@ -202,6 +217,29 @@ func (c *Connector) ReadAll(ctx context.Context, req connector.ReadRequest) iter
 			}
 		}
 	}
+}
+
+// readMemberships fills in the membership fields asked for.
+func (c *Connector) readMemberships(ctx context.Context, u user, fields []string, out map[string]connector.Value) error {
+	var asked []string
+	for _, f := range fields {
+		if membershipField(f) != "" {
+			asked = append(asked, f)
+		}
+	}
+	if len(asked) == 0 {
+		return nil
+	}
+	groups, err := c.memberships(ctx, u)
+	if err != nil {
+		return fmt.Errorf("reading the Groups of User %s: %w", u.id, c.endpointError(err))
+	}
+	for _, f := range asked {
+		if v := membershipValue(groups, membershipField(f)); !v.IsNull() {
+			out[f] = v
+		}
+	}
+	return nil
 }
 
 func (c *Connector) readError(entity string, err error) error {
@@ -263,7 +301,7 @@ func (c *Connector) Write(ctx context.Context, req connector.WriteRequest) ([]co
 			if !connector.IsItemError(err) {
 				return results, c.endpointError(err)
 			}
-			res = connector.WriteResult{ID: w.ID, Err: err}
+			res = connector.WriteResult{ID: cmpOr(res.ID, w.ID), Err: err}
 		}
 		results = append(results, res)
 	}
@@ -290,8 +328,9 @@ func (c *Connector) create(ctx context.Context, coll collection.Collection, scop
 	if err != nil {
 		return connector.WriteResult{}, connector.InvalidConfig(err)
 	}
+	userFields, groupsField, groups := membershipWrites(w.Fields)
 	fields := make(map[string]connector.Value, len(w.Fields)+len(scopeValues))
-	maps.Copy(fields, w.Fields)
+	maps.Copy(fields, userFields)
 	for f, v := range scopeValues {
 		fields[f] = connector.String(v)
 	}
@@ -313,16 +352,54 @@ func (c *Connector) create(ctx context.Context, coll collection.Collection, scop
 	if err != nil {
 		return connector.WriteResult{}, itemError("", err)
 	}
-	return c.result(resp, w.Fields)
+	res, err := c.result(resp, userFields)
+	if err != nil || groupsField == "" {
+		return res, err
+	}
+	// The User exists now whatever becomes of its memberships: a failure keeps its ID, and the
+	// next cycle finds it by its origin (or matchOn) and sets them again.
+	return c.withMemberships(ctx, res, resp.body, groupsField, groups)
+}
+
+// withMemberships sets the User's Groups after its own attributes were written, and adds them to
+// what the write stored.
+func (c *Connector) withMemberships(ctx context.Context, res connector.WriteResult, userBody []byte, field string, v connector.Value) (connector.WriteResult, error) {
+	u, err := decodeUser(userBody)
+	if err != nil {
+		return res, fmt.Errorf("the server's answer to a write is not a User: %w", err)
+	}
+	stored, err := c.setMemberships(ctx, u, field, v)
+	if err != nil {
+		return res, err
+	}
+	if res.Stored == nil {
+		res.Stored = map[string]connector.Value{}
+	}
+	res.Stored[field] = stored
+	return res, nil
 }
 
 // checkWritable refuses, as a policy to fix, field names that are no attribute path, the
 // attributes the server assigns and, when it carries the origin, externalId.
 func (c *Connector) checkWritable(entity string, fields map[string]connector.Value) error {
+	memberships := 0
+	for f := range fields {
+		if membershipField(f) != "" {
+			memberships++
+		}
+	}
+	if memberships > 1 {
+		return connector.InvalidConfig(fmt.Errorf("%s: %s and %s both map the User's Groups; map one of them",
+			c.cfg.entityPath(entity), GroupNamesField, GroupIDsField))
+	}
 	for f := range fields {
 		p, err := parsePath(f)
 		switch {
 		case err != nil:
+		case membershipField(f) != "":
+		case p.schema == userSchema && strings.EqualFold(p.name, "groups"):
+			err = fmt.Errorf("%s: a User's groups attribute is read-only; map %s (the Groups' displayNames) or %s (their ids), which chainsync writes through the Groups' members",
+				f, GroupNamesField, GroupIDsField)
 		case p.schema == userSchema && (p.name == "id" || p.name == "meta"):
 			err = fmt.Errorf("%s is assigned by the SCIM server and cannot be written", f)
 		case p.schema == userSchema && p.name == "externalId" && c.cfg.origin() == OriginExternalID:
@@ -360,6 +437,37 @@ func ifMatch(version string) http.Header {
 }
 
 func (c *Connector) update(ctx context.Context, w connector.Write) (connector.WriteResult, error) {
+	userFields, groupsField, groups := membershipWrites(w.Fields)
+	if groupsField == "" {
+		return c.updateUser(ctx, w)
+	}
+	var res connector.WriteResult
+	var body []byte
+	var err error
+	if len(userFields) > 0 {
+		w.Fields = userFields
+		if res, err = c.updateUser(ctx, w); err != nil {
+			return res, err
+		}
+	}
+	// The User as it is now, for the servers that give memberships in its groups attribute.
+	resp, err := c.client.do(ctx, http.MethodGet, "/"+Users+"/"+url.PathEscape(w.ID), nil, nil)
+	if err != nil {
+		return res, itemError(w.ID, err)
+	}
+	body = resp.body
+	if res.ID == "" {
+		u, err := decodeUser(body)
+		if err != nil {
+			return res, fmt.Errorf("GET %s: the answer is not a User: %w", w.ID, err)
+		}
+		res = connector.WriteResult{ID: u.id, ModTime: u.modified, Stored: map[string]connector.Value{}}
+	}
+	return c.withMemberships(ctx, res, body, groupsField, groups)
+}
+
+// updateUser writes the User's own attributes.
+func (c *Connector) updateUser(ctx context.Context, w connector.Write) (connector.WriteResult, error) {
 	typed := map[string]connector.Value{}
 	for f, v := range w.Fields {
 		if p, _ := parsePath(f); p.elementType != "" {
@@ -471,7 +579,9 @@ func (c *Connector) replace(ctx context.Context, id string, fields map[string]co
 	if err != nil {
 		return connector.WriteResult{}, err
 	}
+	// groups is read-only: the server computes it from the Groups' members.
 	delete(body, "meta")
+	delete(body, "groups")
 	if err := merge(body, fields); err != nil {
 		return connector.WriteResult{}, connector.NewItemError(id, err)
 	}

@@ -1,8 +1,8 @@
 // Package scimtest runs a real SCIM 2.0 service provider for tests: the server of
 // github.com/elimity-com/scim (request parsing, schema validation, filters, PATCH validation, the
 // protocol's answers and errors), over Users with the enterprise extension kept in memory by the
-// resource handler below, on a TCP port that a test's child processes reach too. Faults (429,
-// 5xx, slow answers) are injected in front of it.
+// resource handler below, and Groups whose members are those Users, on a TCP port that a test's
+// child processes reach too. Faults (429, 5xx, slow answers) are injected in front of it.
 package scimtest
 
 import (
@@ -38,6 +38,9 @@ type Options struct {
 	NoPatch bool
 	// IgnoreFilter makes the server list every User whatever the filter, as some do.
 	IgnoreFilter bool
+	// NoMembersFilter makes the server refuse to filter Groups by their members (400
+	// invalidFilter), as some do; a User's groups attribute then says what it belongs to.
+	NoMembersFilter bool
 }
 
 // Server is a running SCIM server.
@@ -78,7 +81,7 @@ func Start(t testing.TB, opts Options) *Server {
 
 // New runs a server; Close stops it.
 func New(opts Options) (*Server, error) {
-	st := &store{users: map[string]*stored{}, noPatch: opts.NoPatch}
+	st := &store{users: map[string]*stored{}, groups: map[string]*stored{}, noPatch: opts.NoPatch}
 	server, err := scim.NewServer(&scim.ServerArgs{
 		ServiceProviderConfig: &scim.ServiceProviderConfig{
 			SupportFiltering: true, SupportPatch: !opts.NoPatch, MaxResults: 50,
@@ -90,6 +93,10 @@ func New(opts Options) (*Server, error) {
 			Schema:           schema.CoreUserSchema(),
 			SchemaExtensions: []scim.SchemaExtension{{Schema: schema.ExtensionEnterpriseUser()}},
 			Handler:          st,
+		}, {
+			ID: optional.NewString("Group"), Name: "Group", Endpoint: "/Groups",
+			Schema:  schema.CoreGroupSchema(),
+			Handler: groupHandler{st},
 		}},
 	})
 	if err != nil {
@@ -103,6 +110,18 @@ func New(opts Options) (*Server, error) {
 			q.Del("filter")
 			r.URL.RawQuery = q.Encode()
 			server.ServeHTTP(w, r)
+		})
+	}
+	if opts.NoMembersFilter {
+		next := handler
+		handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasPrefix(r.URL.Path, "/Groups") && strings.Contains(strings.ToLower(r.URL.Query().Get("filter")), "members") {
+				w.Header().Set("Content-Type", "application/scim+json")
+				w.WriteHeader(http.StatusBadRequest)
+				fmt.Fprint(w, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"400","scimType":"invalidFilter","detail":"Groups cannot be filtered by members."}`)
+				return
+			}
+			next.ServeHTTP(w, r)
 		})
 	}
 	s.http = httptest.NewServer(s.withFaults(requireToken(handler)))
@@ -257,13 +276,18 @@ func (s *Server) Users() []User {
 
 // store is the resource handler: Users in memory, with userName unique regardless of case,
 // a version per User that If-Match is checked against, and PATCH applied to attributes and
-// sub-attributes.
+// sub-attributes. It holds the Groups too (groupHandler serves them), so that a User's groups
+// attribute says which Groups have it as a member, as RFC 7643 has the server compute it.
 type store struct {
 	mu      sync.Mutex
 	users   map[string]*stored
 	order   []string
 	next    int
 	noPatch bool
+
+	groups     map[string]*stored
+	groupOrder []string
+	nextGroup  int
 }
 
 type stored struct {
@@ -282,15 +306,43 @@ func (st *store) add(attrs scim.ResourceAttributes, modified time.Time) *stored 
 	return u
 }
 
+// remove deletes a User, and its memberships with it.
 func (st *store) remove(id string) {
 	delete(st.users, id)
 	st.order = slices.DeleteFunc(st.order, func(o string) bool { return o == id })
+	for _, g := range st.groups {
+		if slices.Contains(memberIDs(g.attrs), id) {
+			g.attrs["members"] = withoutMember(g.attrs["members"], id)
+			g.version++
+		}
+	}
 }
 
 func (u *stored) resource() scim.Resource {
 	etag := `W/"` + strconv.Itoa(u.version) + `"`
 	created, modified := u.created, u.modified
 	return scim.Resource{ID: u.id, Attributes: u.attrs, Meta: scim.Meta{Created: &created, LastModified: &modified, Version: etag}}
+}
+
+// userResource is a User with its groups attribute: the Groups that have it as a member.
+func (st *store) userResource(u *stored) scim.Resource {
+	r := u.resource()
+	var groups []any
+	for _, gid := range st.groupOrder {
+		g := st.groups[gid]
+		if slices.Contains(memberIDs(g.attrs), u.id) {
+			groups = append(groups, map[string]any{"value": gid, "display": g.attrs["displayName"], "type": "direct"})
+		}
+	}
+	if groups != nil {
+		attrs := scim.ResourceAttributes{}
+		for k, v := range r.Attributes {
+			attrs[k] = v
+		}
+		attrs["groups"] = groups
+		r.Attributes = attrs
+	}
+	return r
 }
 
 func (st *store) unique(userName any, except string) error {
@@ -324,7 +376,7 @@ func (st *store) Create(r *http.Request, attrs scim.ResourceAttributes) (scim.Re
 	if err := st.unique(attrs["userName"], ""); err != nil {
 		return scim.Resource{}, err
 	}
-	return st.add(attrs, time.Now().UTC()).resource(), nil
+	return st.userResource(st.add(attrs, time.Now().UTC())), nil
 }
 
 func (st *store) Get(r *http.Request, id string) (scim.Resource, error) {
@@ -334,7 +386,7 @@ func (st *store) Get(r *http.Request, id string) (scim.Resource, error) {
 	if !ok {
 		return scim.Resource{}, scimerrors.ScimErrorResourceNotFound(id)
 	}
-	return u.resource(), nil
+	return st.userResource(u), nil
 }
 
 func (st *store) GetAll(r *http.Request, params scim.ListRequestParams) (scim.Page, error) {
@@ -350,7 +402,7 @@ func (st *store) GetAll(r *http.Request, params scim.ListRequestParams) (scim.Pa
 	page := scim.Page{TotalResults: len(matching), Resources: []scim.Resource{}}
 	start := max(params.StartIndex, 1) - 1
 	for i := start; i < len(matching) && i < start+params.Count; i++ {
-		page.Resources = append(page.Resources, matching[i].resource())
+		page.Resources = append(page.Resources, st.userResource(matching[i]))
 	}
 	return page, nil
 }
@@ -382,7 +434,7 @@ func (st *store) Replace(r *http.Request, id string, attrs scim.ResourceAttribut
 	}
 	u.attrs, u.modified = attrs, time.Now().UTC()
 	u.version++
-	return u.resource(), nil
+	return st.userResource(u), nil
 }
 
 func (st *store) Delete(r *http.Request, id string) error {
@@ -416,7 +468,7 @@ func (st *store) Patch(r *http.Request, id string, ops []scim.PatchOperation) (s
 	}
 	u.attrs, u.modified = attrs, time.Now().UTC()
 	u.version++
-	return u.resource(), nil
+	return st.userResource(u), nil
 }
 
 func cloneAttrs(attrs scim.ResourceAttributes) scim.ResourceAttributes {
