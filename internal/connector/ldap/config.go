@@ -80,6 +80,11 @@ type Class struct {
 	// OriginObjectClass is the auxiliary class that allows OriginAttribute,
 	// given to created entries only (chainsyncSynced).
 	OriginObjectClass string
+	// BinaryAttributes are attributes whose values are octets, base64 text
+	// on chainsync's side, besides those the directory's schema gives a
+	// binary syntax (jpegPhoto, userCertificate, objectGUID) and those
+	// named with the ;binary option.
+	BinaryAttributes []string
 }
 
 const (
@@ -183,6 +188,11 @@ func (c Config) ValidateSpec() error {
 		}
 		if cl.OriginObjectClass != "" && (cl.OriginAttribute == "" || !attributeName.MatchString(cl.OriginObjectClass)) {
 			errs = append(errs, fmt.Errorf("%s.originObjectClass: %q needs originAttribute, and must be an object class name", path, cl.OriginObjectClass))
+		}
+		for _, b := range cl.BinaryAttributes {
+			if !attributeName.MatchString(b) {
+				errs = append(errs, fmt.Errorf("%s.binaryAttributes: %q is not an attribute name", path, b))
+			}
 		}
 		if cl.ParentDN != "" {
 			if _, err := goldap.ParseDN(cl.ParentDN); err != nil {

@@ -44,7 +44,8 @@ func decode(spec endpoint.Spec, b *EndpointBlock) (Config, error) {
 	}
 	for _, c := range b.Collections {
 		cfg.Collections = append(cfg.Collections, Class{Name: c.Name, ObjectClasses: c.ObjectClasses, RDNAttribute: c.RDNAttribute,
-			ParentDN: c.ParentDN, Filter: c.Filter, OriginAttribute: c.OriginAttribute, OriginObjectClass: c.OriginObjectClass})
+			ParentDN: c.ParentDN, Filter: c.Filter, OriginAttribute: c.OriginAttribute, OriginObjectClass: c.OriginObjectClass,
+			BinaryAttributes: c.BinaryAttributes})
 	}
 	return cfg, nil
 }

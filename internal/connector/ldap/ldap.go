@@ -16,6 +16,15 @@
 // values, sorted (LDAP values are a set), and such an array is written back
 // as several values; a value that is not UTF-8 reads as bytes (base64).
 //
+// Binary attributes (see binary.go) are base64 text on chainsync's side and
+// octets in the directory, whatever the octets hold: those of a binary
+// syntax in the directory's schema (jpegPhoto, userCertificate, objectGUID,
+// any octet string, userPassword included), those named with the ;binary
+// option, and those a collection lists in BinaryAttributes. One value reads
+// as bytes, several as a sorted JSON array of their base64; a write takes
+// either form, and a text that is not base64 fails its item. A binary key
+// (objectGUID) makes the item's ID its base64.
+//
 // Writes: a create adds an entry named by the class's RDN attribute under
 // its parent DN; an update replaces only the attributes it is given (a null
 // removes the attribute) and renames the entry (modrdn) first when the RDN
@@ -51,6 +60,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -98,6 +108,8 @@ type entries struct {
 	coll  collection.Collection
 	class Class
 	key   string
+	// schemaBinary names, in lower case, the directory's attributes of a binary syntax.
+	schemaBinary map[string]bool
 }
 
 var (
@@ -188,6 +200,10 @@ func (c *Connector) inspect() error {
 	if c.contentSync, err = c.offersContentSync(); err != nil {
 		return err
 	}
+	schemaBinary, err := c.readBinarySchema()
+	if err != nil {
+		return err
+	}
 	var errs []error
 	if err := c.mustExist(c.cfg.BaseDN, c.cfg.field("baseDN")); err != nil {
 		if !errors.Is(err, connector.ErrInvalidConfig) {
@@ -198,7 +214,7 @@ func (c *Connector) inspect() error {
 	for name, coll := range c.cfg.Entities {
 		class, i, _ := c.cfg.class(coll.Name)
 		coll = withDefaultKey(coll)
-		c.entries[name] = entries{path: c.cfg.entityPath(name), coll: coll, class: class, key: coll.KeyFields[0]}
+		c.entries[name] = entries{path: c.cfg.entityPath(name), coll: coll, class: class, key: coll.KeyFields[0], schemaBinary: schemaBinary}
 		if class.ParentDN != "" {
 			if err := c.mustExist(class.ParentDN, fmt.Sprintf("%s[%d].parentDN", c.cfg.field("collections"), i)); err != nil {
 				if !errors.Is(err, connector.ErrInvalidConfig) {
@@ -394,7 +410,7 @@ func (e entries) item(entry *goldap.Entry, fields []string) (connector.Item, err
 				break
 			}
 		}
-		item.Fields[name] = value(a.ByteValues)
+		item.Fields[name] = value(a.ByteValues, e.isBinary(a.Name))
 	}
 	if strings.EqualFold(e.key, DNField) {
 		item.ID = entry.DN
@@ -418,8 +434,13 @@ func (e entries) item(entry *goldap.Entry, fields []string) (connector.Item, err
 }
 
 // value maps an attribute's values to one Value: a single value as text
-// (bytes when it is not UTF-8), several as a sorted JSON array.
-func value(raw [][]byte) connector.Value {
+// (bytes when it is not UTF-8), several as a sorted JSON array. A binary
+// attribute's values are bytes, whatever they hold: one as a bytes Value
+// (base64 text), several as a sorted JSON array of their base64.
+func value(raw [][]byte, binary bool) connector.Value {
+	if binary && len(raw) == 1 {
+		return connector.Bytes(raw[0])
+	}
 	if len(raw) == 1 && !looksLikeList(string(raw[0])) {
 		if !utf8.Valid(raw[0]) {
 			return connector.Bytes(raw[0])
@@ -429,6 +450,9 @@ func value(raw [][]byte) connector.Value {
 	texts := make([]string, len(raw))
 	for i, r := range raw {
 		texts[i] = string(r)
+		if binary {
+			texts[i] = base64.StdEncoding.EncodeToString(r)
+		}
 	}
 	slices.Sort(texts)
 	b, _ := json.Marshal(texts)
@@ -447,14 +471,29 @@ func looksLikeList(s string) bool {
 }
 
 // values maps a Value to an attribute's values: a JSON array of strings to
-// its elements, bytes to their decoded form, anything else to its text.
-func values(v connector.Value) ([]string, error) {
+// its elements, bytes to their decoded form, anything else to its text. A
+// binary attribute takes base64 text (or bytes): a JSON array of base64
+// texts, or one.
+func values(v connector.Value, binary bool) ([]string, error) {
 	switch {
 	case v.IsNull():
 		return nil, nil
 	case v.Kind == connector.KindBytes:
 		b, err := v.AsBytes()
 		return []string{string(b)}, err
+	case binary:
+		texts := []string{v.Text}
+		if looksLikeList(v.Text) {
+			json.Unmarshal([]byte(v.Text), &texts)
+		}
+		for i, t := range texts {
+			raw, err := decodeBase64(t)
+			if err != nil {
+				return nil, err
+			}
+			texts[i] = raw
+		}
+		return texts, nil
 	case v.Kind == connector.KindTime:
 		t, err := v.AsTime()
 		return []string{formatGeneralizedTime(t)}, err

@@ -23,7 +23,9 @@ var originSchema string
 
 // testSchema is what the tests' entries are made of: contacts named by
 // their email, with an owner and a modification time of their own, so the
-// tests can date an edit as the engine's scenarios need.
+// tests can date an edit as the engine's scenarios need, and binary
+// attributes: an octet string that can key an entry (as objectGUID does on
+// Active Directory), and one that inherits its syntax from it.
 const testSchema = `dn: cn=chainsync-test,cn=schema,cn=config
 objectClass: olcSchemaConfig
 cn: chainsync-test
@@ -35,6 +37,10 @@ olcAttributeTypes: ( 1.3.6.1.4.1.99999.1.2 NAME 'modified'
   SYNTAX 1.3.6.1.4.1.1466.115.121.1.24 SINGLE-VALUE )
 olcAttributeTypes: ( 1.3.6.1.4.1.99999.1.3 NAME 'contactScore'
   EQUALITY integerMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE )
+olcAttributeTypes: ( 1.3.6.1.4.1.99999.1.4 NAME 'contactBadge'
+  EQUALITY octetStringMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.40 SINGLE-VALUE )
+olcAttributeTypes: ( 1.3.6.1.4.1.99999.1.5 NAME 'contactPortrait' SUP contactBadge )
 olcObjectClasses: ( 1.3.6.1.4.1.99999.2.1 NAME 'chainsyncContact' SUP top STRUCTURAL
-  MUST email MAY ( name $ contactOwner $ modified $ contactScore $ telephoneNumber $ description $ jpegPhoto ) )
+  MUST email MAY ( name $ contactOwner $ modified $ contactScore $ telephoneNumber $ description $ jpegPhoto $
+  userCertificate $ contactBadge $ contactPortrait ) )
 `

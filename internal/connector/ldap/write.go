@@ -235,7 +235,7 @@ func (c *Connector) attributeValues(e entries, scope map[string]string, w connec
 		if name == DNField || isOperational(name) || strings.EqualFold(name, e.key) || strings.EqualFold(name, e.class.OriginAttribute) {
 			continue
 		}
-		vals, err := values(v)
+		vals, err := values(v, e.isBinary(name))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
@@ -269,9 +269,17 @@ func valuesOf(attrs map[string][]string, name string) ([]string, bool) {
 // outside the user's scope is not found.
 func (c *Connector) find(ctx context.Context, e entries, s connector.Scope, id string) (string, error) {
 	var cond string
-	if strings.EqualFold(e.key, DNField) {
+	switch {
+	case strings.EqualFold(e.key, DNField):
 		cond = "" // searched below at the DN itself
-	} else {
+	case e.isBinary(e.key):
+		// The ID is the key's base64 (objectGUID): the filter asserts its octets.
+		raw, err := decodeBase64(id)
+		if err != nil {
+			return "", connector.NewItemError(id, fmt.Errorf("%s: %w", e.key, err))
+		}
+		cond = fmt.Sprintf("(%s=%s)", e.key, goldap.EscapeFilter(raw))
+	default:
 		cond = fmt.Sprintf("(%s=%s)", e.key, goldap.EscapeFilter(id))
 	}
 	filter, err := e.filter(s, cond)
