@@ -317,6 +317,18 @@ type LDAPCollection struct {
 	// +kubebuilder:validation:MaxLength=128
 	// +kubebuilder:validation:Pattern=`^[A-Za-z][-A-Za-z0-9]*$`
 	OriginObjectClass string `json:"originObjectClass,omitempty"`
+
+	// binaryAttributes are attributes whose values are octets: base64 text in the policy's fields,
+	// raw bytes in the directory. Attributes of a binary syntax in the directory's schema (jpegPhoto,
+	// userCertificate, objectGUID, any octet string) and those named with the ;binary option are
+	// binary without being listed; list the others, for example on a directory whose schema the
+	// bind DN cannot read.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=128
+	// +kubebuilder:validation:items:Pattern=`^([A-Za-z][-A-Za-z0-9]*|[0-9]+(\.[0-9]+)+)(;[-A-Za-z0-9]+)*$`
+	BinaryAttributes []string `json:"binaryAttributes,omitempty"`
 }
 
 // SCIMDeleteMode is what a propagated delete does to a SCIM User.
