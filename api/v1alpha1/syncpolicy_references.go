@@ -83,6 +83,9 @@ func (p *SyncPolicy) SecretUses() []SecretUse {
 					SecretUse{SecretKeyReference{Name: c.Name, Key: c.PasswordKey}, field, sc.BaseURL})
 			}
 		}
+		if h := side.ep.HTTP; h != nil {
+			uses = append(uses, h.secretUses(side.name+".http")...)
+		}
 	}
 	return uses
 }

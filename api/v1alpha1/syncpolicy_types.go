@@ -6,7 +6,7 @@ import (
 )
 
 // ConnectorType names the kind of system an endpoint is.
-// +kubebuilder:validation:Enum=csv;sqlite;postgres;scim;ldap
+// +kubebuilder:validation:Enum=csv;sqlite;postgres;scim;ldap;http
 type ConnectorType string
 
 const (
@@ -20,6 +20,8 @@ const (
 	SCIMConnector ConnectorType = "scim"
 	// LDAPConnector reads and writes the entries of an LDAP directory.
 	LDAPConnector ConnectorType = "ldap"
+	// HTTPConnector reads and writes the items of a JSON REST API, described declaratively.
+	HTTPConnector ConnectorType = "http"
 )
 
 // Direction says which way changes flow.
@@ -120,12 +122,13 @@ type SyncPolicySpec struct {
 }
 
 // Endpoint is one of the two systems a policy syncs.
-// +kubebuilder:validation:XValidation:rule="(has(self.csv) ? 1 : 0) + (has(self.sqlite) ? 1 : 0) + (has(self.postgres) ? 1 : 0) + (has(self.scim) ? 1 : 0) + (has(self.ldap) ? 1 : 0) == 1",message="set exactly one of csv, sqlite, postgres, scim or ldap"
+// +kubebuilder:validation:XValidation:rule="(has(self.csv) ? 1 : 0) + (has(self.sqlite) ? 1 : 0) + (has(self.postgres) ? 1 : 0) + (has(self.scim) ? 1 : 0) + (has(self.ldap) ? 1 : 0) + (has(self.http) ? 1 : 0) == 1",message="set exactly one of csv, sqlite, postgres, scim, ldap or http"
 // +kubebuilder:validation:XValidation:rule="self.connector != 'csv' || has(self.csv)",message="connector is csv, so the csv block must be set"
 // +kubebuilder:validation:XValidation:rule="self.connector != 'sqlite' || has(self.sqlite)",message="connector is sqlite, so the sqlite block must be set"
 // +kubebuilder:validation:XValidation:rule="self.connector != 'postgres' || has(self.postgres)",message="connector is postgres, so the postgres block must be set"
 // +kubebuilder:validation:XValidation:rule="self.connector != 'scim' || has(self.scim)",message="connector is scim, so the scim block must be set"
 // +kubebuilder:validation:XValidation:rule="self.connector != 'ldap' || has(self.ldap)",message="connector is ldap, so the ldap block must be set"
+// +kubebuilder:validation:XValidation:rule="self.connector != 'http' || has(self.http)",message="connector is http, so the http block must be set"
 type Endpoint struct {
 	// name identifies the system in the transaction records. Keep it stable: policies that name the
 	// same endpoints share records, and renaming one makes the next cycle start from scratch.
@@ -135,7 +138,7 @@ type Endpoint struct {
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
 	Name string `json:"name"`
 
-	// connector is the kind of system: csv, sqlite, postgres, scim or ldap. The block of the same name configures it.
+	// connector is the kind of system: csv, sqlite, postgres, scim, ldap or http. The block of the same name configures it.
 	// +required
 	Connector ConnectorType `json:"connector"`
 
@@ -158,6 +161,10 @@ type Endpoint struct {
 	// ldap configures an LDAP directory (OpenLDAP, Active Directory, FreeIPA).
 	// +optional
 	LDAP *LDAPEndpoint `json:"ldap,omitempty"`
+
+	// http configures a JSON REST API (a web application's API), described declaratively.
+	// +optional
+	HTTP *HTTPEndpoint `json:"http,omitempty"`
 }
 
 // VolumePath is a file or directory on a PersistentVolumeClaim that the cycle Jobs mount.

@@ -12,6 +12,7 @@ import (
 	"github.com/chainsync/chainsync/internal/connector/endpoint"
 	"github.com/chainsync/chainsync/internal/connector/ldap"
 	"github.com/chainsync/chainsync/internal/connector/postgres"
+	"github.com/chainsync/chainsync/internal/connector/rest"
 	"github.com/chainsync/chainsync/internal/connector/scim"
 	"github.com/chainsync/chainsync/internal/connector/sqlite"
 )
@@ -31,6 +32,7 @@ var kinds = map[syncv1alpha1.ConnectorType]Kind{
 	syncv1alpha1.PostgresConnector: postgres.Kind,
 	syncv1alpha1.SCIMConnector:     scim.Kind,
 	syncv1alpha1.LDAPConnector:     ldap.Kind,
+	syncv1alpha1.HTTPConnector:     rest.Kind,
 }
 
 func kindOf(spec endpoint.Spec) (Kind, error) {
