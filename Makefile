@@ -53,6 +53,13 @@ bench-scale: ## Measure N users (USERS=10000) through a 3-step chain on the loca
 	@assets=$$(hack/envtest.sh | tail -n 1); \
 	KUBEBUILDER_ASSETS="$$assets" go run ./hack/benchscale -users $(USERS)
 
+ROWS ?= 1000000
+
+.PHONY: bench-items
+bench-items: ## Measure one user's export of ROWS rows (ROWS=1000000) against csvdiff and psql \copy (ARGS="-runs 1 -profile DIR").
+	@hack/ensure-postgres.sh
+	go run ./hack/benchitems -rows $(ROWS) $(ARGS)
+
 ##@ Build and run
 
 .PHONY: build
