@@ -89,3 +89,40 @@ func wrap(err error, what string) error {
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }
+
+// DirectoryChainSample is the onboarding chain that goes on from the HR export to a directory
+// (ldap) and an application (scim), which the demo's own chain stands in for with a database.
+const DirectoryChainSample = "config/samples/sync_v1alpha1_onboardingchain_directory_app.yaml"
+
+// findSlapd finds OpenLDAP's server where Debian's slapd package puts it, or on PATH, as the
+// ldap connector's tests do; "" when it is not installed.
+func findSlapd(lookPath func(string) (string, error), exists func(string) bool) string {
+	if p, err := lookPath("slapd"); err == nil {
+		return p
+	}
+	if exists("/usr/sbin/slapd") {
+		return "/usr/sbin/slapd"
+	}
+	return ""
+}
+
+// directoryNote is the demo's word on the directory step: the demo syncs into a database, and
+// the chain with a real directory and application is a sample, which needs slapd to be tried
+// against a directory of one's own.
+func directoryNote(slapd string) []string {
+	if slapd == "" {
+		return []string{
+			"  ldap:  the demo's directory is a database; for the chain HR -> directory (ldap) -> app (scim), see " + DirectoryChainSample,
+			"         OpenLDAP's slapd is not installed: apt-get install slapd (or hack/ensure-slapd.sh) to try it on a directory of your own",
+		}
+	}
+	return []string{
+		"  ldap:  the demo's directory is a database; for the chain HR -> directory (ldap) -> app (scim), see " + DirectoryChainSample,
+		"         slapd is installed (" + slapd + "): point the sample's ldap url at your directory",
+	}
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}

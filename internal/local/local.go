@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"time"
 
@@ -211,6 +212,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 	if opts.Demo {
 		header = append(header, "  demo:  kubectl get syncusers,onboardingchains -n "+DemoNamespace+
 			"; chainsync records --store "+DemoStoreDir(opts.DataDir)+" users")
+		header = append(header, directoryNote(findSlapd(exec.LookPath, fileExists))...)
 	}
 	var d display
 	if opts.Screen != nil {
