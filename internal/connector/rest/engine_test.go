@@ -49,7 +49,7 @@ const testToken = "json-server-test-token"
 // contactsResource is /contacts of json-server, paged by its Link header.
 func contactsResource() Resource {
 	return Resource{ListPath: "/contacts", ListQuery: []Param{{Name: "owner.email", Value: "{email}"}},
-		Pagination: Pagination{Mode: LinkHeader, PageParam: "_page", SizeParam: "_limit", PageSize: 100, TotalHeader: "X-Total-Count"},
+		Pagination:  Pagination{Mode: LinkHeader, PageParam: "_page", SizeParam: "_limit", PageSize: 100, TotalHeader: "X-Total-Count"},
 		OriginField: "/sync/origin"}
 }
 

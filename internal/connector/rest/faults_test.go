@@ -175,7 +175,7 @@ func TestTimeoutIsRetriedForReadsButNotForCreates(t *testing.T) {
 			Writes: []connector.Write{{Op: connector.OpCreate, Fields: map[string]connector.Value{"name": connector.String("Ann")}}}})
 		g.Expect(connector.IsEndpointFailure(err)).To(BeTrue())
 		g.Expect(err.Error()).To(ContainSubstring("no answer, so the item may or may not have been created"))
-		g.Expect(calls.Load() - before).To(Equal(int32(1)), "a POST that may have created is not sent again")
+		g.Expect(calls.Load()-before).To(Equal(int32(1)), "a POST that may have created is not sent again")
 	})
 }
 
@@ -196,7 +196,9 @@ func TestAnswerThatIsNotJSONFailsTheReadNamingIt(t *testing.T) {
 
 func TestAnItemThatIsNotAnObjectIsAnItemError(t *testing.T) {
 	g := NewWithT(t)
-	s := serve(t, func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, `[{"id": 1}, "junk", {"name": "no id"}, {"id": 2}]`) })
+	s := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `[{"id": 1}, "junk", {"name": "no id"}, {"id": 2}]`)
+	})
 	c, _ := open(t, faultConfig(s.URL))
 	items, errs := readAll(c, "people")
 	g.Expect(items).To(HaveLen(2))
