@@ -231,6 +231,9 @@ func (c *Connector) readMemberships(ctx context.Context, u user, fields []string
 		return nil
 	}
 	groups, err := c.memberships(ctx, u)
+	if status(err) == http.StatusNotFound {
+		return connector.InvalidConfig(fmt.Errorf("%s: the SCIM server keeps no Groups, so %s cannot be read: %w", c.cfg.field("baseURL"), asked[0], err))
+	}
 	if err != nil {
 		return fmt.Errorf("reading the Groups of User %s: %w", u.id, c.endpointError(err))
 	}
