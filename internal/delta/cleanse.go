@@ -44,13 +44,28 @@ type Cleansing struct {
 // Project keeps the used fields of item and computes its key and hash. ok
 // is false for a null key (see Blank).
 func (c Cleansing) Project(item connector.Item) (e Entry, ok bool) {
-	kept := make(map[string]connector.Value, len(c.Fields))
-	for _, name := range c.Fields {
-		if v, present := item.Fields[name]; present {
-			kept[name] = v
-		}
-	}
-	e = Entry{ID: item.ID, ModTime: item.ModTime, Origin: item.Origin, Fields: kept, Hash: Hash(kept, c.Fields)}
+	e, ok = c.projector().project(item)
+	return e.withValues(), ok
+}
+
+// projector is a Cleansing ready to project many items: the field names sorted once for the
+// hash, and buffers reused from one item to the next.
+type projector struct {
+	c              Cleansing
+	sorted         []string
+	scratch, bytes []byte
+}
+
+func (c Cleansing) projector() *projector {
+	return &projector{c: c, sorted: hashOrder(c.Fields)}
+}
+
+// project is Project with the fields packed (see Entry.Values).
+func (p *projector) project(item connector.Item) (e Entry, ok bool) {
+	c := p.c
+	p.bytes = pack(p.bytes[:0], item.Fields, c.Fields)
+	e = Entry{ID: item.ID, ModTime: item.ModTime, Origin: item.Origin, packed: string(p.bytes), names: c.Fields,
+		Hash: hashSorted(item.Fields, p.sorted, &p.scratch)}
 	if len(c.KeyFields) == 0 {
 		e.Key = item.ID
 		return e, !Blank(item.ID)
@@ -83,29 +98,36 @@ func (s *SetAside) Unwrap() error { return s.Why }
 // Close of the returned Sorter.
 func (c Cleansing) Prepare(items iter.Seq2[connector.Item, error], onItemError func(error), onReject func(Rejected)) (*Sorter, iter.Seq2[Entry, error], error) {
 	sorter := NewSorter(c.SpillDir, c.MaxInMemory)
-	for item, err := range items {
-		if err != nil {
-			var aside *SetAside
-			if errors.As(err, &aside) && connector.IsItemError(err) {
-				e, _ := c.Project(aside.Item)
-				onReject(Rejected{Reason: aside.Reason, Entry: e})
+	reject := func(r Rejected) {
+		r.Entry = r.Entry.withValues()
+		onReject(r)
+	}
+	// The read and the projection (parsing, hashing) run on one goroutine and the sort on
+	// this one, so that a read of a large export keeps two cores busy. The callbacks run here,
+	// in the read's order.
+	for batch := range projected(items, c.projector()) {
+		for _, r := range batch {
+			switch {
+			case r.err != nil:
+				var aside *SetAside
+				if errors.As(r.err, &aside) && connector.IsItemError(r.err) {
+					reject(Rejected{Reason: aside.Reason, Entry: r.entry})
+					continue
+				}
+				if connector.IsItemError(r.err) {
+					onItemError(r.err)
+					continue
+				}
+				sorter.Close()
+				return nil, nil, fmt.Errorf("reading items: %w", r.err)
+			case !r.ok:
+				reject(Rejected{Reason: NullKey, Entry: r.entry})
 				continue
 			}
-			if connector.IsItemError(err) {
-				onItemError(err)
-				continue
+			if err := sorter.Add(r.entry); err != nil {
+				sorter.Close()
+				return nil, nil, err
 			}
-			sorter.Close()
-			return nil, nil, fmt.Errorf("reading items: %w", err)
-		}
-		e, ok := c.Project(item)
-		if !ok {
-			onReject(Rejected{Reason: NullKey, Entry: e})
-			continue
-		}
-		if err := sorter.Add(e); err != nil {
-			sorter.Close()
-			return nil, nil, err
 		}
 	}
 	sorted, err := sorter.Sorted()
@@ -113,7 +135,73 @@ func (c Cleansing) Prepare(items iter.Seq2[connector.Item, error], onItemError f
 		sorter.Close()
 		return nil, nil, err
 	}
-	return sorter, Deduplicate(sorted, onReject), nil
+	return sorter, Deduplicate(sorted, reject), nil
+}
+
+// projectedItem is one item of a read, projected, or the error the read gave instead.
+type projectedItem struct {
+	entry Entry
+	ok    bool
+	err   error
+}
+
+// projectBatch items are handed from the reading goroutine to the sorting one at a time.
+const projectBatch = 512
+
+// projected reads items and projects them on a goroutine of its own, yielding them in batches
+// in the read's order. It stops at the first error that is not an item error (yielded last),
+// and when the caller stops; either way the read has ended when it returns.
+func projected(items iter.Seq2[connector.Item, error], p *projector) iter.Seq[[]projectedItem] {
+	return func(yield func([]projectedItem) bool) {
+		batches := make(chan []projectedItem, 4)
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			defer close(batches)
+			batch := make([]projectedItem, 0, projectBatch)
+			send := func() bool {
+				select {
+				case batches <- batch:
+					batch = make([]projectedItem, 0, projectBatch)
+					return true
+				case <-stop:
+					return false
+				}
+			}
+			for item, err := range items {
+				r := projectedItem{err: err}
+				var aside *SetAside
+				switch {
+				case err == nil:
+					r.entry, r.ok = p.project(item)
+				case errors.As(err, &aside):
+					r.entry, _ = p.project(aside.Item)
+				}
+				batch = append(batch, r)
+				if err != nil && !connector.IsItemError(err) {
+					break
+				}
+				if len(batch) == projectBatch && !send() {
+					return
+				}
+			}
+			if len(batch) > 0 {
+				send()
+			}
+		}()
+		defer func() {
+			close(stop)
+			for range batches {
+			}
+			<-done
+		}()
+		for batch := range batches {
+			if !yield(batch) {
+				return
+			}
+		}
+	}
 }
 
 // Deduplicate passes a key-ordered stream through, collapsing identical

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -153,14 +154,14 @@ func TestCleansing(t *testing.T) {
 			for id, want := range tc.wantFieldsOf {
 				for _, e := range got.entries {
 					if e.ID == id {
-						g.Expect(slices.Sorted(mapsKeys(e.Fields))).To(Equal(want))
+						g.Expect(slices.Sorted(mapsKeys(e.Values()))).To(Equal(want))
 					}
 				}
 			}
 			for _, e := range got.entries {
 				for _, it := range tc.items {
 					if it.ID == e.ID && it.Fields["blob"].Text == huge {
-						g.Expect(e.Fields["blob"].Text).To(Equal(huge))
+						g.Expect(e.Values()["blob"].Text).To(Equal(huge))
 					}
 				}
 			}
@@ -350,20 +351,30 @@ func FuzzEntryCodec(f *testing.F) {
 		if mod != 0 {
 			e.ModTime = time.Unix(0, mod).UTC()
 		}
+		packed, _ := Cleansing{Fields: []string{name, name + "\x00absent"}}.projector().project(connector.Item{ID: id, Fields: e.Fields})
+		packed.Key, packed.ModTime = key, e.ModTime
 		var buf bytes.Buffer
-		w := bufio.NewWriter(&buf)
-		encodeEntry(w, &e)
-		w.Flush()
-		back, err := decodeEntry(bufio.NewReader(&buf))
+		buf.Write(encodeEntry(nil, &e))
+		buf.Write(encodeEntry(nil, &packed))
+		r := bufio.NewReader(&buf)
+		back, err := decodeEntry(r, nil)
 		if err != nil {
 			t.Fatalf("decoding what was encoded: %v", err)
 		}
 		if back.Key != e.Key || back.ID != e.ID || !back.ModTime.Equal(e.ModTime) || back.Fields[name] != e.Fields[name] {
 			t.Fatalf("round trip changed the entry: %+v -> %+v", e, back)
 		}
-		r := bufio.NewReader(bytes.NewReader(garbage))
+		backPacked, err := decodeEntry(r, packed.names)
+		if err != nil {
+			t.Fatalf("decoding what was encoded packed: %v", err)
+		}
+		if backPacked.Key != key || backPacked.ID != id || backPacked.Hash != packed.Hash || !backPacked.ModTime.Equal(e.ModTime) ||
+			!maps.Equal(backPacked.Values(), e.Fields) {
+			t.Fatalf("round trip changed the packed entry: %+v -> %+v", packed, backPacked)
+		}
+		r = bufio.NewReader(bytes.NewReader(garbage))
 		for range 100 {
-			if _, err := decodeEntry(r); err != nil {
+			if _, err := decodeEntry(r, []string{"a", "b"}); err != nil {
 				break
 			}
 		}

@@ -9,6 +9,7 @@ package delta
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"slices"
 	"strings"
@@ -27,7 +28,91 @@ type Entry struct {
 	Hash    string
 	ModTime time.Time
 	Origin  string
-	Fields  map[string]connector.Value
+	// Fields holds the used fields by name when the entry was built with them. Entries that
+	// Cleansing made carry them packed instead (see Values): a sort holds and spills a hundred
+	// thousand of them at a time, and most are only compared by Hash, never opened.
+	Fields map[string]connector.Value
+	// packed holds the fields named by names, in that order (see pack), when Fields is nil.
+	packed string
+	names  []string
+}
+
+// Values returns the entry's fields by name; a packed entry's are decoded, into a new map on
+// every call.
+func (e Entry) Values() map[string]connector.Value {
+	if e.Fields != nil || e.names == nil {
+		return e.Fields
+	}
+	return unpack(e.packed, e.names)
+}
+
+// withValues returns e with its fields in Fields, for callers outside the package that read
+// Fields (the rejects' reports).
+func (e Entry) withValues() Entry {
+	e.Fields = e.Values()
+	e.packed, e.names = "", nil
+	return e
+}
+
+// absent marks a field the item did not have, in place of its kind in a packed entry.
+const absent = 0xff
+
+// pack appends fields' values in the order of names: per field its kind (or absent), then its
+// text's length and bytes.
+func pack(b []byte, fields map[string]connector.Value, names []string) []byte {
+	for _, name := range names {
+		v, ok := fields[name]
+		if !ok {
+			b = append(b, absent)
+			continue
+		}
+		b = append(b, byte(v.Kind))
+		b = binary.AppendUvarint(b, uint64(len(v.Text)))
+		b = append(b, v.Text...)
+	}
+	return b
+}
+
+// unpack decodes what pack wrote; the texts share packed's memory.
+func unpack(packed string, names []string) map[string]connector.Value {
+	fields := make(map[string]connector.Value, len(names))
+	for _, name := range names {
+		if len(packed) == 0 {
+			break
+		}
+		kind := packed[0]
+		packed = packed[1:]
+		if kind == absent {
+			continue
+		}
+		n, w := binary.Uvarint([]byte(packed[:min(len(packed), binary.MaxVarintLen64)]))
+		if w <= 0 || uint64(len(packed)-w) < n {
+			break // not written by pack; runs are checked when decoded (validPacked)
+		}
+		fields[name] = connector.Value{Kind: connector.Kind(kind), Text: packed[w : w+int(n)]}
+		packed = packed[w+int(n):]
+	}
+	return fields
+}
+
+// validPacked reports whether packed is what pack writes for len(names) fields.
+func validPacked(packed string, names int) bool {
+	for range names {
+		if len(packed) == 0 {
+			return false
+		}
+		kind := packed[0]
+		packed = packed[1:]
+		if kind == absent {
+			continue
+		}
+		n, w := binary.Uvarint([]byte(packed[:min(len(packed), binary.MaxVarintLen64)]))
+		if w <= 0 || uint64(len(packed)-w) < n {
+			return false
+		}
+		packed = packed[w+int(n):]
+	}
+	return len(packed) == 0
 }
 
 // Hash is the content hash of the named fields of an item. Only canonical
@@ -35,21 +120,41 @@ type Entry struct {
 // a missing field and a Null one hash the same too, because a connector that
 // cannot store nulls will hand back an absent field.
 func Hash(fields map[string]connector.Value, names []string) string {
+	return hashSorted(fields, hashOrder(names), nil)
+}
+
+// hashOrder is names sorted, as Hash takes them; a sorted list is used as it is.
+func hashOrder(names []string) []string {
+	if slices.IsSorted(names) {
+		return names
+	}
 	sorted := slices.Clone(names)
 	slices.Sort(sorted)
-	h := sha256.New()
+	return sorted
+}
+
+// hashSorted is Hash over names already sorted, using scratch (which may be nil) for the bytes
+// hashed.
+func hashSorted(fields map[string]connector.Value, sorted []string, scratch *[]byte) string {
+	var local []byte
+	if scratch == nil {
+		scratch = &local
+	}
+	b := (*scratch)[:0]
 	for _, name := range sorted {
 		v, ok := fields[name]
-		h.Write([]byte(name))
+		b = append(b, name...)
 		if !ok || v.IsNull() {
-			h.Write([]byte{0, 0})
+			b = append(b, 0, 0)
 			continue
 		}
-		h.Write([]byte{0, 1})
-		h.Write([]byte(v.Text))
-		h.Write([]byte{0})
+		b = append(b, 0, 1)
+		b = append(b, v.Text...)
+		b = append(b, 0)
 	}
-	return hex.EncodeToString(h.Sum(nil)[:16])
+	*scratch = b
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
 }
 
 // EncodeKey builds a key from key field values such that distinct value

@@ -22,6 +22,11 @@ type Sorter struct {
 	maxInMemory int
 	buffer      []Entry
 	runs        []*os.File
+	// names are the names of the entries' packed fields (see Entry.Values).
+	names []string
+	// spilling is the run being written in the background, if any: its
+	// error, once done.
+	spilling chan error
 }
 
 // NewSorter returns a sorter spilling to dir ("" for the system temp dir).
@@ -32,10 +37,11 @@ func NewSorter(dir string, maxInMemory int) *Sorter {
 	return &Sorter{dir: dir, maxInMemory: maxInMemory}
 }
 
-func byKey(a, b Entry) int { return cmp.Compare(a.Key, b.Key) }
-
 // Add adds one entry, spilling a run when the memory bound is reached.
 func (s *Sorter) Add(e Entry) error {
+	if e.names != nil && s.names == nil {
+		s.names = e.names
+	}
 	s.buffer = append(s.buffer, e)
 	if len(s.buffer) >= s.maxInMemory {
 		return s.spill()
@@ -43,8 +49,13 @@ func (s *Sorter) Add(e Entry) error {
 	return nil
 }
 
+// spill sorts and writes the buffer as a run on a goroutine of its own, while
+// the caller fills a new buffer: one run is written at a time, so at most two
+// buffers are held.
 func (s *Sorter) spill() error {
-	slices.SortStableFunc(s.buffer, byKey)
+	if err := s.wait(); err != nil {
+		return err
+	}
 	f, err := os.CreateTemp(s.dir, "chainsync-sort-*.run")
 	if err != nil {
 		return fmt.Errorf("creating sort run: %w", err)
@@ -52,15 +63,47 @@ func (s *Sorter) spill() error {
 	// Unlinked at once: the run vanishes even if the process is killed.
 	os.Remove(f.Name())
 	s.runs = append(s.runs, f)
+	buffer := s.buffer
+	s.buffer = make([]Entry, 0, s.maxInMemory)
+	s.spilling = make(chan error, 1)
+	go func() { s.spilling <- writeRun(f, buffer) }()
+	return nil
+}
+
+// wait waits for the run being written, if any.
+func (s *Sorter) wait() error {
+	if s.spilling == nil {
+		return nil
+	}
+	err := <-s.spilling
+	s.spilling = nil
+	return err
+}
+
+// keyOrder returns the indexes of entries in key order, equal keys in
+// insertion order: sorting indexes moves 4 bytes where sorting entries would
+// move a hundred.
+func keyOrder(entries []Entry) []int32 {
+	order := make([]int32, len(entries))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(a, b int32) int {
+		return cmp.Or(cmp.Compare(entries[a].Key, entries[b].Key), cmp.Compare(a, b))
+	})
+	return order
+}
+
+func writeRun(f *os.File, entries []Entry) error {
 	w := bufio.NewWriterSize(f, 1<<20)
-	for i := range s.buffer {
-		encodeEntry(w, &s.buffer[i])
+	var buf []byte
+	for _, i := range keyOrder(entries) {
+		buf = encodeEntry(buf[:0], &entries[i])
+		w.Write(buf)
 	}
 	if err := w.Flush(); err != nil {
 		return fmt.Errorf("writing sort run: %w", err)
 	}
-	clear(s.buffer)
-	s.buffer = s.buffer[:0]
 	return nil
 }
 
@@ -68,10 +111,10 @@ func (s *Sorter) spill() error {
 // within a run). Call it once, after the last Add.
 func (s *Sorter) Sorted() (iter.Seq2[Entry, error], error) {
 	if len(s.runs) == 0 {
-		slices.SortStableFunc(s.buffer, byKey)
+		order := keyOrder(s.buffer)
 		return func(yield func(Entry, error) bool) {
-			for _, e := range s.buffer {
-				if !yield(e, nil) {
+			for _, i := range order {
+				if !yield(s.buffer[i], nil) {
 					return
 				}
 			}
@@ -82,6 +125,10 @@ func (s *Sorter) Sorted() (iter.Seq2[Entry, error], error) {
 			return nil, err
 		}
 	}
+	if err := s.wait(); err != nil {
+		return nil, err
+	}
+	s.buffer = nil
 	readers := make([]*bufio.Reader, len(s.runs))
 	for i, f := range s.runs {
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
@@ -92,7 +139,7 @@ func (s *Sorter) Sorted() (iter.Seq2[Entry, error], error) {
 	return func(yield func(Entry, error) bool) {
 		h := &runHeap{}
 		for i, r := range readers {
-			e, err := decodeEntry(r)
+			e, err := decodeEntry(r, s.names)
 			if err == io.EOF {
 				continue
 			}
@@ -107,7 +154,7 @@ func (s *Sorter) Sorted() (iter.Seq2[Entry, error], error) {
 			if !yield(head.entry, nil) {
 				return
 			}
-			next, err := decodeEntry(readers[head.run])
+			next, err := decodeEntry(readers[head.run], s.names)
 			switch {
 			case err == io.EOF:
 				heap.Pop(h)
@@ -124,6 +171,7 @@ func (s *Sorter) Sorted() (iter.Seq2[Entry, error], error) {
 
 // Close releases the runs and the buffer.
 func (s *Sorter) Close() error {
+	s.wait()
 	for _, f := range s.runs {
 		f.Close()
 	}

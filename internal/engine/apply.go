@@ -230,7 +230,7 @@ func (r *runner) writeBatch(ctx context.Context, p *entityPlan, w records.Side, 
 	for i, a := range batch {
 		wr := connector.Write{Op: a.op}
 		if a.op != connector.OpDelete {
-			written[i] = translate(a.from.Fields, from, to)
+			written[i] = translate(a.from.Values(), from, to)
 			wr.Fields = maps.Clone(written[i])
 			wr.Origin = originToken(p.pair, w.Other(), a.from.Key)
 		}

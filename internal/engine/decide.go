@@ -149,7 +149,7 @@ func (r *runner) decideLink(p *entityPlan, l records.Link) {
 	// sameContent: the two sides now hold the same data (both changed
 	// alike, or our own write read back after a crash).
 	sameContent := func(a, b delta.Entry, aSide records.Side) bool {
-		return delta.Hash(translate(a.Fields, p.sides[aSide], p.sides[aSide.Other()]), p.sides[aSide.Other()].fields) == b.Hash
+		return delta.Hash(translate(a.Values(), p.sides[aSide], p.sides[aSide.Other()]), p.sides[aSide.Other()].fields) == b.Hash
 	}
 
 	switch {
@@ -247,7 +247,7 @@ func (r *runner) pairInserts(p *entityPlan) {
 		var l records.Link
 		l.Sides[from], l.Sides[to] = stateOf(a), stateOf(b)
 		l.SyncedAt = r.now
-		aOnB := delta.Hash(translate(a.Fields, p.sides[from], p.sides[to]), p.sides[to].fields)
+		aOnB := delta.Hash(translate(a.Values(), p.sides[from], p.sides[to]), p.sides[to].fields)
 		if aOnB == b.Hash {
 			p.putLinks = append(p.putLinks, l)
 			return
@@ -308,7 +308,7 @@ func (r *runner) pairInserts(p *entityPlan) {
 				if paired[s.index][e.Key] {
 					continue
 				}
-				mk, ok := delta.EncodeKey(e.Fields, s.matchOn)
+				mk, ok := delta.EncodeKey(e.Values(), s.matchOn)
 				if !ok {
 					continue
 				}

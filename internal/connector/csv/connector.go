@@ -3,11 +3,11 @@ package csv
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
 	"encoding/binary"
 	stdcsv "encoding/csv"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"io/fs"
 	"iter"
@@ -231,13 +231,17 @@ func (fr *fileReader) ownerOf(cells []string, scope map[string]string) rowOwner 
 }
 
 // dupSortInMemory bounds the entries the duplicate key search holds before
-// it spills: they are small, but a read must stream.
-const dupSortInMemory = 20_000
+// it spills: a key and an 8-byte hash each, so a hundred thousand of them
+// are a few megabytes, and a read still streams.
+const dupSortInMemory = delta.DefaultMaxInMemory
 
 // duplicateKeys reads every row of the file, whoever's it is, for the keys
 // that rows of different content share: keys identify items within the
 // whole export, so one user's read cannot tell a duplicate on its own.
 func (c *Connector) duplicateKeys(ctx context.Context, fr *fileReader, coll collection.Collection) (map[string]int, error) {
+	seed := maphash.MakeSeed()
+	var h maphash.Hash
+	h.SetSeed(seed)
 	rows := func(yield func(delta.Entry, error) bool) {
 		for {
 			if err := ctx.Err(); err != nil {
@@ -259,7 +263,7 @@ func (c *Connector) duplicateKeys(ctx context.Context, fr *fileReader, coll coll
 			if id == "" {
 				continue // a null key is not a key
 			}
-			if !yield(delta.Entry{Key: id, Hash: rowHash(rw.cells)}, nil) {
+			if !yield(delta.Entry{Key: id, Hash: rowHash(&h, rw.cells)}, nil) {
 				return
 			}
 		}
@@ -267,15 +271,16 @@ func (c *Connector) duplicateKeys(ctx context.Context, fr *fileReader, coll coll
 	return delta.DuplicateKeys(rows, "", dupSortInMemory)
 }
 
-// rowHash identifies a row's content, every cell included.
-func rowHash(cells []string) string {
-	h := sha256.New()
+// rowHash identifies a row's content, every cell included, within one read:
+// its hash is seeded afresh by each, and never kept.
+func rowHash(h *maphash.Hash, cells []string) string {
+	h.Reset()
 	var n [binary.MaxVarintLen64]byte
 	for _, cell := range cells {
 		h.Write(binary.AppendUvarint(n[:0], uint64(len(cell))))
-		h.Write([]byte(cell))
+		h.WriteString(cell)
 	}
-	return string(h.Sum(nil)[:16])
+	return string(binary.LittleEndian.AppendUint64(nil, h.Sum64()))
 }
 
 // ReadAll streams the rows of the entity's file that are in the user's

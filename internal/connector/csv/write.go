@@ -239,6 +239,13 @@ func (c *Connector) apply(rec []string, hdr header, coll collection.Collection, 
 // recordID is the ID of a row: "" when a key cell is missing (a short
 // row), empty or only blanks, all of which make a null key.
 func recordID(rec []string, hdr header, coll collection.Collection) string {
+	if len(coll.KeyFields) == 1 {
+		j := hdr.index[coll.KeyFields[0]]
+		if j >= len(rec) || delta.Blank(rec[j]) {
+			return ""
+		}
+		return rec[j]
+	}
 	texts := make([]string, len(coll.KeyFields))
 	for i, k := range coll.KeyFields {
 		j := hdr.index[k]
