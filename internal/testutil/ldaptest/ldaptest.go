@@ -1,7 +1,6 @@
 // Package ldaptest gives tests a real OpenLDAP server: a throwaway slapd
-// started from the system's binary (Debian's slapd package) in a temporary
-// directory, with a configuration of its own (cn=config made by slapadd), on
-// free loopback ports, one per test binary.
+// (internal/slapd) in a temporary directory, on free loopback ports, one per
+// test binary.
 //
 // The server listens for plain LDAP (StartTLS offered) and for LDAPS, with a
 // certificate authority made for the run (Server.CAPEM). Its database holds
@@ -28,17 +27,17 @@ import (
 	"math/big"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
+
+	"github.com/chainsync/chainsync/internal/slapd"
 )
 
 // FixCommand installs what the harness needs.
@@ -67,8 +66,7 @@ type Server struct {
 	CAPEM string
 
 	dir    string
-	cmd    *exec.Cmd
-	exited chan struct{}
+	server *slapd.Server
 }
 
 // URL is the ldap:// URL of the server.
@@ -176,37 +174,24 @@ func (s *Server) Connect(t testing.TB) *ldap.Conn {
 	return conn
 }
 
-func (s *Server) dial() (*ldap.Conn, error) {
-	conn, err := ldap.DialURL(s.URL(), ldap.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}))
-	if err != nil {
-		return nil, err
-	}
-	if err := conn.Bind(s.BindDN, s.Password); err != nil {
-		conn.Close()
-		return nil, err
-	}
-	return conn, nil
-}
+func (s *Server) dial() (*ldap.Conn, error) { return s.server.Dial() }
 
 // Start starts a slapd with extra schema loaded.
 func Start(schema string) (*Server, error) {
-	slapd, err := exec.LookPath("slapd")
-	if err != nil {
-		if _, serr := os.Stat("/usr/sbin/slapd"); serr != nil {
-			return nil, errors.New("slapd not found in /usr/sbin or on PATH")
-		}
-		slapd = "/usr/sbin/slapd"
+	bin := slapd.FindInstalled()
+	if bin == "" {
+		return nil, errors.New("slapd not found in /usr/sbin or on PATH")
 	}
 	s := &Server{Host: "127.0.0.1", BindDN: "cn=admin," + Suffix, Password: "chainsync-test-password",
 		ServiceDN: "cn=chainsync," + Suffix, ServicePassword: "chainsync-service-password"}
-	if err := s.start(slapd, schema); err != nil {
+	if err := s.start(bin, schema); err != nil {
 		s.Stop()
 		return nil, err
 	}
 	return s, nil
 }
 
-func (s *Server) start(slapd, schema string) error {
+func (s *Server) start(bin, schema string) error {
 	dir, err := os.MkdirTemp("", "chainsync-ldaptest-")
 	if err != nil {
 		return err
@@ -215,66 +200,30 @@ func (s *Server) start(slapd, schema string) error {
 	if err := s.writeTLSFiles(); err != nil {
 		return err
 	}
-	for _, d := range []string{"config", "data"} {
-		if err := os.Mkdir(filepath.Join(dir, d), 0o700); err != nil {
-			return err
-		}
-	}
-	ldif := filepath.Join(dir, "config.ldif")
-	if err := os.WriteFile(ldif, []byte(s.configLDIF(schema)), 0o600); err != nil {
-		return err
-	}
-	slapadd := exec.Command(slapd, "-T", "add", "-n", "0", "-F", filepath.Join(dir, "config"), "-l", ldif)
-	if out, err := slapadd.CombinedOutput(); err != nil {
-		return fmt.Errorf("slapadd of the test configuration: %w\n%s", err, out)
-	}
-	if s.Port, err = freePort(); err != nil {
-		return err
-	}
-	if s.TLSPort, err = freePort(); err != nil {
-		return err
-	}
-	logf, err := os.Create(filepath.Join(dir, "slapd.log"))
+	err = slapd.Init(bin, slapd.Config{Dir: dir, Suffix: Suffix, RootDN: s.BindDN, RootPassword: s.Password,
+		ServiceDN: s.ServiceDN, SizeLimit: SizeLimit, Schema: schema, NoSync: true,
+		TLSCA: filepath.Join(dir, "ca.crt"), TLSCert: filepath.Join(dir, "server.crt"), TLSKey: filepath.Join(dir, "server.key")})
 	if err != nil {
 		return err
 	}
-	defer logf.Close()
-	// -d keeps slapd in the foreground (so it is ours to wait for);
-	// Pdeathsig stops it if the test binary is killed.
-	s.cmd = exec.Command(slapd, "-d", "0", "-F", filepath.Join(dir, "config"),
-		"-h", s.URL()+"/ "+s.TLSURL()+"/")
-	s.cmd.Stdout, s.cmd.Stderr = logf, logf
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	if err := s.cmd.Start(); err != nil {
-		return fmt.Errorf("starting slapd: %w", err)
+	if s.Port, err = slapd.FreePort(); err != nil {
+		return err
 	}
-	s.exited = make(chan struct{})
-	var waitErr error
-	go func() {
-		waitErr = s.cmd.Wait()
-		close(s.exited)
-	}()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		conn, err := s.dial()
-		if err == nil {
-			defer conn.Close()
-			if err := conn.Add(suffixEntry()); err != nil {
-				return err
-			}
-			return conn.Add(s.serviceEntry())
-		}
-		select {
-		case <-s.exited:
-			log, _ := os.ReadFile(logf.Name())
-			return fmt.Errorf("slapd exited (%v):\n%s", waitErr, log)
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(logf.Name())
-			return fmt.Errorf("slapd did not accept connections within 30s: %v\n%s", err, log)
-		}
+	if s.TLSPort, err = slapd.FreePort(); err != nil {
+		return err
 	}
+	if s.server, err = slapd.Start(bin, dir, []string{s.URL(), s.TLSURL()}, s.BindDN, s.Password); err != nil {
+		return err
+	}
+	conn, err := s.dial()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if err := conn.Add(suffixEntry()); err != nil {
+		return err
+	}
+	return conn.Add(s.serviceEntry())
 }
 
 func suffixEntry() *ldap.AddRequest {
@@ -292,112 +241,25 @@ func (s *Server) serviceEntry() *ldap.AddRequest {
 	return req
 }
 
-// configLDIF is the server's cn=config: the standard schemas plus the
-// caller's, one mdb database, TLS, and a size limit that only paged
-// searches get past.
-func (s *Server) configLDIF(schema string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, `dn: cn=config
-objectClass: olcGlobal
-cn: config
-olcPidFile: %[1]s/slapd.pid
-olcTLSCACertificateFile: %[1]s/ca.crt
-olcTLSCertificateFile: %[1]s/server.crt
-olcTLSCertificateKeyFile: %[1]s/server.key
-
-dn: cn=module{0},cn=config
-objectClass: olcModuleList
-cn: module{0}
-olcModulePath: /usr/lib/ldap
-olcModuleLoad: back_mdb
-olcModuleLoad: syncprov
-
-dn: cn=schema,cn=config
-objectClass: olcSchemaConfig
-cn: schema
-
-`, s.dir)
-	for _, name := range []string{"core", "cosine", "inetorgperson", "nis"} {
-		body, err := os.ReadFile(filepath.Join("/etc/ldap/schema", name+".ldif"))
-		if err != nil {
-			// slapadd names the missing file; the package is incomplete.
-			fmt.Fprintf(&b, "include: file:///etc/ldap/schema/%s.ldif\n\n", name)
-			continue
-		}
-		b.Write(body)
-		b.WriteString("\n")
-	}
-	if schema != "" {
-		b.WriteString(schema)
-		b.WriteString("\n")
-	}
-	fmt.Fprintf(&b, `dn: olcDatabase={-1}frontend,cn=config
-objectClass: olcDatabaseConfig
-objectClass: olcFrontendConfig
-olcDatabase: {-1}frontend
-
-dn: olcDatabase={0}config,cn=config
-objectClass: olcDatabaseConfig
-olcDatabase: {0}config
-
-dn: olcDatabase={1}mdb,cn=config
-objectClass: olcDatabaseConfig
-objectClass: olcMdbConfig
-olcDatabase: {1}mdb
-olcSuffix: %[2]s
-olcRootDN: %[3]s
-olcRootPW: %[4]s
-olcDbDirectory: %[1]s/data
-olcDbMaxSize: 1073741824
-olcDbNoSync: TRUE
-olcDbIndex: objectClass eq
-olcDbIndex: entryUUID,entryCSN eq
-olcLimits: * size.soft=%[5]d size.hard=%[5]d size.prtotal=unlimited
-olcAccess: to * by dn.exact="%[6]s" write by anonymous auth by * none
-
-dn: olcOverlay=syncprov,olcDatabase={1}mdb,cn=config
-objectClass: olcOverlayConfig
-objectClass: olcSyncProvConfig
-olcOverlay: syncprov
-olcSpSessionlog: 10000
-`, s.dir, Suffix, s.BindDN, s.Password, SizeLimit, s.ServiceDN)
-	return b.String()
-}
-
 // Stop shuts a started server down and removes its directory.
 func (s *Server) Stop() error {
-	if s.exited != nil {
-		s.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-s.exited:
-		case <-time.After(30 * time.Second):
-			s.cmd.Process.Kill()
-			<-s.exited
-		}
+	var err error
+	if s.server != nil {
+		err = s.server.Stop()
 	}
 	if s.dir != "" {
-		return os.RemoveAll(s.dir)
+		err = errors.Join(err, os.RemoveAll(s.dir))
 	}
-	return nil
+	return err
 }
 
 // Kill stops the server abruptly, for tests of a directory that goes down;
 // it is not restarted. Use it on a server of the test's own (Start), not on
 // the shared one.
 func (s *Server) Kill() {
-	if s.exited != nil {
-		s.cmd.Process.Kill()
-		<-s.exited
+	if s.server != nil {
+		s.server.Kill()
 	}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // TLSConfig trusts the server's certificate authority.

@@ -1,4 +1,4 @@
-package scimtest
+package scimserver
 
 import (
 	"fmt"
@@ -11,7 +11,7 @@ import (
 	scimerrors "github.com/elimity-com/scim/errors"
 )
 
-// Group is a Group as a test sees it.
+// Group is a Group as the provider's methods show it.
 type Group struct {
 	ID, DisplayName string
 	// Members are the ids of the member Users, in the order they were added.
@@ -19,8 +19,8 @@ type Group struct {
 }
 
 // PutGroup creates, behind the protocol's back, a Group with those members, and returns its id.
-func (s *Server) PutGroup(displayName string, members ...string) string {
-	st := s.store
+func (p *Provider) PutGroup(displayName string, members ...string) string {
+	st := p.store
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	var list []any
@@ -35,8 +35,8 @@ func (s *Server) PutGroup(displayName string, members ...string) string {
 }
 
 // Groups lists the Groups in the order they were created.
-func (s *Server) Groups() []Group {
-	st := s.store
+func (p *Provider) Groups() []Group {
+	st := p.store
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	var out []Group
@@ -116,7 +116,7 @@ func (h groupHandler) Create(r *http.Request, attrs scim.ResourceAttributes) (sc
 	if err := h.checkMembers(attrs["members"]); err != nil {
 		return scim.Resource{}, err
 	}
-	return h.st.addGroup(attrs).resource(), nil
+	return h.st.addGroup(attrs).resource(), h.st.save()
 }
 
 func (h groupHandler) Get(r *http.Request, id string) (scim.Resource, error) {
@@ -172,7 +172,7 @@ func (h groupHandler) Replace(r *http.Request, id string, attrs scim.ResourceAtt
 	}
 	g.attrs, g.modified = attrs, time.Now().UTC()
 	g.version++
-	return g.resource(), nil
+	return g.resource(), h.st.save()
 }
 
 func (h groupHandler) Delete(r *http.Request, id string) error {
@@ -183,7 +183,7 @@ func (h groupHandler) Delete(r *http.Request, id string) error {
 	}
 	delete(h.st.groups, id)
 	h.st.groupOrder = slices.DeleteFunc(h.st.groupOrder, func(o string) bool { return o == id })
-	return nil
+	return h.st.save()
 }
 
 func (h groupHandler) Patch(r *http.Request, id string, ops []scim.PatchOperation) (scim.Resource, error) {
@@ -204,7 +204,7 @@ func (h groupHandler) Patch(r *http.Request, id string, ops []scim.PatchOperatio
 	}
 	g.attrs, g.modified = attrs, time.Now().UTC()
 	g.version++
-	return g.resource(), nil
+	return g.resource(), h.st.save()
 }
 
 func (h groupHandler) applyGroupOp(attrs scim.ResourceAttributes, op scim.PatchOperation) error {
@@ -255,8 +255,8 @@ func memberFilterValue(expr any) (string, bool) {
 }
 
 // AddMember adds a User to a Group behind the protocol's back, as someone else's change would.
-func (s *Server) AddMember(groupID, userID string) {
-	st := s.store
+func (p *Provider) AddMember(groupID, userID string) {
+	st := p.store
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	g := st.groups[groupID]
