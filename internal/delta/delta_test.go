@@ -409,3 +409,25 @@ func FuzzEncodeKey(f *testing.F) {
 		}
 	})
 }
+
+func TestSpoolKeepsOrderPastMemory(t *testing.T) {
+	g := NewWithT(t)
+	s := NewSpool(t.TempDir(), 3)
+	defer s.Close()
+	c := Cleansing{Fields: []string{"email", "name"}}.projector()
+	var want []string
+	for i := range 10 {
+		e, _ := c.project(item(fmt.Sprintf("id-%d", 9-i), "email", fmt.Sprintf("%d@x", i)))
+		g.Expect(s.Add(e)).To(Succeed())
+		want = append(want, e.Key+" "+e.Values()["email"].Text)
+	}
+	g.Expect(s.Len()).To(Equal(10))
+	for range 2 { // read twice
+		var got []string
+		for e, err := range s.All() {
+			g.Expect(err).NotTo(HaveOccurred())
+			got = append(got, e.Key+" "+e.Values()["email"].Text)
+		}
+		g.Expect(got).To(Equal(want))
+	}
+}

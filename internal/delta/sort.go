@@ -203,3 +203,109 @@ func (h *runHeap) Pop() any {
 	*h = old[:len(old)-1]
 	return x
 }
+
+// Spool holds a stream of entries to be read again, in the order added: in
+// memory up to a bound, and past it in a temporary file, so that a plan can
+// keep a million inserts without holding them. Close removes the file.
+type Spool struct {
+	dir         string
+	maxInMemory int
+	memory      []Entry
+	names       []string
+	f           *os.File
+	w           *bufio.Writer
+	buf         []byte
+	n           int
+}
+
+// NewSpool returns a spool spilling to dir ("" for the system temp dir) past
+// maxInMemory entries (0 for DefaultMaxInMemory).
+func NewSpool(dir string, maxInMemory int) *Spool {
+	if maxInMemory <= 0 {
+		maxInMemory = DefaultMaxInMemory
+	}
+	return &Spool{dir: dir, maxInMemory: maxInMemory}
+}
+
+// Len is the number of entries added.
+func (s *Spool) Len() int {
+	if s == nil {
+		return 0
+	}
+	return s.n
+}
+
+// Add appends an entry.
+func (s *Spool) Add(e Entry) error {
+	s.n++
+	if e.names != nil && s.names == nil {
+		s.names = e.names
+	}
+	if s.f == nil && len(s.memory) < s.maxInMemory {
+		s.memory = append(s.memory, e)
+		return nil
+	}
+	if s.f == nil {
+		f, err := os.CreateTemp(s.dir, "chainsync-spool-*.run")
+		if err != nil {
+			return fmt.Errorf("creating spool: %w", err)
+		}
+		os.Remove(f.Name()) // gone even if the process is killed
+		s.f, s.w = f, bufio.NewWriterSize(f, 256<<10)
+	}
+	s.buf = encodeEntry(s.buf[:0], &e)
+	if _, err := s.w.Write(s.buf); err != nil {
+		return fmt.Errorf("writing spool: %w", err)
+	}
+	return nil
+}
+
+// All yields the entries in the order added. It may be called any number of
+// times, but not while entries are added.
+func (s *Spool) All() iter.Seq2[Entry, error] {
+	return func(yield func(Entry, error) bool) {
+		if s == nil {
+			return
+		}
+		for _, e := range s.memory {
+			if !yield(e, nil) {
+				return
+			}
+		}
+		if s.f == nil {
+			return
+		}
+		if err := s.w.Flush(); err != nil {
+			yield(Entry{}, fmt.Errorf("writing spool: %w", err))
+			return
+		}
+		r := bufio.NewReaderSize(io.NewSectionReader(s.f, 0, 1<<62), 256<<10)
+		for {
+			e, err := decodeEntry(r, s.names)
+			if err == io.EOF {
+				return
+			}
+			if err != nil {
+				yield(Entry{}, fmt.Errorf("reading spool: %w", err))
+				return
+			}
+			if !yield(e, nil) {
+				return
+			}
+		}
+	}
+}
+
+// Close removes the spool's file.
+func (s *Spool) Close() error {
+	if s == nil {
+		return nil
+	}
+	s.memory = nil
+	if s.f == nil {
+		return nil
+	}
+	err := s.f.Close()
+	s.f = nil
+	return err
+}

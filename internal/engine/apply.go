@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"maps"
 	"time"
 
@@ -90,8 +91,11 @@ func (r *runner) holdBackDeletes(plans []*entityPlan, result *Result) error {
 // countPlanned fills the counts and reports of a dry run from what would be
 // written; failed writes waiting for a retry or given up are reported as a
 // real cycle would.
-func (r *runner) countPlanned(p *entityPlan) {
-	for _, a := range p.actions {
+func (r *runner) countPlanned(p *entityPlan) error {
+	for a, err := range p.allActions() {
+		if err != nil {
+			return err
+		}
 		if !r.dueForRetry(p, a) {
 			continue
 		}
@@ -109,6 +113,25 @@ func (r *runner) countPlanned(p *entityPlan) {
 		case a.op == connector.OpDelete:
 			p.counts.Deleted++
 			p.reports = append(p.reports, p.actionReport(a, ReportWouldDelete, "deleted on "+from))
+		}
+	}
+	return nil
+}
+
+// allActions yields the plan's actions, creates included.
+func (p *entityPlan) allActions() iter.Seq2[action, error] {
+	return func(yield func(action, error) bool) {
+		for _, a := range p.actions {
+			if !yield(a, nil) {
+				return
+			}
+		}
+		for _, w := range []records.Side{0, 1} {
+			for a, err := range p.createsOn(w) {
+				if !yield(a, err) || err != nil {
+					return
+				}
+			}
 		}
 	}
 }
@@ -142,18 +165,41 @@ func (r *runner) apply(ctx context.Context, p *entityPlan) error {
 	}
 
 	for _, w := range []records.Side{0, 1} {
-		var todo []action
+		size := p.sides[w].caps.MaxBatch
+		if size <= 0 {
+			size = defaultBatch
+		}
+		// Creates are read from the plan's spool as they are written, a batch at a time.
+		batch := make([]action, 0, min(size, len(p.actions)+p.creates[w].from.len()))
+		due := func(a action) error {
+			if !r.dueForRetry(p, a) {
+				return nil
+			}
+			batch = append(batch, a)
+			if len(batch) < size {
+				return nil
+			}
+			err := r.writeBatch(ctx, p, w, batch)
+			batch = batch[:0]
+			return err
+		}
 		for _, a := range p.actions {
-			if a.side == w && r.dueForRetry(p, a) {
-				todo = append(todo, a)
+			if a.side == w {
+				if err := due(a); err != nil {
+					return err
+				}
 			}
 		}
-		batch := p.sides[w].caps.MaxBatch
-		if batch <= 0 {
-			batch = defaultBatch
+		for a, err := range p.createsOn(w) {
+			if err != nil {
+				return fmt.Errorf("reading the items to create: %w", err)
+			}
+			if err := due(a); err != nil {
+				return err
+			}
 		}
-		for start := 0; start < len(todo); start += batch {
-			if err := r.writeBatch(ctx, p, w, todo[start:min(start+batch, len(todo))]); err != nil {
+		if len(batch) > 0 {
+			if err := r.writeBatch(ctx, p, w, batch); err != nil {
 				return err
 			}
 		}

@@ -48,8 +48,7 @@ func (r *runner) decide(p *entityPlan) error {
 		}
 		r.decideLink(p, l)
 	}
-	r.pairInserts(p)
-	return nil
+	return r.pairInserts(p)
 }
 
 // holdLinks leaves the links of held items (see observed.held) as they are:
@@ -239,7 +238,7 @@ func (r *runner) settleConflict(p *entityPlan, srcEntry, tgtEntry delta.Entry, s
 // pairInserts links new items that are the same item on both sides (by the
 // origin we stored, or by matchOn), quarantines ambiguous matches, and
 // creates the rest on the other side.
-func (r *runner) pairInserts(p *entityPlan) {
+func (r *runner) pairInserts(p *entityPlan) error {
 	pol := r.cycle.Policy
 	paired := [2]map[string]bool{{}, {}}
 	link := func(from, to records.Side, a, b delta.Entry, writer records.Side) {
@@ -278,19 +277,29 @@ func (r *runner) pairInserts(p *entityPlan) {
 		p.actions = append(p.actions, action{op: connector.OpUpdate, side: winner.Other(), from: entries[winner], link: l, hasLink: true})
 	}
 
-	// Origins: our own creates whose records were lost to a crash.
+	// Origins: our own creates whose records were lost to a crash. Only the new items those
+	// name are looked up, so a first cycle's million new items are not held.
 	for to := range records.Side(2) {
 		from := to.Other()
-		byKey := map[string]delta.Entry{}
-		for _, e := range p.obs[from].inserts {
-			byKey[e.Key] = e
+		var candidates []originItem
+		wanted := map[string]bool{}
+		for o, err := range withOrigin(p.obs[to].inserts, p.pair, from) {
+			if err != nil {
+				return err
+			}
+			candidates = append(candidates, o)
+			wanted[o.sourceKey] = true
 		}
-		for _, b := range p.obs[to].inserts {
-			s, key, ok := parseOrigin(p.pair, b.Origin)
-			if !ok || s != from || paired[to][b.Key] {
+		byKey, err := entriesByKey(p.obs[from].inserts, wanted)
+		if err != nil {
+			return err
+		}
+		for _, o := range candidates {
+			b := o.entry
+			if paired[to][b.Key] {
 				continue
 			}
-			if a, ok := byKey[key]; ok && !paired[from][a.Key] {
+			if a, ok := byKey[o.sourceKey]; ok && !paired[from][a.Key] {
 				link(from, to, a, b, from)
 			}
 		}
@@ -304,7 +313,10 @@ func (r *runner) pairInserts(p *entityPlan) {
 	if len(src.matchOn) > 0 {
 		groups := map[string][2][]delta.Entry{}
 		for _, s := range []*side{src, tgt} {
-			for _, e := range p.obs[s.index].inserts {
+			for e, err := range p.obs[s.index].inserts.all() {
+				if err != nil {
+					return err
+				}
 				if paired[s.index][e.Key] {
 					continue
 				}
@@ -334,17 +346,14 @@ func (r *runner) pairInserts(p *entityPlan) {
 		}
 	}
 
-	// Everything else is new: create it on the other side.
+	// Everything else is new: create it on the other side (see createsOn).
 	for _, s := range []*side{src, tgt} {
 		if pol.Direction == OneWay && s == tgt {
 			break // items only on the target were never ours to sync
 		}
-		for _, e := range p.obs[s.index].inserts {
-			if !paired[s.index][e.Key] {
-				p.actions = append(p.actions, action{op: connector.OpCreate, side: s.index.Other(), from: e})
-			}
-		}
+		p.creates[s.index.Other()] = creates{from: p.obs[s.index].inserts, paired: paired[s.index]}
 	}
+	return nil
 }
 
 func (r *runner) quarantine(p *entityPlan, s *side, e delta.Entry, reason string) {
@@ -368,15 +377,22 @@ func (r *runner) quarantine(p *entityPlan, s *side, e delta.Entry, reason string
 func (r *runner) relinkRecreated(p *entityPlan, links map[string]records.Link, keys map[string]bool) error {
 	for to := range records.Side(2) {
 		from := to.Other()
-		newOnFrom := map[string]bool{}
-		for _, e := range p.obs[from].inserts {
-			newOnFrom[e.Key] = true
+		var candidates []originItem
+		wanted := map[string]bool{}
+		for o, err := range withOrigin(p.obs[to].inserts, p.pair, from) {
+			if err != nil {
+				return err
+			}
+			candidates = append(candidates, o)
+			wanted[o.sourceKey] = true
 		}
-		var kept []delta.Entry
-		for _, b := range p.obs[to].inserts {
-			s, key, ok := parseOrigin(p.pair, b.Origin)
-			if !ok || s != from || newOnFrom[key] {
-				kept = append(kept, b)
+		newOnFrom, err := entriesByKey(p.obs[from].inserts, wanted)
+		if err != nil {
+			return err
+		}
+		for _, o := range candidates {
+			b, key := o.entry, o.sourceKey
+			if _, ok := newOnFrom[key]; ok {
 				continue
 			}
 			var l records.Link
@@ -390,9 +406,9 @@ func (r *runner) relinkRecreated(p *entityPlan, links map[string]records.Link, k
 			}
 			oldKey0 := l.Sides[0].Key
 			if !found || !p.obs[to].deleted[oldKey0] {
-				kept = append(kept, b)
 				continue
 			}
+			p.obs[to].inserts.remove(b.Key)
 			delete(p.obs[to].deleted, oldKey0)
 			l.Sides[to] = stateOf(b)
 			newKey0 := l.Sides[0].Key
@@ -411,7 +427,6 @@ func (r *runner) relinkRecreated(p *entityPlan, links map[string]records.Link, k
 			keys[newKey0] = true
 			p.putLinks = append(p.putLinks, l)
 		}
-		p.obs[to].inserts = kept
 	}
 	return nil
 }

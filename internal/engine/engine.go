@@ -9,6 +9,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -101,6 +102,11 @@ func Run(ctx context.Context, c Cycle) (Result, error) {
 
 	r := &runner{cycle: c, user: user, now: now, log: log}
 	var plans []*entityPlan
+	defer func() {
+		for _, p := range plans {
+			p.close()
+		}
+	}()
 	for _, entity := range c.Policy.Entities {
 		plan, err := r.planEntity(ctx, entity)
 		if err != nil {
@@ -117,8 +123,9 @@ func Run(ctx context.Context, c Cycle) (Result, error) {
 				result.addEntity(plan)
 				return result, fmt.Errorf("cycle %s of %s, entity %s: %w", c.ID, c.User, plan.entity.Name, err)
 			}
-		} else {
-			r.countPlanned(plan)
+		} else if err := r.countPlanned(plan); err != nil {
+			result.addEntity(plan)
+			return result, fmt.Errorf("cycle %s of %s, entity %s: %w", c.ID, c.User, plan.entity.Name, err)
 		}
 		result.addEntity(plan)
 	}
@@ -217,13 +224,32 @@ func (r *runner) update(fn func(*records.Tx) error) error {
 }
 
 func originToken(pair records.Pair, from records.Side, key string) string {
+	return originPrefix(pair, from) + key
+}
+
+// originPrefixes caches originPrefix: a cycle asks for it once per item written.
+var originPrefixes sync.Map // [2]string by Pair
+
+// originPrefix is the start of the origin tokens of items copied from side from of pair.
+func originPrefix(pair records.Pair, from records.Side) string {
+	if v, ok := originPrefixes.Load(pair); ok {
+		return v.([2]string)[from]
+	}
 	sum := sha256.Sum256([]byte(pair.String()))
-	return fmt.Sprintf("chainsync1:%s:%d:%s", hex.EncodeToString(sum[:6]), from, key)
+	var prefixes [2]string
+	for s := range prefixes {
+		prefixes[s] = fmt.Sprintf("chainsync1:%s:%d:", hex.EncodeToString(sum[:6]), s)
+	}
+	originPrefixes.Store(pair, prefixes)
+	return prefixes[from]
 }
 
 // parseOrigin returns the side and key an item was copied from, when its
 // origin token was written for this pair.
 func parseOrigin(pair records.Pair, origin string) (records.Side, string, bool) {
+	if origin == "" {
+		return 0, "", false
+	}
 	for _, from := range []records.Side{0, 1} {
 		prefix := originToken(pair, from, "")
 		if key, ok := strings.CutPrefix(origin, prefix); ok {

@@ -21,7 +21,7 @@ type observed struct {
 	// unchanged holds current entries of linked items only where the other
 	// side drifted (a one-way restore needs the source's content).
 	unchanged map[string]delta.Entry
-	inserts   []delta.Entry
+	inserts   *insertList
 	// held are linked items, by side-0 key, that the read could not deliver
 	// (see unread): neither deleted nor changed, their links left as they are.
 	held      map[string]bool
@@ -107,6 +107,8 @@ type entityPlan struct {
 	// newPending are entries to store; seenPending are ids still current.
 	newPending  []records.Pending
 	seenPending map[string]bool
+	// creates, by the side written, are made after its actions.
+	creates     [2]creates
 	counts      Counts
 	reports     []ItemReport
 	reset       bool
@@ -216,12 +218,16 @@ func (r *runner) planEntity(ctx context.Context, e Entity) (*entityPlan, error) 
 			continue
 		}
 		obs, err := r.readSide(ctx, p, s)
+		if obs != nil {
+			p.obs[s.index] = obs
+		}
 		if err != nil {
+			p.close()
 			return nil, fmt.Errorf("reading %s/%s: %w", s.endpoint, s.entity, err)
 		}
-		p.obs[s.index] = obs
 	}
 	if err := r.decide(p); err != nil {
+		p.close()
 		return nil, err
 	}
 	return p, nil
@@ -252,13 +258,19 @@ func (r *runner) chooseMode(p *entityPlan) Mode {
 // readSide reads one side of the pair in the plan's mode: only what changed (Incremental), or
 // everything against the records. Items it cannot deliver are reported, and kept from being
 // taken for deleted.
-func (r *runner) readSide(ctx context.Context, p *entityPlan, s *side) (*observed, error) {
+func (r *runner) readSide(ctx context.Context, p *entityPlan, s *side) (_ *observed, err error) {
 	rd := &sideRead{
-		obs:       &observed{read: true, changed: map[string]delta.Entry{}, deleted: map[string]bool{}, unchanged: map[string]delta.Entry{}, held: map[string]bool{}},
+		obs: &observed{read: true, changed: map[string]delta.Entry{}, deleted: map[string]bool{}, unchanged: map[string]delta.Entry{},
+			held: map[string]bool{}, inserts: newInsertList(r.cycle.SpillDir)},
 		missing:   unread{byKey: map[string][]int{}, byID: map[string][]int{}},
 		req:       connector.ReadRequest{Scope: r.cycle.Scope, Entity: s.entity, Fields: append(slices.Clone(s.fields), s.keyFields...)},
 		cleansing: delta.Cleansing{Fields: s.fields, KeyFields: s.keyFields, SpillDir: r.cycle.SpillDir},
 	}
+	defer func() {
+		if err != nil {
+			rd.obs.inserts.close()
+		}
+	}()
 	cr, canIncrement := s.conn.(connector.ChangeReader)
 	if canIncrement && s.caps.Incremental {
 		// Taken before reading: a change made during the read is seen
@@ -331,7 +343,7 @@ func (r *runner) readChanges(ctx context.Context, p *entityPlan, s *side, cr con
 			case err != nil:
 				return err
 			case !ok:
-				obs.inserts = append(obs.inserts, e)
+				return obs.inserts.add(e)
 			case l.Sides[s.index].Hash != e.Hash:
 				obs.changed[l.Sides[0].Key] = e
 				delete(obs.deleted, l.Sides[0].Key)
@@ -384,7 +396,9 @@ func (r *runner) readAll(ctx context.Context, p *entityPlan, s *side, rd *sideRe
 			}
 			switch c.Kind {
 			case delta.Insert:
-				obs.inserts = append(obs.inserts, c.Current)
+				if err := obs.inserts.add(c.Current); err != nil {
+					return err
+				}
 			case delta.Update:
 				obs.changed[c.Recorded.Ref] = c.Current
 			case delta.Delete:
@@ -405,7 +419,9 @@ func (r *runner) readAll(ctx context.Context, p *entityPlan, s *side, rd *sideRe
 			if err != nil {
 				return nil, err
 			}
-			obs.inserts = append(obs.inserts, e)
+			if err := obs.inserts.add(e); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if err != nil {
