@@ -2,6 +2,7 @@ package records
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -162,7 +163,7 @@ func TestNewerFormatIsRefused(t *testing.T) {
 	g := NewWithT(t)
 	s, _ := Open(t.TempDir())
 	u := openUser(t, s, "ann@example.com")
-	g.Expect(u.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keyFormat, []byte("3")) })).To(Succeed())
+	g.Expect(u.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keyFormat, []byte("4")) })).To(Succeed())
 	u.Close()
 	_, err := s.OpenUser("ann@example.com", OpenOptions{})
 	g.Expect(err).To(MatchError(ErrUnsupportedFormat))
@@ -214,7 +215,7 @@ func TestFormatOneIsReadAndUpgraded(t *testing.T) {
 	g.Expect(rw.Update(func(tx *Tx) error { return tx.DeleteIntent(contacts, open[0]) })).To(Succeed())
 	g.Expect(intents(rw)).To(BeEmpty(), "the upgraded intent is found by its new key and settled")
 	g.Expect(rw.db.View(func(tx *bolt.Tx) error {
-		g.Expect(string(tx.Bucket(bucketMeta).Get(keyFormat))).To(Equal("2"))
+		g.Expect(string(tx.Bucket(bucketMeta).Get(keyFormat))).To(Equal(fmt.Sprint(FormatVersion)))
 		return nil
 	})).To(Succeed())
 }
@@ -349,4 +350,87 @@ func BenchmarkLinkWrites(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "links/s")
+}
+
+// Records written by format 2 (links as JSON) are read as they are, and their links re-encoded
+// when a cycle opens them, more than one batch of them.
+func TestFormatTwoIsReadAndUpgraded(t *testing.T) {
+	g := NewWithT(t)
+	s, _ := Open(t.TempDir())
+	u := openUser(t, s, "ann@example.com")
+	at := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
+	n := upgradeLinksBatch + 7
+	var want []Link
+	for i := range n {
+		l := Link{SyncedAt: at}
+		l.Sides[0] = SideState{Key: fmt.Sprintf("k%06d", i), ID: fmt.Sprintf("k%06d", i), Hash: "h0"}
+		l.Sides[1] = SideState{Key: fmt.Sprintf("t%06d", i), ID: fmt.Sprintf("id%d", i), Hash: "h1", ModTime: at, Gone: i%2 == 0}
+		want = append(want, l)
+	}
+	// As format 2 wrote them.
+	g.Expect(u.db.Update(func(tx *bolt.Tx) error {
+		t := &Tx{tx: tx}
+		for _, l := range want {
+			if err := t.PutLink(contacts, l); err != nil {
+				return err
+			}
+			raw, _ := json.Marshal(l)
+			if err := tx.Bucket(bucketPairs).Bucket(pairKey(contacts)).Bucket(bucketLinks).Put([]byte(l.Sides[0].Key), raw); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bucketMeta).Put(keyFormat, []byte("2"))
+	})).To(Succeed())
+	u.Close()
+
+	links := func(u *User) []Link {
+		var out []Link
+		g.Expect(u.View(func(tx *Tx) error {
+			for l, err := range tx.Links(contacts, 1) {
+				if err != nil {
+					return err
+				}
+				out = append(out, l)
+			}
+			return nil
+		})).To(Succeed())
+		return out
+	}
+	ro, err := s.OpenUser("ann@example.com", OpenOptions{ReadOnly: true})
+	g.Expect(err).NotTo(HaveOccurred(), "format 2 is read")
+	g.Expect(links(ro)).To(Equal(want))
+	ro.Close()
+
+	rw := openUser(t, s, "ann@example.com")
+	g.Expect(links(rw)).To(Equal(want))
+	g.Expect(rw.db.View(func(tx *bolt.Tx) error {
+		g.Expect(string(tx.Bucket(bucketMeta).Get(keyFormat))).To(Equal("3"))
+		return tx.Bucket(bucketPairs).Bucket(pairKey(contacts)).Bucket(bucketLinks).ForEach(func(k, v []byte) error {
+			g.Expect(v[0]).To(Equal(byte(linkBinary)), "link %s re-encoded", k)
+			return nil
+		})
+	})).To(Succeed())
+	g.Expect(rw.Verify()).To(Succeed())
+}
+
+func FuzzLinkCodec(f *testing.F) {
+	f.Add("k", "k", "h", "t", "id", "h2", int64(0), true, []byte{})
+	f.Add("", "x", "", "é", "", "", int64(1e18), false, []byte{linkBinary, 0, 200, 200})
+	f.Fuzz(func(t *testing.T, k0, id0, h0, k1, id1, h1 string, mod int64, gone bool, garbage []byte) {
+		l := Link{SyncedAt: time.Unix(0, mod).UTC()}
+		l.Sides[0] = SideState{Key: k0, ID: id0, Hash: h0, Gone: gone}
+		l.Sides[1] = SideState{Key: k1, ID: id1, Hash: h1}
+		if mod != 0 {
+			l.Sides[1].ModTime = time.Unix(0, mod).In(time.FixedZone("x", 3600))
+		}
+		back, err := decodeLink(encodeLink(l))
+		if err != nil {
+			t.Fatalf("decoding what was encoded: %v", err)
+		}
+		if back.Sides[0] != l.Sides[0] || !back.SyncedAt.Equal(l.SyncedAt) || back.Sides[1].Key != k1 || back.Sides[1].ID != id1 ||
+			!back.Sides[1].ModTime.Equal(l.Sides[1].ModTime) {
+			t.Fatalf("round trip changed the link: %+v -> %+v", l, back)
+		}
+		decodeLink(garbage) // fails or not, without panicking
+	})
 }

@@ -30,9 +30,11 @@ import (
 // FormatVersion is the version of the layout inside records.db. A store
 // written by a newer version is refused rather than misread.
 //
-// Format 2 stores intents' ops by name (format 1: connector's numbers). A
-// store of format 1 is read as it is, and upgraded when opened for writing.
-const FormatVersion = 2
+// Format 2 stores intents' ops by name (format 1: connector's numbers).
+// Format 3 stores links in a binary layout (formats 1 and 2: JSON; see
+// linkcodec.go). A store of an older format is read as it is, and upgraded
+// when opened for writing.
+const FormatVersion = 3
 
 var (
 	// ErrLocked: another process holds the user's records.
@@ -225,8 +227,8 @@ func (u *User) checkFormat(initialise bool) error {
 		if len(v) == 0 {
 			return fmt.Errorf("%w: no format version", ErrCorrupt)
 		}
-		if string(v) != fmt.Sprint(FormatVersion) && string(v) != "1" {
-			return fmt.Errorf("%w: records have %s, this build reads 1 and %d", ErrUnsupportedFormat, v, FormatVersion)
+		if !slices.Contains([]string{"1", "2", fmt.Sprint(FormatVersion)}, string(v)) {
+			return fmt.Errorf("%w: records have %s, this build reads 1 to %d", ErrUnsupportedFormat, v, FormatVersion)
 		}
 		if id := meta.Get(keyIdentity); string(id) != u.identity {
 			return fmt.Errorf("%w: records belong to %q, not %q", ErrCorrupt, id, u.identity)
@@ -239,7 +241,12 @@ func (u *User) checkFormat(initialise bool) error {
 	return u.db.Update(func(tx *bolt.Tx) error {
 		if meta := tx.Bucket(bucketMeta); meta != nil {
 			if string(meta.Get(keyFormat)) == "1" {
-				return upgradeFromFormatOne(tx)
+				if err := upgradeFromFormatOne(tx); err != nil {
+					return err
+				}
+			}
+			if string(meta.Get(keyFormat)) == "2" {
+				return upgradeFromFormatTwo(tx)
 			}
 			return nil
 		}
@@ -298,6 +305,62 @@ func upgradeFromFormatOne(tx *bolt.Tx) error {
 	})
 	if err != nil {
 		return fmt.Errorf("upgrading records from format 1: %w", err)
+	}
+	return tx.Bucket(bucketMeta).Put(keyFormat, []byte("2"))
+}
+
+// upgradeLinksBatch links are re-encoded at a time, so that upgrading a million holds few.
+const upgradeLinksBatch = 10_000
+
+// upgradeFromFormatTwo re-encodes every pair's links in the binary layout and marks the records
+// format 3, in the caller's transaction.
+func upgradeFromFormatTwo(tx *bolt.Tx) error {
+	pairs := tx.Bucket(bucketPairs)
+	if pairs == nil {
+		return fmt.Errorf("%w: no pairs bucket", ErrCorrupt)
+	}
+	err := pairs.ForEachBucket(func(name []byte) error {
+		links := pairs.Bucket(name).Bucket(bucketLinks)
+		if links == nil {
+			return nil
+		}
+		var after []byte
+		for {
+			// Collected first, then put: a bucket must not change under its cursor.
+			var keys, values [][]byte
+			c := links.Cursor()
+			k, v := c.First()
+			if after != nil {
+				if k, v = c.Seek(after); k != nil && string(k) == string(after) {
+					k, v = c.Next()
+				}
+			}
+			var last []byte
+			for ; k != nil && len(keys) < upgradeLinksBatch; k, v = c.Next() {
+				last = k
+				if len(v) > 0 && v[0] != '{' {
+					continue // upgraded by an earlier attempt
+				}
+				l, err := decodeLink(v)
+				if err != nil {
+					return fmt.Errorf("%w: link %q: %v", ErrCorrupt, k, err)
+				}
+				keys, values = append(keys, slices.Clone(k)), append(values, encodeLink(l))
+			}
+			done := k == nil
+			after = slices.Clone(last)
+			for i, k := range keys {
+				if err := links.Put(k, values[i]); err != nil {
+					return err
+				}
+			}
+			if done {
+				return nil
+			}
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("upgrading records from format 2: %w", err)
 	}
 	return tx.Bucket(bucketMeta).Put(keyFormat, []byte(fmt.Sprint(FormatVersion)))
 }

@@ -59,6 +59,14 @@ func decode[T any](raw []byte, what string, p Pair, key []byte) (T, error) {
 	return v, nil
 }
 
+func linkOf(raw []byte, p Pair, key []byte) (Link, error) {
+	l, err := decodeLink(raw)
+	if err != nil {
+		return l, fmt.Errorf("%w: link %q of %s: %v", ErrCorrupt, key, p, err)
+	}
+	return l, nil
+}
+
 // Pairs lists the pairs the user has records for.
 func (t *Tx) Pairs() iter.Seq2[Pair, error] {
 	return func(yield func(Pair, error) bool) {
@@ -132,7 +140,7 @@ func (t *Tx) Link(p Pair, side Side, key string) (Link, bool, error) {
 		}
 		return Link{}, false, nil
 	}
-	l, err := decode[Link](raw, "link", p, key0)
+	l, err := linkOf(raw, p, key0)
 	return l, err == nil, err
 }
 
@@ -149,8 +157,7 @@ func (t *Tx) PutLink(p Pair, l Link) error {
 	if err := t.DeleteLink(p, 0, l.Sides[0].Key); err != nil {
 		return err
 	}
-	raw, _ := json.Marshal(l)
-	if err := b.Bucket(bucketLinks).Put([]byte(l.Sides[0].Key), raw); err != nil {
+	if err := b.Bucket(bucketLinks).Put([]byte(l.Sides[0].Key), encodeLink(l)); err != nil {
 		return fmt.Errorf("storing link of %s: %w", p, err)
 	}
 	return b.Bucket(bucketIndex1).Put([]byte(l.Sides[1].Key), []byte(l.Sides[0].Key))
@@ -189,7 +196,7 @@ func (t *Tx) Links(p Pair, side Side) iter.Seq2[Link, error] {
 		if side == 0 {
 			c := links.Cursor()
 			for k, v := c.First(); k != nil; k, v = c.Next() {
-				l, err := decode[Link](v, "link", p, k)
+				l, err := linkOf(v, p, k)
 				if !yield(l, err) {
 					return
 				}
@@ -208,7 +215,7 @@ func (t *Tx) Links(p Pair, side Side) iter.Seq2[Link, error] {
 				yield(Link{}, fmt.Errorf("%w: index of %s points at missing link %q", ErrCorrupt, p, key0))
 				return
 			}
-			l, err := decode[Link](raw, "link", p, key0)
+			l, err := linkOf(raw, p, key0)
 			if !yield(l, err) {
 				return
 			}
