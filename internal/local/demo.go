@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	_ "modernc.org/sqlite" // the directory database the demo syncs into
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/chainsync/chainsync/internal/executor"
+	"github.com/chainsync/chainsync/internal/slapd"
 )
 
 // The demo: DemoManifests, applied as they are, and the files its policies read and write.
@@ -90,39 +92,36 @@ func wrap(err error, what string) error {
 	return fmt.Errorf("%s: %w", what, err)
 }
 
-// DirectoryChainSample is the onboarding chain that goes on from the HR export to a directory
-// (ldap) and an application (scim), which the demo's own chain stands in for with a database.
-const DirectoryChainSample = "config/samples/sync_v1alpha1_onboardingchain_directory_app.yaml"
-
-// findSlapd finds OpenLDAP's server where Debian's slapd package puts it, or on PATH, as the
-// ldap connector's tests do; "" when it is not installed.
-func findSlapd(lookPath func(string) (string, error), exists func(string) bool) string {
-	if p, err := lookPath("slapd"); err == nil {
-		return p
-	}
-	if exists("/usr/sbin/slapd") {
-		return "/usr/sbin/slapd"
-	}
-	return ""
-}
-
-// directoryNote is the demo's word on the directory step: the demo syncs into a database, and
-// the chain with a real directory and application is a sample, which needs slapd to be tried
-// against a directory of one's own.
-func directoryNote(slapd string) []string {
-	if slapd == "" {
+// directoryNote is the demo's word on the chain HR export -> directory (ldap) -> application
+// (scim): where its directory and application are and how to look into them while it runs, why it
+// is not running, or, without slapd, how to get it.
+func directoryNote(dataDir string, d *directoryDemo, slapdBin string, startErr error) []string {
+	sample := "         the chain for a directory and an application of your own: " + DirectoryChainSample
+	switch {
+	case d != nil:
 		return []string{
-			"  ldap:  the demo's directory is a database; for the chain HR -> directory (ldap) -> app (scim), see " + DirectoryChainSample,
-			"         OpenLDAP's slapd is not installed: apt-get install slapd (or hack/ensure-slapd.sh) to try it on a directory of your own",
+			"  ldap:  chain " + DirectoryChain + ": HR new hires (csv) -> directory (ldap) -> app (scim), live",
+			"         directory " + d.ldapURL() + " (slapd, data in " + d.files.slapd + "):",
+			"           ldapsearch -x -H " + d.ldapURL() + " -D " + DirectoryBindDN + " -y " + d.files.bindPassword + " -b " + directoryPeople,
+			"         app " + d.scimURL() + ":",
+			`           curl -H "Authorization: Bearer $(cat ` + d.files.token + `)" ` + d.scimURL() + "/Users",
+			sample,
+		}
+	case startErr != nil:
+		return []string{
+			"  ldap:  the chain HR -> directory (ldap) -> app (scim) is not running: " + firstLine(startErr.Error()),
+			"         slapd is " + slapdBin + "; its log: " + filepath.Join(newDirectoryFiles(dataDir).slapd, "slapd.log"),
+			sample,
 		}
 	}
 	return []string{
-		"  ldap:  the demo's directory is a database; for the chain HR -> directory (ldap) -> app (scim), see " + DirectoryChainSample,
-		"         slapd is installed (" + slapd + "): point the sample's ldap url at your directory",
+		"  ldap:  the chain HR -> directory (ldap) -> app (scim) runs here when OpenLDAP's slapd is installed,",
+		"         and it is not: " + slapd.InstallHint + ", then start again",
+		sample,
 	}
 }
 
-func fileExists(path string) bool {
-	_, err := os.Stat(path)
-	return err == nil
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
 }

@@ -10,41 +10,58 @@ import (
 	. "github.com/onsi/gomega"
 )
 
-func TestFindSlapdLooksOnPathThenWhereDebianPutsIt(t *testing.T) {
-	notOnPath := func(string) (string, error) { return "", errors.New("not found") }
-	onPath := func(string) (string, error) { return "/opt/openldap/sbin/slapd", nil }
-	for _, tc := range []struct {
-		name     string
-		lookPath func(string) (string, error)
-		debian   bool
-		want     string
-	}{
-		{"on PATH", onPath, true, "/opt/openldap/sbin/slapd"},
-		{"Debian's package", notOnPath, true, "/usr/sbin/slapd"},
-		{"not installed", notOnPath, false, ""},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			g := NewWithT(t)
-			exists := func(p string) bool { return tc.debian && p == "/usr/sbin/slapd" }
-			g.Expect(findSlapd(tc.lookPath, exists)).To(Equal(tc.want))
-		})
-	}
-}
-
-// Someone trying the demo without slapd is told how to get it; with it, where it is. Either way
-// they learn where the chain with a real directory and application is, and that file exists.
-func TestDirectoryNoteSaysHowToGetSlapd(t *testing.T) {
+// Someone trying the demo without slapd is told how to get it; with it, where the directory and
+// the application are and how to look into them; when they could not start, why and where the
+// log is. Each time they learn where the chain is as a sample, and that file exists.
+func TestDirectoryNoteSaysWhereTheDirectoryIsOrHowToGetSlapd(t *testing.T) {
 	g := NewWithT(t)
-	without := strings.Join(directoryNote(""), "\n")
-	g.Expect(without).To(ContainSubstring("slapd is not installed: apt-get install slapd (or hack/ensure-slapd.sh)"))
+	without := strings.Join(directoryNote("/data", nil, "", nil), "\n")
+	g.Expect(without).To(ContainSubstring("slapd is installed,\n         and it is not: apt-get install slapd (or hack/ensure-slapd.sh), then start again"))
 	g.Expect(without).To(ContainSubstring(DirectoryChainSample))
-	with := strings.Join(directoryNote("/usr/sbin/slapd"), "\n")
-	g.Expect(with).To(ContainSubstring("slapd is installed (/usr/sbin/slapd)"))
+
+	running := &directoryDemo{files: newDirectoryFiles("/data"), state: directoryState{LDAPPort: 3890, SCIMPort: 8080}}
+	with := strings.Join(directoryNote("/data", running, "/usr/sbin/slapd", nil), "\n")
+	g.Expect(with).To(ContainSubstring("chain " + DirectoryChain + ": HR new hires (csv) -> directory (ldap) -> app (scim), live"))
+	g.Expect(with).To(ContainSubstring("ldapsearch -x -H ldap://127.0.0.1:3890 -D cn=chainsync,dc=example,dc=com -y /data/directory-demo/bind-password -b ou=people,dc=example,dc=com"))
+	g.Expect(with).To(ContainSubstring(`curl -H "Authorization: Bearer $(cat /data/directory-demo/app-token)" http://127.0.0.1:8080/scim/v2/Users`))
 	g.Expect(with).NotTo(ContainSubstring("apt-get"))
+
+	failed := strings.Join(directoryNote("/data", nil, "/usr/sbin/slapd", errors.New("slapd exited (exit status 1):\nlots of log")), "\n")
+	g.Expect(failed).To(ContainSubstring("is not running: slapd exited (exit status 1):\n"))
+	g.Expect(failed).NotTo(ContainSubstring("lots of log"))
+	g.Expect(failed).To(ContainSubstring("/data/directory-demo/slapd/slapd.log"))
+
 	g.Expect(filepath.Join("..", "..", DirectoryChainSample)).To(BeAnExistingFile())
 	sample, err := os.ReadFile(filepath.Join("..", "..", DirectoryChainSample))
 	g.Expect(err).NotTo(HaveOccurred())
 	for _, want := range []string{"kind: OnboardingChain", "connector: ldap", "connector: scim", "target: groups.display", "target: jpegPhoto"} {
 		g.Expect(string(sample)).To(ContainSubstring(want))
 	}
+}
+
+// The directory demo's manifests, filled in, are the sample's chain pointed at the demo's own
+// directory and application, with Secrets opted in for those destinations only.
+func TestDirectoryManifestsPointAtTheDemosServersWithSecretsForThemOnly(t *testing.T) {
+	g := NewWithT(t)
+	d := &directoryDemo{state: directoryState{LDAPPort: 3890, SCIMPort: 8080, BindPassword: "pw", Token: "tok"}}
+	raw, err := renderDirectoryManifests(d.values())
+	g.Expect(err).NotTo(HaveOccurred())
+	objs, err := decodeManifests(raw)
+	g.Expect(err).NotTo(HaveOccurred())
+	kinds := map[string]int{}
+	for _, o := range objs {
+		kinds[o.GetKind()]++
+		g.Expect(o.GetNamespace()).To(Equal(DemoNamespace))
+		if o.GetKind() == "Secret" {
+			g.Expect(o.GetLabels()).To(HaveKeyWithValue("sync.chainsync.dev/credentials", "true"))
+		}
+	}
+	g.Expect(kinds).To(Equal(map[string]int{"Secret": 2, "SyncPolicy": 2, "OnboardingChain": 1, "SyncUser": 3}))
+	text := string(raw)
+	g.Expect(text).To(ContainSubstring(`sync.chainsync.dev/allowed-destinations: "127.0.0.1:3890"`))
+	g.Expect(text).To(ContainSubstring(`sync.chainsync.dev/allowed-destinations: "http://127.0.0.1:8080/scim/v2"`))
+	g.Expect(text).To(ContainSubstring(`url: "ldap://127.0.0.1:3890"`))
+	g.Expect(text).To(ContainSubstring(`baseURL: "http://127.0.0.1:8080/scim/v2"`))
+	g.Expect(text).To(ContainSubstring(`password: "pw"`))
+	g.Expect(text).NotTo(ContainSubstring("{{"))
 }

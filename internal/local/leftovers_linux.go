@@ -4,20 +4,24 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/go-logr/logr"
+
+	"github.com/chainsync/chainsync/internal/slapd"
 )
 
-// stopLeftovers stops the kube-apiserver and etcd of an earlier run on the same data directory
-// that was killed before it could stop them (envtest starts them in process groups of their
-// own, so they outlive a SIGKILL of chainsync local). They are found by the directories in their
-// command lines.
+// stopLeftovers stops the kube-apiserver, etcd and slapd of an earlier run on the same data
+// directory that was killed before it could stop them (envtest starts the first two in process
+// groups of their own, so they outlive a SIGKILL of chainsync local; slapd is killed with its
+// parent, but by a signal the kernel may not send when the thread that started it is gone). They
+// are found by the directories in their command lines.
 func stopLeftovers(dirs layout, log logr.Logger) error {
-	marks := []string{"--data-dir=" + dirs.etcd, "--cert-dir=" + dirs.apiserver}
+	marks := []string{"--data-dir=" + dirs.etcd, "--cert-dir=" + dirs.apiserver, slapd.ConfigDir(newDirectoryFiles(dirs.root).slapd)}
 	procs, err := filepath.Glob("/proc/[0-9]*/cmdline")
 	if err != nil {
 		return err
@@ -30,7 +34,7 @@ func stopLeftovers(dirs layout, log logr.Logger) error {
 		}
 		args := strings.Split(string(raw), "\x00")
 		for _, arg := range args {
-			if arg == marks[0] || arg == marks[1] {
+			if slices.Contains(marks, arg) {
 				pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
 				pids = append(pids, pid)
 				log.Info("Stopping a control-plane process left by an earlier run", "pid", pid, "command", filepath.Base(args[0]))

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 	"github.com/chainsync/chainsync/internal/executor"
 	"github.com/chainsync/chainsync/internal/manager"
 	chainsyncscheme "github.com/chainsync/chainsync/internal/scheme"
+	"github.com/chainsync/chainsync/internal/slapd"
 	"github.com/chainsync/chainsync/internal/testenv"
 )
 
@@ -121,9 +121,11 @@ func wipe(dirs layout) error {
 }
 
 // Run starts the control plane on the data directory, installs or updates the CRDs, starts the
-// operator with the local Job executor, applies the demo on a new data directory, and shows the
-// users' progress until ctx ends. It then stops the operator, the executor and its running
-// cycles, kube-apiserver and etcd, and returns once all of them have.
+// operator with the local Job executor, applies the demo on a new data directory (with slapd
+// installed, it starts the demo's directory and application, and applies the chain through them
+// on the first start that has them), and shows the users' progress until ctx ends. It then stops
+// the operator, the executor and its running cycles, the directory and application, kube-apiserver
+// and etcd, and returns once all of them have.
 func Run(ctx context.Context, opts Options) (err error) {
 	log := opts.Log
 	if opts.DataDir == "" || opts.Runner == nil || opts.Out == nil {
@@ -174,13 +176,32 @@ func Run(ctx context.Context, opts Options) (err error) {
 	if err := installBase(ctx, c); err != nil {
 		return err
 	}
-	demoApplied := false
+	demoApplied, directoryApplied := false, false
+	var directory *directoryDemo
+	var slapdBin string
+	var directoryErr error
 	if opts.Demo {
 		if demoApplied, err = applyDemo(ctx, c, dirs); err != nil {
 			return err
 		}
+		// The directory and the application are the demo's: a failure to start them leaves the
+		// rest of the demo running, and says why.
+		if slapdBin = slapd.FindInstalled(); slapdBin != "" {
+			if directory, directoryErr = startDirectoryDemo(opts.DataDir, slapdBin); directoryErr != nil {
+				log.Error(directoryErr, "Not running the directory demo")
+			} else {
+				defer func() {
+					log.Info("Stopping the demo's slapd and SCIM application")
+					err = errors.Join(err, directory.stop())
+				}()
+				if directoryApplied, err = applyDirectoryDemo(ctx, c, opts.DataDir, directory); err != nil {
+					return err
+				}
+			}
+		}
 	}
-	log.Info("Control plane ready", "took", time.Since(started).Round(time.Millisecond), "server", cfg.Host, "demoApplied", demoApplied)
+	log.Info("Control plane ready", "took", time.Since(started).Round(time.Millisecond), "server", cfg.Host,
+		"demoApplied", demoApplied, "directoryDemoApplied", directoryApplied)
 
 	mgr, err := manager.New(cfg, manager.Options{MetricsAddr: "0", ProbeAddr: "0"})
 	if err != nil {
@@ -212,7 +233,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 	if opts.Demo {
 		header = append(header, "  demo:  kubectl get syncusers,onboardingchains -n "+DemoNamespace+
 			"; chainsync records --store "+DemoStoreDir(opts.DataDir)+" users")
-		header = append(header, directoryNote(findSlapd(exec.LookPath, fileExists))...)
+		header = append(header, directoryNote(opts.DataDir, directory, slapdBin, directoryErr)...)
 	}
 	var d display
 	if opts.Screen != nil {
@@ -240,7 +261,11 @@ func Run(ctx context.Context, opts Options) (err error) {
 	case <-ctx.Done():
 		stopProgress()
 		<-progressDone
-		fmt.Fprintln(opts.Out, "Stopping the operator, the executor and its cycles, kube-apiserver and etcd")
+		stopping := "Stopping the operator, the executor and its cycles, kube-apiserver and etcd"
+		if directory != nil {
+			stopping = "Stopping the operator, the executor and its cycles, the demo's slapd and SCIM application, kube-apiserver and etcd"
+		}
+		fmt.Fprintln(opts.Out, stopping)
 		log.Info("Stopping the operator and the executor")
 		stopManager()
 		if err := <-mgrDone; err != nil {
