@@ -46,7 +46,13 @@ func main() {
 	slowRuns := flag.Int("slow-runs", 0, "runs of the initial syncs and the cycles after them; 0 means -runs")
 	profile := flag.String("profile", "", "directory to write a CPU and a heap profile of each chainsync row's first run into")
 	keep := flag.Bool("keep", false, "keep the generated files and stores (their folder is printed)")
+	only := flag.String("only", "", "measure only these groups of rows, comma-separated: delta, csv, postgres, feed (for a quick look; the goals of the others print 0)")
 	flag.Parse()
+	for _, g := range strings.Split(*only, ",") {
+		if g != "" {
+			groups[g] = true
+		}
+	}
 	if *slowRuns <= 0 {
 		*slowRuns = *runs
 	}
@@ -55,6 +61,11 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+// groups are the rows -only asks for; empty means all.
+var groups = map[string]bool{}
+
+func measured(group string) bool { return len(groups) == 0 || groups[group] }
 
 // sample is one measured process.
 type sample struct {
@@ -197,7 +208,7 @@ func run(rows, runs, slowRuns int, profile string, keep bool) error {
 				return s, err
 			}
 		}
-		if i < runs {
+		if i < runs && measured("delta") {
 			err := step(deltaFiles, add(&deltaFiles.chainsync, func() (sample, error) {
 				return b.chainsync("delta-files", job{Kind: "delta-files", Base: base, Changed: changed})
 			}), add(&deltaFiles.other, csvdiffRun))
@@ -210,6 +221,8 @@ func run(rows, runs, slowRuns int, profile string, keep bool) error {
 			if err != nil {
 				return err
 			}
+		}
+		if i < runs && measured("csv") {
 			store, target := filepath.Join(work, fmt.Sprintf("store-csv-%d", i)), filepath.Join(work, fmt.Sprintf("target-csv-%d", i))
 			if err := copyTree(seedStore, store); err != nil {
 				return err
@@ -230,7 +243,22 @@ func run(rows, runs, slowRuns int, profile string, keep bool) error {
 			continue
 		}
 
-		// csv -> postgres: the initial sync against COPY, then the next cycle against csvdiff.
+		if measured("postgres") {
+			if err := b.csvToPostgres(ctx, i, psql, base, changed, baseFile, csvdiffRun, initialPG, completePG, step, add); err != nil {
+				return err
+			}
+		}
+		// postgres -> postgres: a source with a change feed.
+		if !measured("feed") {
+			continue
+		}
+		source, err := b.table(ctx)
+		if err != nil {
+			return err
+		}
+		if _, err := b.psqlCopy(psql, source, baseFile); err != nil {
+			return err
+		}
 		target, err := b.table(ctx)
 		if err != nil {
 			return err
@@ -239,37 +267,7 @@ func run(rows, runs, slowRuns int, profile string, keep bool) error {
 		if err != nil {
 			return err
 		}
-		store := filepath.Join(work, fmt.Sprintf("store-pg-%d", i))
-		err = step(initialPG, add(&initialPG.chainsync, func() (sample, error) {
-			return b.chainsync("initial-csv-postgres", job{Kind: "cycle", ID: "initial", Source: csvEnd(base), Target: b.pgEnd(target), Store: store})
-		}), add(&initialPG.other, func() (sample, error) { return b.psqlCopy(psql, copyTarget, baseFile) }))
-		if err != nil {
-			return err
-		}
-		err = step(completePG, add(&completePG.chainsync, func() (sample, error) {
-			return b.chainsync("next-csv-postgres", job{Kind: "cycle", ID: "next", Source: csvEnd(changed), Target: b.pgEnd(target), Store: store})
-		}), add(&completePG.other, csvdiffRun))
-		if err != nil {
-			return err
-		}
-		os.RemoveAll(store)
-		b.drop(ctx, target, copyTarget)
-
-		// postgres -> postgres: a source with a change feed.
-		source, err := b.table(ctx)
-		if err != nil {
-			return err
-		}
-		if _, err := b.psqlCopy(psql, source, baseFile); err != nil {
-			return err
-		}
-		if target, err = b.table(ctx); err != nil {
-			return err
-		}
-		if copyTarget, err = b.table(ctx); err != nil {
-			return err
-		}
-		store = filepath.Join(work, fmt.Sprintf("store-feed-%d", i))
+		store := filepath.Join(work, fmt.Sprintf("store-feed-%d", i))
 		err = step(initialFeed, add(&initialFeed.chainsync, func() (sample, error) {
 			return b.chainsync("initial-postgres-postgres", job{Kind: "cycle", ID: "initial", Source: b.pgEnd(source), Target: b.pgEnd(target), Store: store})
 		}), add(&initialFeed.other, func() (sample, error) { return b.psqlCopy(psql, copyTarget, baseFile) }))
@@ -295,9 +293,9 @@ func run(rows, runs, slowRuns int, profile string, keep bool) error {
 	fmt.Println("| --- | --- | --- | --- | --- |")
 	ratio := func(r *row) float64 { return median(r.chainsync, wallOf) / median(r.other, wallOf) }
 	for _, r := range []*row{deltaFiles, deltaRecords, completeCSV, initialPG, completePG, initialFeed} {
-		fmt.Printf("| %s | %.2f s (%.1f cpu-s) | %s %.2f s (%.1f cpu-s), peak %.0f MiB | %.2f× | %.0f MiB |\n", r.name,
+		fmt.Printf("| %s | %.2f s (%.1f cpu-s) | %s %.2f s (%.1f cpu-s), peak %.0f MiB | %.2f× (cpu %.2f×) | %.0f MiB |\n", r.name,
 			median(r.chainsync, wallOf), median(r.chainsync, cpuOf), r.comparison, median(r.other, wallOf), median(r.other, cpuOf),
-			median(r.other, peakOf), ratio(r), median(r.chainsync, peakOf))
+			median(r.other, peakOf), ratio(r), median(r.chainsync, cpuOf)/median(r.other, cpuOf), median(r.chainsync, peakOf))
 	}
 	fmt.Printf("| %s | %.2f s (%.1f cpu-s) | — | %.1f%% of the initial | %.0f MiB |\n", nextFeed.name,
 		median(nextFeed.chainsync, wallOf), median(nextFeed.chainsync, cpuOf),
@@ -317,6 +315,37 @@ func run(rows, runs, slowRuns int, profile string, keep bool) error {
 	goal("next-csv-vs-initial", median(completePG.chainsync, wallOf)/median(initialPG.chainsync, wallOf), "<=", 0.25)
 	goal("next-changefeed-vs-initial", median(nextFeed.chainsync, wallOf)/median(initialFeed.chainsync, wallOf), "<=", 0.05)
 	return nil
+}
+
+type (
+	stepFunc func(r *row, mine, theirs func() (sample, error)) error
+	addFunc  func(to *[]sample, f func() (sample, error)) func() (sample, error)
+)
+
+// csvToPostgres measures the initial sync csv -> postgres against COPY, then the next cycle
+// against csvdiff.
+func (b *bench) csvToPostgres(ctx context.Context, i int, psql, base, changed, baseFile string, csvdiffRun func() (sample, error),
+	initialPG, completePG *row, step stepFunc, add addFunc) error {
+	target, err := b.table(ctx)
+	if err != nil {
+		return err
+	}
+	copyTarget, err := b.table(ctx)
+	if err != nil {
+		return err
+	}
+	defer b.drop(ctx, target, copyTarget)
+	store := filepath.Join(b.work, fmt.Sprintf("store-pg-%d", i))
+	defer os.RemoveAll(store)
+	err = step(initialPG, add(&initialPG.chainsync, func() (sample, error) {
+		return b.chainsync("initial-csv-postgres", job{Kind: "cycle", ID: "initial", Source: csvEnd(base), Target: b.pgEnd(target), Store: store})
+	}), add(&initialPG.other, func() (sample, error) { return b.psqlCopy(psql, copyTarget, baseFile) }))
+	if err != nil {
+		return err
+	}
+	return step(completePG, add(&completePG.chainsync, func() (sample, error) {
+		return b.chainsync("next-csv-postgres", job{Kind: "cycle", ID: "next", Source: csvEnd(changed), Target: b.pgEnd(target), Store: store})
+	}), add(&completePG.other, csvdiffRun))
 }
 
 // measure runs cmd to its end and returns its wall time, CPU time and peak memory. When the
