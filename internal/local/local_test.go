@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-ldap/ldap/v3"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -24,16 +27,22 @@ import (
 	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
 	"github.com/chainsync/chainsync/internal/local"
 	chainsyncscheme "github.com/chainsync/chainsync/internal/scheme"
+	"github.com/chainsync/chainsync/internal/slapd"
 	"github.com/chainsync/chainsync/internal/testenv"
 )
 
 // The demo, as someone trying chainsync sees it: `chainsync local` (the built binary) runs until
-// every demo user has completed the chain; kubectl, through the kubeconfig it wrote, shows the
-// users, the chain and the directory filled; SIGTERM stops it and leaves no process behind; a
-// second start finds everything as it was and creates nothing twice; a start after a SIGKILL
-// stops what the killed run left.
+// every demo user has completed its chain, the sqlite one and the one through the demo's own
+// directory (slapd) and application (SCIM); kubectl, through the kubeconfig it wrote, shows the
+// users and the chains, and the directory and the application, reached with the URLs and
+// credentials the demo applied, hold the users; SIGTERM stops it and leaves no process behind
+// (slapd included); a second start finds everything as it was and creates nothing twice; a start
+// after a SIGKILL stops what the killed run left.
 func TestLocalRunsTheDemoToCompletionStopsCleanlyAndKeepsItsData(t *testing.T) {
 	g := NewWithT(t)
+	if slapd.FindInstalled() == "" {
+		t.Fatalf("OpenLDAP's slapd is not installed, and the demo's directory chain needs it: %s", slapd.InstallHint)
+	}
 	root, err := testenv.RepoRoot()
 	g.Expect(err).NotTo(HaveOccurred())
 	assets, err := testenv.Assets(root)
@@ -51,23 +60,37 @@ func TestLocalRunsTheDemoToCompletionStopsCleanlyAndKeepsItsData(t *testing.T) {
 		g.Expect(c.Get(context.Background(), key(local.DemoChain), chain)).To(Succeed())
 		g.Expect(chain.Status.Users).To(BeEquivalentTo(5))
 		g.Expect(chain.Status.CompletedUsers).To(BeEquivalentTo(5))
+		g.Expect(c.Get(context.Background(), key(local.DirectoryChain), chain)).To(Succeed())
+		g.Expect(chain.Status.Users).To(BeEquivalentTo(3))
+		g.Expect(chain.Status.CompletedUsers).To(BeEquivalentTo(3))
 	}).WithTimeout(4*time.Minute).WithPolling(time.Second).Should(Succeed(), "output so far:\n%s", run.output)
+	g.Expect(run.output()).To(ContainSubstring("chain directory-and-app-onboarding: HR new hires (csv) -> directory (ldap) -> app (scim), live"))
 
 	if kubectl := filepath.Join(assets, "kubectl"); isExecutable(kubectl) {
 		out, err := exec.Command(kubectl, "--kubeconfig", kubeconfig, "get", "syncusers", "-n", local.DemoNamespace, "--no-headers").CombinedOutput()
 		g.Expect(err).NotTo(HaveOccurred(), string(out))
 		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-		g.Expect(lines).To(HaveLen(5))
-		g.Expect(lines).To(HaveEach(MatchRegexp(`\sTrue\s+business-as-usual\s+hr-bau\s+Completed`)))
+		g.Expect(lines).To(HaveLen(8))
+		g.Expect(lines).To(HaveEach(Or(MatchRegexp(`\sTrue\s+business-as-usual\s+hr-bau\s+Completed`),
+			MatchRegexp(`^(john-backus|frances-allen|radia-perlman)\s+True\s+application\s+directory-to-app\s+Completed`))))
 	}
 	g.Eventually(run.output).WithTimeout(time.Minute).Should(MatchRegexp(`chain chainsync-demo/employee-onboarding completed=5/5`), "the progress shows the chain complete")
+	g.Eventually(run.output).WithTimeout(time.Minute).Should(MatchRegexp(`chain chainsync-demo/directory-and-app-onboarding completed=3/3`))
 	g.Expect(directoryMails(t, dataDir)).To(ConsistOf("ada.lovelace@example.com", "alan.turing@example.com",
 		"edsger.dijkstra@example.com", "grace.hopper@example.com", "katherine.johnson@example.com"))
+	newHires := map[string]string{"john.backus@example.com": "Engineering", "frances.allen@example.com": "Research",
+		"radia.perlman@example.com": "Networks"}
+	g.Expect(ldapDepartments(t, c)).To(Equal(newHires), "the directory has an entry per new hire")
+	accounts := appAccounts(t, c)
+	g.Expect(accounts).To(HaveLen(3))
+	for userName, account := range accounts {
+		g.Expect(account.groups).To(Equal([]string{newHires[userName]}), "the application has %s in their department's Group", userName)
+	}
 	before := demoUIDs(t, c)
 
 	run.stop(t)
 	g.Expect(run.output()).To(ContainSubstring("Stopped; the data is kept in " + dataDir))
-	g.Expect(processesUsing(t, dataDir)).To(BeEmpty(), "kube-apiserver and etcd stopped")
+	g.Expect(processesUsing(t, dataDir)).To(BeEmpty(), "kube-apiserver, etcd and slapd stopped")
 
 	// The second start: the default kubeconfig path, the same objects, the same directory.
 	run = startLocal(t, bin, assets, "--data-dir", dataDir)
@@ -79,7 +102,10 @@ func TestLocalRunsTheDemoToCompletionStopsCleanlyAndKeepsItsData(t *testing.T) {
 	g.Expect(c.Get(context.Background(), key(local.DemoChain), chain)).To(Succeed())
 	g.Expect(chain.Status.CompletedUsers).To(BeEquivalentTo(5))
 	g.Eventually(run.output).WithTimeout(time.Minute).Should(MatchRegexp(`chain chainsync-demo/employee-onboarding completed=5/5`))
+	g.Eventually(run.output).WithTimeout(time.Minute).Should(MatchRegexp(`chain chainsync-demo/directory-and-app-onboarding completed=3/3`))
 	g.Expect(directoryMails(t, dataDir)).To(HaveLen(5), "no one was imported twice")
+	g.Expect(ldapDepartments(t, c)).To(Equal(newHires), "the directory was kept, and no one was added twice")
+	g.Expect(appAccounts(t, c)).To(Equal(accounts), "the application's accounts were kept, and no one was created twice")
 
 	out, err := exec.Command(bin, "records", "--store", local.DemoStoreDir(dataDir), "users").CombinedOutput()
 	g.Expect(err).NotTo(HaveOccurred(), string(out))
@@ -91,7 +117,11 @@ func TestLocalRunsTheDemoToCompletionStopsCleanlyAndKeepsItsData(t *testing.T) {
 	g.Expect(processesUsing(t, dataDir)).NotTo(BeEmpty())
 	run = startLocal(t, bin, assets, "--data-dir", dataDir)
 	g.Eventually(run.output).WithTimeout(3 * time.Minute).Should(ContainSubstring("export KUBECONFIG=" + defaultKubeconfig + "\n"))
-	g.Expect(demoUIDs(t, clientFor(t, defaultKubeconfig))).To(Equal(before))
+	c = clientFor(t, defaultKubeconfig)
+	g.Expect(demoUIDs(t, c)).To(Equal(before))
+	g.Expect(run.output()).To(ContainSubstring("directory-and-app-onboarding: HR new hires (csv) -> directory (ldap) -> app (scim), live"),
+		"slapd starts again on a directory whose server was killed")
+	g.Expect(ldapDepartments(t, c)).To(Equal(newHires))
 	run.stop(t)
 	g.Expect(processesUsing(t, dataDir)).To(BeEmpty())
 }
@@ -200,8 +230,8 @@ func demoUIDs(t *testing.T, c client.Client) map[string]types.UID {
 			uids[kind+"/"+o.GetName()] = o.GetUID()
 		}
 	}
-	if len(uids) != 1+5+3+1+1 {
-		t.Fatalf("expected the namespace, 5 users, 3 policies, a chain and a claim, found %v", uids)
+	if len(uids) != 1+8+5+2+1 {
+		t.Fatalf("expected the namespace, 8 users, 5 policies, 2 chains and a claim, found %v", uids)
 	}
 	return uids
 }
@@ -255,4 +285,93 @@ func processesUsing(t *testing.T, dir string) []string {
 func isExecutable(path string) bool {
 	info, err := os.Stat(path)
 	return err == nil && info.Mode()&0o111 != 0
+}
+
+// ldapDepartments reads the demo's directory as a person would, with the URL of the demo's
+// hr-to-directory policy and the bind Secret it names: each entry's mail and department.
+func ldapDepartments(t *testing.T, c client.Client) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	policy := &syncv1alpha1.SyncPolicy{}
+	if err := c.Get(ctx, key("hr-to-directory"), policy); err != nil {
+		t.Fatal(err)
+	}
+	endpoint := policy.Spec.Target.LDAP
+	secret := &corev1.Secret{}
+	if err := c.Get(ctx, key(endpoint.BindSecretRef.Name), secret); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := ldap.DialURL(endpoint.URL)
+	if err != nil {
+		t.Fatalf("connecting to the demo's directory %s: %v", endpoint.URL, err)
+	}
+	defer conn.Close()
+	if err := conn.Bind(string(secret.Data["bindDN"]), string(secret.Data["password"])); err != nil {
+		t.Fatal(err)
+	}
+	res, err := conn.Search(ldap.NewSearchRequest(endpoint.Collections[0].ParentDN, ldap.ScopeSingleLevel, ldap.NeverDerefAliases,
+		0, 0, false, "(objectClass=inetOrgPerson)", []string{"mail", "departmentNumber"}, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	departments := map[string]string{}
+	for _, e := range res.Entries {
+		departments[e.GetAttributeValue("mail")] = e.GetAttributeValue("departmentNumber")
+	}
+	return departments
+}
+
+type appAccount struct {
+	id     string
+	groups []string
+}
+
+// appAccounts reads the demo's application as a person would, with the base URL of the demo's
+// directory-to-app policy and the token Secret it names: each User's id and Groups, by userName.
+func appAccounts(t *testing.T, c client.Client) map[string]appAccount {
+	t.Helper()
+	ctx := context.Background()
+	policy := &syncv1alpha1.SyncPolicy{}
+	if err := c.Get(ctx, key("directory-to-app"), policy); err != nil {
+		t.Fatal(err)
+	}
+	endpoint := policy.Spec.Target.SCIM
+	secret := &corev1.Secret{}
+	if err := c.Get(ctx, key(endpoint.BearerTokenSecretRef.Name), secret); err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest(http.MethodGet, endpoint.BaseURL+"/Users", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+string(secret.Data[endpoint.BearerTokenSecretRef.Key]))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("reading the demo's application %s: %v", endpoint.BaseURL, err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("reading the demo's application: %s", res.Status)
+	}
+	var list struct {
+		Resources []struct {
+			ID       string `json:"id"`
+			UserName string `json:"userName"`
+			Groups   []struct {
+				Display string `json:"display"`
+			} `json:"groups"`
+		} `json:"Resources"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&list); err != nil {
+		t.Fatal(err)
+	}
+	accounts := map[string]appAccount{}
+	for _, u := range list.Resources {
+		a := appAccount{id: u.ID}
+		for _, g := range u.Groups {
+			a.groups = append(a.groups, g.Display)
+		}
+		accounts[u.UserName] = a
+	}
+	return accounts
 }
