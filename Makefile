@@ -50,9 +50,9 @@ test: ## Run every test: unit, generated-output staleness, PostgreSQL and envtes
 USERS ?= 10000
 
 .PHONY: bench-scale
-bench-scale: ## Measure N users (USERS=10000) through a 3-step chain on the local control plane.
+bench-scale: ## Measure N users (USERS=10000, or a sweep: USERS=1000,10000) through a 3-step chain on the local control plane.
 	@assets=$$(hack/envtest.sh | tail -n 1); \
-	KUBEBUILDER_ASSETS="$$assets" go run ./hack/benchscale -users $(USERS)
+	KUBEBUILDER_ASSETS="$$assets" go run ./hack/benchscale -users $(USERS) $(BENCHFLAGS)
 
 ROWS ?= 1000000
 

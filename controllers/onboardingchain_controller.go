@@ -59,7 +59,7 @@ func (r *OnboardingChainReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 func (r *OnboardingChainReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&syncv1alpha1.OnboardingChain{}).
-		Watches(&syncv1alpha1.SyncUser{}, handler.EnqueueRequestsFromMapFunc(chainOfUser)).
+		Watches(&syncv1alpha1.SyncUser{}, enqueueCoalesced(chainOfUser, userEventWindow)).
 		Watches(&syncv1alpha1.SyncPolicy{}, handler.EnqueueRequestsFromMapFunc(enqueueByIndex(r, func() client.ObjectList { return &syncv1alpha1.OnboardingChainList{} }, chainPolicyIndex))).
 		Named("onboardingchain").
 		Complete(r)

@@ -1,13 +1,17 @@
 package controllers
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
@@ -37,4 +41,31 @@ func TestMarkStalledReadsAsFailedToKstatus(t *testing.T) {
 		g.Expect(got.Reason).To(Equal("SecretNotFound"))
 		g.Expect(got.ObservedGeneration).To(BeEquivalentTo(3))
 	}
+}
+
+func TestUserEventsForOnePolicyWithinTheWindowAreOneReconcile(t *testing.T) {
+	g := NewWithT(t)
+	q := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[reconcile.Request]())
+	defer q.ShutDown()
+	h := enqueueCoalesced(policyOfUser, 200*time.Millisecond)
+	user := func(name, policy string) *syncv1alpha1.SyncUser {
+		return &syncv1alpha1.SyncUser{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name},
+			Status: syncv1alpha1.SyncUserStatus{Policy: policy}}
+	}
+	ctx := context.Background()
+	for i := range 100 {
+		u := user(fmt.Sprintf("u%d", i), "crm")
+		h.Update(ctx, event.UpdateEvent{ObjectOld: u, ObjectNew: u}, q)
+	}
+	// A user moving from one policy to another concerns both.
+	h.Update(ctx, event.UpdateEvent{ObjectOld: user("mover", "crm"), ObjectNew: user("mover", "mailbox")}, q)
+	g.Expect(q.Len()).To(BeZero(), "nothing is handled before the window ends")
+	g.Eventually(q.Len).WithTimeout(2 * time.Second).Should(Equal(2))
+	var got []string
+	for range 2 {
+		req, _ := q.Get()
+		got = append(got, req.Name)
+		q.Done(req)
+	}
+	g.Expect(got).To(ConsistOf("crm", "mailbox"), "101 user events, one reconcile per policy")
 }

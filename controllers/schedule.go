@@ -50,16 +50,32 @@ type cycleSchedule struct {
 	interval time.Duration
 	jitter   int32
 	cron     cron.Schedule
+	// gather is how long users that became due wait for others before a Job smaller than
+	// usersPerJob is launched: users placed in a burst (a GitOps sync, a chain step completing
+	// for many at once) share Jobs instead of getting one each.
+	gather time.Duration
 }
 
+// defaultGatherWindow is spec.jobTemplate.gatherWindow's default, for policies stored before it.
+const defaultGatherWindow = 2 * time.Second
+
 // parseSchedule validates what admission cannot: the cron expression itself.
-func parseSchedule(s syncv1alpha1.Schedule) (cycleSchedule, error) {
+func parseSchedule(spec syncv1alpha1.SyncPolicySpec) (cycleSchedule, error) {
+	gather := defaultGatherWindow
+	if w := spec.JobTemplate.GatherWindow; w != "" {
+		d, err := time.ParseDuration(w)
+		if err != nil {
+			return cycleSchedule{}, fmt.Errorf("spec.jobTemplate.gatherWindow %q: %w", w, err)
+		}
+		gather = d
+	}
+	s := spec.Schedule
 	if s.Cron != "" {
 		sched, err := cron.ParseStandard(s.Cron)
 		if err != nil {
 			return cycleSchedule{}, fmt.Errorf("spec.schedule.cron %q: %w", s.Cron, err)
 		}
-		return cycleSchedule{cron: sched}, nil
+		return cycleSchedule{cron: sched, gather: gather}, nil
 	}
 	interval := 15 * time.Minute
 	if s.Interval != "" {
@@ -69,7 +85,7 @@ func parseSchedule(s syncv1alpha1.Schedule) (cycleSchedule, error) {
 		}
 		interval = d
 	}
-	return cycleSchedule{interval: interval, jitter: s.JitterPercent}, nil
+	return cycleSchedule{interval: interval, jitter: s.JitterPercent, gather: gather}, nil
 }
 
 // after returns when the next cycle is due after a cycle that started and ended at the given
@@ -161,7 +177,7 @@ func startedAt(c *syncv1alpha1.CycleResult) time.Time {
 // nextSyncTime is what a SyncUser's status shows as its next cycle, given when the failed cycle
 // Jobs holding it ended.
 func nextSyncTime(policy *syncv1alpha1.SyncPolicy, user *syncv1alpha1.SyncUser, failedJobs []time.Time, now time.Time) *metav1.Time {
-	sched, err := parseSchedule(policy.Spec.Schedule)
+	sched, err := parseSchedule(policy.Spec)
 	if err != nil || policy.Spec.Suspend {
 		return nil
 	}

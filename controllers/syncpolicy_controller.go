@@ -61,7 +61,7 @@ func (r *SyncPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		retErr = errors.Join(retErr, patchStatus(ctx, r.Client, policy, base, func(p *syncv1alpha1.SyncPolicy) any { return p.Status }))
 	}()
 
-	sched, err := parseSchedule(policy.Spec.Schedule)
+	sched, err := parseSchedule(policy.Spec)
 	if err != nil {
 		setPolicyStalled(policy, syncv1alpha1.InvalidSpecReason, err.Error())
 		return ctrl.Result{}, reconcile.TerminalError(err)
@@ -86,7 +86,8 @@ func (r *SyncPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		return ctrl.Result{}, fmt.Errorf("listing users: %w", err)
 	}
 	var jobs batchv1.JobList
-	if err := r.List(ctx, &jobs, client.InNamespace(policy.Namespace), client.MatchingFields{jobOwnerIndex: policy.Name}); err != nil {
+	if err := r.List(ctx, &jobs, client.InNamespace(policy.Namespace), client.MatchingFields{jobOwnerIndex: policy.Name},
+		client.UnsafeDisableDeepCopy); err != nil { // Read only; copied before a change.
 		return ctrl.Result{}, fmt.Errorf("listing cycle Jobs: %w", err)
 	}
 	world := observeJobs(jobs.Items)
@@ -222,7 +223,8 @@ func (r *SyncPolicyReconciler) keepPodMessages(ctx context.Context, jobs []batch
 			client.MatchingLabels{batchv1.JobNameLabel: job.Name}); err != nil {
 			return err
 		}
-		base := job.DeepCopy()
+		base := job
+		job = job.DeepCopy() // Listed from the cache without a copy.
 		if job.Annotations == nil {
 			job.Annotations = map[string]string{}
 		}
@@ -297,7 +299,7 @@ func (r *SyncPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&syncv1alpha1.SyncPolicy{}).
 		Owns(&batchv1.Job{}).
-		Watches(&syncv1alpha1.SyncUser{}, handler.EnqueueRequestsFromMapFunc(policyOfUser)).
+		Watches(&syncv1alpha1.SyncUser{}, enqueueCoalesced(policyOfUser, userEventWindow)).
 		// Metadata only: the manager never keeps the cluster's Secrets (their values) in memory.
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(enqueueByIndex(r, newPolicyList, policySecretIndex))).
 		WatchesMetadata(&corev1.ServiceAccount{}, handler.EnqueueRequestsFromMapFunc(enqueueByIndex(r, newPolicyList, policyServiceAccountIndex))).

@@ -61,11 +61,6 @@ type cyclePlan struct {
 	next time.Time
 }
 
-// batchGatherDelay is how long users that became due wait for others before a batch smaller
-// than usersPerJob is launched: users placed in a burst (a GitOps sync, a chain step completing
-// for many at once) share Jobs instead of getting one each.
-const batchGatherDelay = 2 * time.Second
-
 // earlyWindow is how early a scheduled user may ride along in a Job launched for others: a
 // tenth of the interval, at most 30 seconds, so users drift into shared Jobs.
 func earlyWindow(sched cycleSchedule) time.Duration {
@@ -109,9 +104,9 @@ func planCycles(sched cycleSchedule, policy *syncv1alpha1.SyncPolicy, users []sy
 	if oldest.IsZero() {
 		return cyclePlan{next: plan.next} // Nobody due yet; early riders wait for their turn.
 	}
-	launch = launch || len(candidates) >= int(max(1, policy.Spec.JobTemplate.UsersPerJob)) || !oldest.After(now.Add(-batchGatherDelay))
+	launch = launch || len(candidates) >= int(max(1, policy.Spec.JobTemplate.UsersPerJob)) || !oldest.After(now.Add(-sched.gather))
 	if !launch {
-		soonest(oldest.Add(batchGatherDelay))
+		soonest(oldest.Add(sched.gather))
 		return plan
 	}
 	plan.due = candidates

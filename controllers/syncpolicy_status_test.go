@@ -37,7 +37,7 @@ func policyUser(name string, last *syncv1alpha1.CycleResult, ann map[string]stri
 }
 
 func TestUserDue(t *testing.T) {
-	sched, err := parseSchedule(hourlyPolicy().Spec.Schedule)
+	sched, err := parseSchedule(hourlyPolicy().Spec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +129,7 @@ func TestFailedJobsAreRetriedWithBackoff(t *testing.T) {
 
 func TestJitterSpreadsUsers(t *testing.T) {
 	g := NewWithT(t)
-	sched, _ := parseSchedule(syncv1alpha1.Schedule{Interval: "1h", JitterPercent: 20})
+	sched, _ := parseSchedule(syncv1alpha1.SyncPolicySpec{Schedule: syncv1alpha1.Schedule{Interval: "1h", JitterPercent: 20}})
 	seen := map[time.Time]bool{}
 	for i := range 100 {
 		seen[sched.after(t0, t0, fmt.Sprintf("uid-%d", i))] = true
@@ -139,18 +139,18 @@ func TestJitterSpreadsUsers(t *testing.T) {
 
 func TestCronSchedule(t *testing.T) {
 	g := NewWithT(t)
-	sched, err := parseSchedule(syncv1alpha1.Schedule{Cron: "0 2 * * *"})
+	sched, err := parseSchedule(syncv1alpha1.SyncPolicySpec{Schedule: syncv1alpha1.Schedule{Cron: "0 2 * * *"}})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(sched.after(t0, t0.Add(time.Minute), "u")).To(Equal(time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)))
 
-	_, err = parseSchedule(syncv1alpha1.Schedule{Cron: "61 * * * *"})
+	_, err = parseSchedule(syncv1alpha1.SyncPolicySpec{Schedule: syncv1alpha1.Schedule{Cron: "61 * * * *"}})
 	g.Expect(err).To(MatchError(ContainSubstring(`spec.schedule.cron "61 * * * *"`)))
 }
 
 func TestPlanCyclesBatchesDueUsersAndSkipsRunningOnes(t *testing.T) {
 	g := NewWithT(t)
 	policy := hourlyPolicy()
-	sched, _ := parseSchedule(policy.Spec.Schedule)
+	sched, _ := parseSchedule(policy.Spec)
 	users := []syncv1alpha1.SyncUser{
 		policyUser("e", nil, nil), policyUser("a", nil, nil), policyUser("c", nil, nil),
 		policyUser("b", nil, nil), policyUser("d", cycle("p", -20, -10), nil),
@@ -238,7 +238,7 @@ func TestObserveJobs(t *testing.T) {
 func TestPlanCyclesGathersBatches(t *testing.T) {
 	policy := hourlyPolicy()
 	policy.Spec.JobTemplate.UsersPerJob = 3
-	sched, _ := parseSchedule(policy.Spec.Schedule)
+	sched, _ := parseSchedule(policy.Spec)
 	now := t0
 	placedAgo := func(name string, ago time.Duration) syncv1alpha1.SyncUser {
 		u := policyUser(name, nil, nil)
@@ -273,16 +273,34 @@ func TestPlanCyclesGathersBatches(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
 			plan := planCycles(sched, policy, tc.users, jobWorld{running: map[string]bool{}, failedEnds: map[string][]time.Time{}}, "", now)
-			var due []string
-			for _, d := range plan.due {
-				due = append(due, d.user)
-			}
-			g.Expect(due).To(Equal(tc.wantDue))
+			g.Expect(dueNames(plan)).To(Equal(tc.wantDue))
 			if !tc.wantNext.IsZero() {
 				g.Expect(plan.next).To(BeTemporally("~", tc.wantNext, time.Second))
 			}
 		})
 	}
+
+	t.Run("a policy's own gather window holds the batch longer", func(t *testing.T) {
+		g := NewWithT(t)
+		policy := policy.DeepCopy()
+		policy.Spec.JobTemplate.GatherWindow = "30s"
+		sched, err := parseSchedule(policy.Spec)
+		g.Expect(err).NotTo(HaveOccurred())
+		world := jobWorld{running: map[string]bool{}, failedEnds: map[string][]time.Time{}}
+		plan := planCycles(sched, policy, []syncv1alpha1.SyncUser{placedAgo("a", 10*time.Second), placedAgo("b", time.Second)}, world, "", now)
+		g.Expect(dueNames(plan)).To(BeEmpty(), "10s into a 30s window, two users wait for company")
+		g.Expect(plan.next).To(BeTemporally("~", now.Add(20*time.Second), time.Second), "and look again when the first one's window ends")
+		plan = planCycles(sched, policy, []syncv1alpha1.SyncUser{placedAgo("a", 31*time.Second), placedAgo("b", time.Second)}, world, "", now)
+		g.Expect(dueNames(plan)).To(Equal([]string{"a", "b"}), "past the window, everyone due goes in one Job")
+	})
+}
+
+func dueNames(plan cyclePlan) []string {
+	var due []string
+	for _, d := range plan.due {
+		due = append(due, d.user)
+	}
+	return due
 }
 
 func TestAFailedJobKeepsItsLastPodsWords(t *testing.T) {

@@ -137,7 +137,8 @@ func (r *SyncUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 // ended, for the retry backoff.
 func (r *SyncUserReconciler) failedCycleJobs(ctx context.Context, user *syncv1alpha1.SyncUser) (*jobFailure, []time.Time, error) {
 	var jobs batchv1.JobList
-	if err := r.List(ctx, &jobs, client.InNamespace(user.Namespace), client.MatchingFields{jobUserIndex: user.Name}); err != nil {
+	if err := r.List(ctx, &jobs, client.InNamespace(user.Namespace), client.MatchingFields{jobUserIndex: user.Name},
+		client.UnsafeDisableDeepCopy); err != nil { // Read only.
 		return nil, nil, fmt.Errorf("listing the cycle Jobs of %s: %w", klog.KObj(user), err)
 	}
 	st := &user.Status

@@ -644,6 +644,17 @@ type CycleJobTemplate struct {
 	// +kubebuilder:validation:Maximum=10000
 	UsersPerJob int32 `json:"usersPerJob,omitempty"`
 
+	// gatherWindow is how long the first user due waits for others before a Job with fewer than
+	// usersPerJob users is launched. Users come due one by one (each one's cycle ends at its own
+	// time, each one moves along a chain when its cycle does); a longer window fills Jobs, so a
+	// policy's thousands of users cost a few pods instead of one each, for a little latency.
+	// +optional
+	// +kubebuilder:default="2s"
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) <= duration('10m')",message="gatherWindow must be at most 10m"
+	GatherWindow string `json:"gatherWindow,omitempty"`
+
 	// parallelism is how many pods share one Job's users (an Indexed Job).
 	// +optional
 	// +kubebuilder:default=1

@@ -357,11 +357,16 @@ type SyncUserStatus struct {
 	LastHandledReinit string `json:"lastHandledReinit,omitempty"`
 }
 
+// UserPolicyField selects the SyncUsers on a policy (kubectl get syncusers --field-selector
+// status.policy=NAME): a cycle reads its users with one List.
+const UserPolicyField = "status.policy"
+
 // SyncUser is one user (a mailbox, an account, a subject) placed on a SyncPolicy or an
 // OnboardingChain. Its status shows where the user is and how its last cycle went.
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=su,categories=chainsync
+// +kubebuilder:selectablefield:JSONPath=`.status.policy`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Step",type=string,JSONPath=`.status.step`
 // +kubebuilder:printcolumn:name="Policy",type=string,JSONPath=`.status.policy`

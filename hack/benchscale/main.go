@@ -1,31 +1,41 @@
 // Command benchscale measures how the operator scales: N users on a three-step chain of SQLite
 // policies, through the local control plane and the local Job executor running `chainsync cycle`
 // as processes. It prints users advanced per second, API requests per user per step (counted by
-// the API server itself), Jobs created and the operator's peak memory, and, measured on the same
-// API server, how many status patches per second a plain client gets through: the ceiling.
+// the API server itself, by verb and resource), Jobs created and the operator's peak memory, and
+// the ceiling: how many SyncUser status patches per second plain clients get through on the same
+// API server, measured at rest before the users exist.
 //
-// Run it with `make bench-scale` (USERS=10000 by default).
+// Run it with `make bench-scale` (USERS=10000 by default; USERS=1000,10000 sweeps the sizes, each
+// on a fresh control plane, and prints how the rate holds up from the first size to the last).
 package main
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	_ "modernc.org/sqlite"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -42,121 +52,185 @@ import (
 
 const ns = "bench"
 
+var gatherWindow string
+
 func main() {
-	users := flag.Int("users", 10000, "users on the chain")
+	sizes := flag.String("users", "10000", "users on the chain; a comma-separated list runs each size on a fresh control plane")
 	perJob := flag.Int("users-per-job", 500, "jobTemplate.usersPerJob of each policy")
 	parallelism := flag.Int("parallelism", 2, "jobTemplate.parallelism of each policy")
 	pods := flag.Int("pods", 4, "pods the executor runs at once (the node's capacity)")
-	timeout := flag.Duration("timeout", 2*time.Hour, "give up after this long, printing the figures for what was done")
+	flag.StringVar(&gatherWindow, "gather-window", "10s", "jobTemplate.gatherWindow of each policy")
+	timeout := flag.Duration("timeout", 2*time.Hour, "give up on one size after this long, printing the figures for what was done")
+	cpuProfile := flag.String("cpuprofile", "", "write the operator's CPU profile (of the largest size) to this file")
+	memProfile := flag.String("memprofile", "", "write the operator's heap profile (of the largest size, at its end) to this file")
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.WriteTo(devNull())))
-	if err := run(*users, *perJob, *parallelism, *pods, *timeout); err != nil {
-		fmt.Fprintln(os.Stderr, "bench-scale:", err)
-		os.Exit(1)
+	var runs []figures
+	for _, field := range strings.Split(*sizes, ",") {
+		users, err := strconv.Atoi(strings.TrimSpace(field))
+		if err != nil || users <= 0 {
+			fmt.Fprintf(os.Stderr, "bench-scale: -users: %q is not a number of users\n", field)
+			os.Exit(2)
+		}
+		f, err := run(users, *perJob, *parallelism, *pods, *timeout, profiles{cpu: *cpuProfile, heap: *memProfile})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench-scale:", err)
+			os.Exit(1)
+		}
+		runs = append(runs, f)
 	}
+	printGoals(runs)
 }
+
+// figures are one size's results.
+type figures struct {
+	users, completed int
+	rate             float64 // users advanced per second
+	ceiling          float64 // status patches per second at rest
+	requestsPerStep  float64
+	peakResidentMiB  float64
+}
+
+// printGoals prints one line per goal of issue #13, for a script to check: the largest size's
+// figures, and the linearity of the rate from the smallest size to the largest.
+func printGoals(runs []figures) {
+	last := runs[len(runs)-1]
+	fmt.Println()
+	for _, f := range runs {
+		fmt.Printf("Summary: %6d users  %6.1f advanced/s  ceiling %5.0f/s  ratio %.3f  %.1f requests per user-step  %4.0f MiB\n",
+			f.users, f.rate, f.ceiling, f.rate/f.ceiling, f.requestsPerStep, f.peakResidentMiB)
+	}
+	if len(runs) > 1 {
+		fmt.Printf("GOAL linearity-%d-vs-%d measured=%.2f target>=0.8\n", last.users, runs[0].users, last.rate/runs[0].rate)
+	}
+	fmt.Printf("GOAL users-vs-ceiling measured=%.3f target>=0.5\n", last.rate/last.ceiling)
+	fmt.Printf("GOAL requests-per-user-step measured=%.1f target<=4\n", last.requestsPerStep)
+	fmt.Printf("GOAL operator-rss-mib measured=%.0f target<=256\n", last.peakResidentMiB)
+	fmt.Printf("GOAL users-completed measured=%d target>=%d\n", last.completed, last.users)
+}
+
+type profiles struct{ cpu, heap string }
 
 func devNull() *os.File {
 	f, _ := os.Open(os.DevNull)
 	return f
 }
 
-func run(users, perJob, parallelism, pods int, timeout time.Duration) error {
+func run(users, perJob, parallelism, pods int, timeout time.Duration, prof profiles) (figures, error) {
+	f, err := runSize(users, perJob, parallelism, pods, timeout, prof)
+	if err != nil {
+		return f, fmt.Errorf("%d users: %w", users, err)
+	}
+	return f, nil
+}
+
+func runSize(users, perJob, parallelism, pods int, timeout time.Duration, prof profiles) (figures, error) {
+	fig := figures{users: users}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	root, err := testenv.RepoRoot()
 	if err != nil {
-		return err
+		return fig, err
 	}
 	work, err := os.MkdirTemp("", "chainsync-bench-")
 	if err != nil {
-		return err
+		return fig, err
 	}
 	defer os.RemoveAll(work)
 	binary := filepath.Join(work, "chainsync")
 	build := exec.Command("go", "build", "-o", binary, ".")
 	build.Dir, build.Stdout, build.Stderr = root, os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
-		return fmt.Errorf("building chainsync: %w", err)
+		return fig, fmt.Errorf("building chainsync: %w", err)
 	}
 
 	env, err := testenv.Start()
 	if err != nil {
-		return err
+		return fig, err
 	}
 	defer func() { _ = env.Stop() }()
 	c := env.Client
+	// The ceiling first, on the server at rest: measured after the run, on a server still busy
+	// with its aftermath, it sank with the size and flattered the ratio.
+	if fig.ceiling, err = statusPatchCeiling(ctx, c); err != nil {
+		return fig, err
+	}
 	if err := setUp(ctx, c, work, users, perJob, parallelism); err != nil {
-		return err
+		return fig, err
 	}
 
 	mgr, err := manager.New(env.Config, manager.Options{MetricsAddr: "0", ProbeAddr: "0"})
 	if err != nil {
-		return err
+		return fig, err
 	}
 	if err := controllers.SetupWithManager(ctx, mgr, controllers.Options{Jobs: controllers.CycleJobBuilder{Image: "chainsync:bench"}}); err != nil {
-		return err
+		return fig, err
 	}
 	ex, err := executor.New(env.Config, executor.Options{DataDir: work, Runner: executor.ProcessRunner{ChainsyncBinary: binary}, MaxConcurrentPods: pods})
 	if err != nil {
-		return err
+		return fig, err
 	}
 	if err := ex.SetupWithManager(mgr); err != nil {
-		return err
+		return fig, err
 	}
-	before, _, err := apiRequests(ctx, env)
+	before, err := apiRequests(ctx, env)
 	if err != nil {
-		return err
+		return fig, err
 	}
 
-	fmt.Printf("Placing %d users on a 3-step chain of sqlite policies (usersPerJob %d, parallelism %d, %d pods at once)\n",
-		users, perJob, parallelism, pods)
+	fmt.Printf("Placing %d users on a 3-step chain of sqlite policies (usersPerJob %d, parallelism %d, gatherWindow %s, %d pods at once)\n",
+		users, perJob, parallelism, gatherWindow, pods)
 	mgrCtx, stopMgr := context.WithCancel(ctx)
 	defer stopMgr()
 	go func() { _ = mgr.Start(mgrCtx) }()
+	stopProfile, err := startProfile(prof.cpu)
+	if err != nil {
+		return fig, err
+	}
 	start := time.Now()
 	if err := createUsers(ctx, c, users); err != nil {
-		return err
+		return fig, err
 	}
 	advanced, waitErr := waitCompleted(ctx, c, users)
 	if waitErr != nil && ctx.Err() == nil {
-		return waitErr
+		return fig, waitErr
 	}
 	elapsed := time.Since(start)
+	stopProfile()
+	if err := writeHeapProfile(prof.heap); err != nil {
+		return fig, err
+	}
 	// Past the timeout the figures are still printed, for what was done by then.
 	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	peakResident := peakResidentBytes()
-	after, jobsCreated, err := apiRequests(ctx, env)
+	fig.peakResidentMiB = float64(peakResidentBytes()) / (1 << 20)
+	after, err := apiRequests(ctx, env)
 	if err != nil {
-		return err
+		return fig, err
 	}
 	stopMgr()
 
 	// Every request the API server served during the run, less the benchmark's own creates
 	// and its polling of the chain.
-	requests := after - before - float64(users)
-	ceiling, err := statusPatchCeiling(ctx, c, min(users, 2000))
-	if err != nil {
-		return err
-	}
+	served := after.minus(before)
+	delete(served, requestKind{verb: "GET", resource: "onboardingchains", code: "200"})
+	served[requestKind{verb: "POST", resource: "syncusers", code: "201"}] -= float64(users)
+	requests := served.total()
+	fig.completed = advanced.completed
+	fig.rate = float64(advanced.total()) / elapsed.Seconds()
+	fig.requestsPerStep = requests / float64(max(1, advanced.total()))
 
 	if waitErr != nil {
 		fmt.Printf("INCOMPLETE: %v; the figures below are for what was done by then\n", waitErr)
 	}
 	fmt.Printf("Users completed:                  %d of %d in %s\n", advanced.completed, users, elapsed.Round(time.Second))
-	fmt.Printf("Users advanced per second:        %.1f (step moves and completions: %d)\n", float64(advanced.total())/elapsed.Seconds(), advanced.total())
-	fmt.Printf("API requests per user per step:   %.1f (%.0f requests)\n", requests/float64(advanced.total()), requests)
-	fmt.Printf("Jobs created:                     %d\n", int(jobsCreated))
-	fmt.Printf("Operator peak memory (RSS):       %.0f MiB (operator and executor, one process)\n", float64(peakResident)/(1<<20))
-	fmt.Printf("Ceiling, plain status patches/s:  %.0f (8 concurrent clients on the same API server)\n", ceiling)
-	// One line per goal of issue #13, for a script to check.
-	rate := float64(advanced.total()) / elapsed.Seconds()
-	fmt.Printf("GOAL users-vs-ceiling measured=%.3f target>=0.5\n", rate/ceiling)
-	fmt.Printf("GOAL requests-per-user-step measured=%.1f target<=4\n", requests/float64(advanced.total()))
-	fmt.Printf("GOAL operator-rss-mib measured=%.0f target<=256\n", float64(peakResident)/(1<<20))
-	fmt.Printf("GOAL users-completed measured=%d target>=%d\n", advanced.completed, users)
-	return nil
+	fmt.Printf("Users advanced per second:        %.1f (step moves and completions: %d)\n", fig.rate, advanced.total())
+	fmt.Printf("API requests per user per step:   %.2f (%.0f requests); by verb and resource:\n", fig.requestsPerStep, requests)
+	served.print(float64(max(1, advanced.total())))
+	fmt.Printf("Jobs created:                     %.0f\n", served[requestKind{verb: "POST", resource: "jobs", code: "201"}])
+	fmt.Printf("Operator peak memory (RSS):       %.0f MiB (operator and executor, one process)\n", fig.peakResidentMiB)
+	fmt.Printf("Ceiling, SyncUser status patches: %.0f/s (%d clients for %s on the same API server, at rest)\n", fig.ceiling, ceilingClients, ceilingTime)
+	return fig, nil
 }
 
 func setUp(ctx context.Context, c client.Client, work string, users, perJob, parallelism int) error {
@@ -252,43 +326,24 @@ func policy(name string, perJob, parallelism int) *syncv1alpha1.SyncPolicy {
 				Fields: []syncv1alpha1.FieldMapping{{Source: "email", Target: "email"}, {Source: "name", Target: "name"}}}},
 			Schedule: syncv1alpha1.Schedule{Interval: "10s"},
 			Store:    syncv1alpha1.RecordStore{ClaimName: "records"},
-			JobTemplate: syncv1alpha1.CycleJobTemplate{UsersPerJob: int32(perJob), Parallelism: int32(parallelism), Concurrency: 8,
+			JobTemplate: syncv1alpha1.CycleJobTemplate{UsersPerJob: int32(perJob), Parallelism: int32(parallelism), Concurrency: 8, GatherWindow: gatherWindow,
 				TTLSecondsAfterFinished: new(int32(3600)), SuccessfulJobsHistoryLimit: new(int32(100)), FailedJobsHistoryLimit: new(int32(100))},
 		},
 	}
 }
 
 func createUsers(ctx context.Context, c client.Client, users int) error {
-	var wg sync.WaitGroup
-	errs := make(chan error, 1)
-	next := atomic.Int64{}
-	for range 16 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := int(next.Add(1)) - 1; i < users; i = int(next.Add(1)) - 1 {
-				u := &syncv1alpha1.SyncUser{
-					ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("user%05d", i), Namespace: ns},
-					Spec: syncv1alpha1.SyncUserSpec{Identity: syncv1alpha1.UserIdentity{Email: email(i)},
-						ChainRef: &syncv1alpha1.ChainReference{Name: "onboarding"}},
-				}
-				if err := c.Create(ctx, u); err != nil {
-					select {
-					case errs <- err:
-					default:
-					}
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	select {
-	case err := <-errs:
+	err := parallel(ctx, users, func(i int) error {
+		return c.Create(ctx, &syncv1alpha1.SyncUser{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("user%05d", i), Namespace: ns},
+			Spec: syncv1alpha1.SyncUserSpec{Identity: syncv1alpha1.UserIdentity{Email: email(i)},
+				ChainRef: &syncv1alpha1.ChainReference{Name: "onboarding"}},
+		})
+	})
+	if err != nil {
 		return fmt.Errorf("creating users: %w", err)
-	default:
-		return nil
 	}
+	return nil
 }
 
 // progress counts how far users got: moves to the second and third step, and completions.
@@ -328,48 +383,127 @@ func waitCompleted(ctx context.Context, c client.Client, users int) (progress, e
 	}
 }
 
-// apiRequests sums the API server's apiserver_request_total counter, and the Jobs it created.
-func apiRequests(ctx context.Context, env *testenv.Env) (total, jobsCreated float64, err error) {
+// requestKind is one series of the API server's apiserver_request_total.
+type requestKind struct{ verb, resource, subresource, code string }
+
+// requestCounts are the API server's request counters by kind.
+type requestCounts map[requestKind]float64
+
+func (r requestCounts) minus(before requestCounts) requestCounts {
+	d := requestCounts{}
+	for k, v := range r {
+		if v -= before[k]; v != 0 {
+			d[k] = v
+		}
+	}
+	return d
+}
+
+func (r requestCounts) total() float64 {
+	var t float64
+	for _, v := range r {
+		t += v
+	}
+	return t
+}
+
+// print lists the requests per user-step by verb, resource and subresource, most first.
+func (r requestCounts) print(steps float64) {
+	byKind := map[string]float64{}
+	for k, v := range r {
+		name := k.verb + " " + k.resource
+		if k.subresource != "" {
+			name += "/" + k.subresource
+		}
+		byKind[name] += v
+	}
+	names := make([]string, 0, len(byKind))
+	for n := range byKind {
+		names = append(names, n)
+	}
+	sort.Slice(names, func(i, j int) bool { return byKind[names[i]] > byKind[names[j]] })
+	for _, n := range names {
+		if byKind[n]/steps >= 0.005 {
+			fmt.Printf("    %-40s %6.2f  (%.0f)\n", n, byKind[n]/steps, byKind[n])
+		}
+	}
+}
+
+// apiRequests reads the API server's apiserver_request_total counters.
+func apiRequests(ctx context.Context, env *testenv.Env) (requestCounts, error) {
 	cs, err := kubernetes.NewForConfig(env.Config)
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
 	raw, err := cs.RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
 	if err != nil {
-		return 0, 0, fmt.Errorf("reading the API server's metrics: %w", err)
+		return nil, fmt.Errorf("reading the API server's metrics: %w", err)
 	}
-	for _, line := range strings.Split(string(raw), "\n") {
-		if !strings.HasPrefix(line, "apiserver_request_total{") {
-			continue
-		}
-		fields := strings.Fields(line)
-		v, err := strconv.ParseFloat(fields[len(fields)-1], 64)
-		if err != nil {
-			continue
-		}
-		total += v
-		if strings.Contains(line, `resource="jobs"`) && strings.Contains(line, `verb="POST"`) && strings.Contains(line, `code="201"`) {
-			jobsCreated += v
-		}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("parsing the API server's metrics: %w", err)
 	}
-	return total, jobsCreated, nil
+	counts := requestCounts{}
+	family := families["apiserver_request_total"]
+	if family == nil {
+		return nil, errors.New("the API server exports no apiserver_request_total")
+	}
+	for _, m := range family.GetMetric() {
+		var k requestKind
+		for _, l := range m.GetLabel() {
+			switch l.GetName() {
+			case "verb":
+				k.verb = l.GetValue()
+			case "resource":
+				k.resource = l.GetValue()
+			case "subresource":
+				k.subresource = l.GetValue()
+			case "code":
+				k.code = l.GetValue()
+			}
+		}
+		counts[k] += m.GetCounter().GetValue()
+	}
+	return counts, nil
 }
 
-// statusPatchCeiling patches SyncUser status as fast as 8 plain clients can for 10 seconds.
-func statusPatchCeiling(ctx context.Context, c client.Client, users int) (float64, error) {
+const (
+	ceilingClients = 16
+	ceilingTime    = 20 * time.Second
+	ceilingUsers   = 1000
+)
+
+// statusPatchCeiling is how many SyncUser status patches per second plain clients get through on
+// the API server at rest: the write every user-step needs at least once. It creates its own users
+// in a namespace of its own, and deletes them after.
+func statusPatchCeiling(ctx context.Context, c client.Client) (float64, error) {
+	const space = "ceiling"
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: space}}); err != nil {
+		return 0, err
+	}
+	name := func(i int) string { return fmt.Sprintf("ceiling%05d", i%ceilingUsers) }
+	err := parallel(ctx, ceilingUsers, func(i int) error {
+		return c.Create(ctx, &syncv1alpha1.SyncUser{ObjectMeta: metav1.ObjectMeta{Name: name(i), Namespace: space},
+			Spec: syncv1alpha1.SyncUserSpec{Identity: syncv1alpha1.UserIdentity{Email: email(i)},
+				PolicyRef: &syncv1alpha1.PolicyReference{Name: "none"}}})
+	})
+	if err != nil {
+		return 0, fmt.Errorf("creating the ceiling's users: %w", err)
+	}
 	var done atomic.Int64
-	var firstErr atomic.Value
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(ceilingTime)
 	var wg sync.WaitGroup
-	for w := range 8 {
+	errs := make(chan error, ceilingClients)
+	for w := range ceilingClients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := w; time.Now().Before(deadline); i += 8 {
-				u := &syncv1alpha1.SyncUser{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("user%05d", i%users), Namespace: ns}}
-				patch := []byte(fmt.Sprintf(`{"status":{"lastHandledRequestedAt":"ceiling-%d"}}`, i))
-				if err := c.Status().Patch(ctx, u, client.RawPatch("application/merge-patch+json", patch)); err != nil {
-					firstErr.CompareAndSwap(nil, err)
+			for i := w; time.Now().Before(deadline); i += ceilingClients {
+				u := &syncv1alpha1.SyncUser{ObjectMeta: metav1.ObjectMeta{Name: name(i), Namespace: space}}
+				patch := fmt.Appendf(nil, `{"status":{"policy":"none","step":"s%d","observedGeneration":1}}`, i)
+				if err := c.Status().Patch(ctx, u, client.RawPatch(types.MergePatchType, patch)); err != nil {
+					errs <- err
 					return
 				}
 				done.Add(1)
@@ -377,10 +511,55 @@ func statusPatchCeiling(ctx context.Context, c client.Client, users int) (float6
 		}()
 	}
 	wg.Wait()
-	if err, ok := firstErr.Load().(error); ok {
+	close(errs)
+	if err := <-errs; err != nil {
 		return 0, fmt.Errorf("measuring the status patch ceiling: %w", err)
 	}
-	return float64(done.Load()) / 10, nil
+	if err := c.DeleteAllOf(ctx, &syncv1alpha1.SyncUser{}, client.InNamespace(space)); err != nil {
+		return 0, fmt.Errorf("deleting the ceiling's users: %w", err)
+	}
+	return float64(done.Load()) / ceilingTime.Seconds(), nil
+}
+
+// parallel runs f(0..n-1) on 16 goroutines and returns the first error.
+func parallel(ctx context.Context, n int, f func(i int) error) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	for i := range n {
+		if ctx.Err() != nil {
+			break
+		}
+		g.Go(func() error { return f(i) })
+	}
+	return g.Wait()
+}
+
+// startProfile starts the CPU profile of this process (the operator and the executor) when
+// file is set, and returns what stops it.
+func startProfile(file string) (func(), error) {
+	if file == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); _ = f.Close() }, nil
+}
+
+func writeHeapProfile(file string) error {
+	if file == "" {
+		return nil
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return pprof.Lookup("heap").WriteTo(f, 0)
 }
 
 // peakResidentBytes is this process's peak resident memory (VmHWM): the operator and the

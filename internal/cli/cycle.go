@@ -7,10 +7,13 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
 	"github.com/chainsync/chainsync/internal/cycle"
 	"github.com/chainsync/chainsync/internal/executor"
 	"github.com/chainsync/chainsync/internal/jobargs"
@@ -114,15 +117,21 @@ func apiClient(env func(string) string) (client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	// client-go's default (5 requests/s, burst 10) would make a Job of 50 users wait 20 s for
-	// its own reads and status writes; the API server's priority and fairness is the limit that
-	// protects it.
-	cfg.QPS, cfg.Burst = 50, 100
+	// client-go's default (5 requests/s, burst 10) would make a Job of 500 users wait minutes
+	// for its own reads and status writes; the API server's priority and fairness is the limit
+	// that protects it.
+	cfg.QPS, cfg.Burst = 200, 400
 	scheme, err := chainsyncscheme.New()
 	if err != nil {
 		return nil, err
 	}
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	// Only chainsync's own kinds are read and written: a fixed mapping spares every pod the
+	// discovery requests a dynamic one makes first (/api, /apis, the group's resources).
+	mapper := meta.NewDefaultRESTMapper([]schema.GroupVersion{syncv1alpha1.GroupVersion})
+	for _, kind := range []string{"SyncUser", "SyncPolicy", "OnboardingChain"} {
+		mapper.Add(syncv1alpha1.GroupVersion.WithKind(kind), meta.RESTScopeNamespace)
+	}
+	c, err := client.New(cfg, client.Options{Scheme: scheme, Mapper: mapper})
 	if err != nil {
 		return nil, fmt.Errorf("creating the API client: %w", err)
 	}

@@ -15,7 +15,6 @@ import (
 
 	"github.com/go-logr/logr"
 	"golang.org/x/sync/errgroup"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -84,12 +83,21 @@ func (r *Runner) Run(ctx context.Context, users []string) error {
 	}
 	eps := endpoints{policy: policy, secrets: secrets, fsRoot: r.FSRoot, volumes: r.Volumes}
 
+	onPolicy, err := r.usersOn(ctx, policy.Name)
+	if err != nil {
+		return err
+	}
 	rejected := newRejectedRows(store, policy)
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(1, r.Concurrency))
 	for _, name := range users {
+		user, ok := onPolicy[name]
+		if !ok {
+			r.Log.Info("Skipping user: deleted, or moved to another policy, since the Job was launched", "user", klog.KRef(r.Namespace, name))
+			continue
+		}
 		g.Go(func() error {
-			return r.cycleUser(ctx, policy, eps, store, rejected, name)
+			return r.cycleUser(ctx, policy, eps, store, rejected, user)
 		})
 	}
 	err = g.Wait()
@@ -101,23 +109,31 @@ func (r *Runner) Run(ctx context.Context, users []string) error {
 	return err
 }
 
+// usersOn reads the users on a policy by name, with one paged List instead of a Get per user:
+// requests, not bytes, are what a Job's users cost the API server.
+func (r *Runner) usersOn(ctx context.Context, policy string) (map[string]*syncv1alpha1.SyncUser, error) {
+	users := map[string]*syncv1alpha1.SyncUser{}
+	opts := []client.ListOption{client.InNamespace(r.Namespace), client.MatchingFields{syncv1alpha1.UserPolicyField: policy}, client.Limit(500)}
+	for {
+		var list syncv1alpha1.SyncUserList // A page of its own: the users point into it.
+		if err := r.Client.List(ctx, &list, opts...); err != nil {
+			return nil, fmt.Errorf("reading the SyncUsers on policy %s: %w", policy, err)
+		}
+		for i := range list.Items {
+			users[list.Items[i].Name] = &list.Items[i]
+		}
+		if list.Continue == "" {
+			return users, nil
+		}
+		opts = append(opts[:3], client.Continue(list.Continue))
+	}
+}
+
 // cycleUser runs one user's cycle and writes its result. Only a failure to write the result is
 // returned: anything else is the user's result.
 func (r *Runner) cycleUser(ctx context.Context, policy *syncv1alpha1.SyncPolicy, eps endpoints, store *records.Store,
-	rejected *rejectedRows, name string) error {
-	log := r.Log.WithValues("user", klog.KRef(r.Namespace, name))
-	user := &syncv1alpha1.SyncUser{}
-	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: name}, user); err != nil {
-		if apierrors.IsNotFound(err) {
-			log.Info("Skipping user: deleted since the Job was launched")
-			return nil
-		}
-		return fmt.Errorf("reading SyncUser %s: %w", name, err)
-	}
-	if user.Status.Policy != policy.Name {
-		log.Info("Skipping user: moved to another policy since the Job was launched", "policy", user.Status.Policy)
-		return nil
-	}
+	rejected *rejectedRows, user *syncv1alpha1.SyncUser) error {
+	log := r.Log.WithValues("user", klog.KObj(user))
 	if c := user.Status.LastCycle; c != nil && c.ID == r.Job && c.CompletionTime != nil {
 		// An earlier attempt of this Job, its pod killed and retried, cycled the user and wrote
 		// the result the operator counted: a second cycle would replace it under the same ID,
