@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"strings"
 
 	"github.com/chainsync/chainsync/internal/connector"
 )
@@ -64,14 +65,17 @@ func (c Cleansing) projector() *projector {
 func (p *projector) project(item connector.Item) (e Entry, ok bool) {
 	c := p.c
 	p.bytes = pack(p.bytes[:0], item.Fields, c.Fields)
-	e = Entry{ID: item.ID, ModTime: item.ModTime, Origin: item.Origin, packed: string(p.bytes), names: c.Fields,
+	// The ID is copied: a connector's may share memory with its whole row (a csv line),
+	// which the entry would keep alive in the sort.
+	id := strings.Clone(item.ID)
+	e = Entry{ID: id, ModTime: item.ModTime, Origin: item.Origin, packed: string(p.bytes), names: c.Fields,
 		Hash: hashSorted(item.Fields, p.sorted, &p.scratch)}
 	if len(c.KeyFields) == 0 {
-		e.Key = item.ID
-		return e, !Blank(item.ID)
+		e.Key = id
+		return e, !Blank(id)
 	}
 	e.Key, ok = EncodeKey(item.Fields, c.KeyFields)
-	return e, ok && !Blank(item.ID)
+	return e, ok && !Blank(id)
 }
 
 // SetAside is what a connector reports, wrapped in a *connector.ItemError,

@@ -431,3 +431,24 @@ func TestSpoolKeepsOrderPastMemory(t *testing.T) {
 		g.Expect(got).To(Equal(want))
 	}
 }
+
+// The sort's numeric key prefix orders keys as their bytes do: shorter keys, NULs and high bytes
+// included.
+func TestKeyOrderMatchesByteOrder(t *testing.T) {
+	g := NewWithT(t)
+	keys := []string{"", "\x00", "a", "a\x00", "a\x00b", "ab", "abcdefgh", "abcdefgh\x00", "abcdefghi", "abcdefg", "\xff", "\xff\xff", "b", "ABC"}
+	for i := range 200 {
+		keys = append(keys, fmt.Sprintf("%c%x", 'a'+i%3, i*7919))
+	}
+	entries := make([]Entry, len(keys))
+	for i, k := range keys {
+		entries[i] = Entry{Key: k}
+	}
+	var got []string
+	for _, i := range keyOrder(entries) {
+		got = append(got, entries[i].Key)
+	}
+	want := slices.Clone(keys)
+	slices.Sort(want)
+	g.Expect(got).To(Equal(want))
+}

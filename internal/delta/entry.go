@@ -123,6 +123,21 @@ func Hash(fields map[string]connector.Value, names []string) string {
 	return hashSorted(fields, hashOrder(names), nil)
 }
 
+// Hasher is Hash over one list of names, sorted once, reusing its buffer; it is not safe for
+// concurrent use.
+type Hasher struct {
+	sorted  []string
+	scratch []byte
+}
+
+// NewHasher returns a Hasher of the named fields.
+func NewHasher(names []string) *Hasher { return &Hasher{sorted: hashOrder(names)} }
+
+// Hash is Hash(fields, names).
+func (h *Hasher) Hash(fields map[string]connector.Value) string {
+	return hashSorted(fields, h.sorted, &h.scratch)
+}
+
 // hashOrder is names sorted, as Hash takes them; a sorted list is used as it is.
 func hashOrder(names []string) []string {
 	if slices.IsSorted(names) {

@@ -394,7 +394,7 @@ func (r *runner) recordOutcome(tx *records.Tx, p *entityPlan, a action, written 
 			p.counts.Updated++
 		}
 		l.Sides[w.Other()] = stateOf(a.from)
-		l.Sides[w].Hash = delta.Hash(stored, to.fields)
+		l.Sides[w].Hash = to.hasher.Hash(stored)
 		l.Sides[w].ModTime = res.ModTime
 		l.Sides[w].Gone = false
 		l.SyncedAt = r.now

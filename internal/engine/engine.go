@@ -204,6 +204,7 @@ type side struct {
 	conn      connector.Connector
 	caps      connector.Capabilities
 	fields    []string
+	hasher    *delta.Hasher // of fields
 	keyFields []string
 	matchOn   []string
 	isSource  bool

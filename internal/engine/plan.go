@@ -168,6 +168,7 @@ func (r *runner) planEntity(ctx context.Context, e Entity) (*entityPlan, error) 
 		src.fields = append(src.fields, f.Source)
 		tgt.fields = append(tgt.fields, f.Target)
 	}
+	src.hasher, tgt.hasher = delta.NewHasher(src.fields), delta.NewHasher(tgt.fields)
 	for _, m := range e.MatchOn {
 		i := slices.IndexFunc(e.Fields, func(f FieldMapping) bool { return f.Source == m })
 		tgt.matchOn = append(tgt.matchOn, e.Fields[i].Target)

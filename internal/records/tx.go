@@ -1,6 +1,7 @@
 package records
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"iter"
@@ -12,6 +13,9 @@ import (
 // inside the transaction.
 type Tx struct {
 	tx *bolt.Tx
+	// buckets are the pairs' buckets found so far: a cycle's transaction asks for its pair's
+	// once per item.
+	buckets map[Pair]*bolt.Bucket
 }
 
 func pairKey(p Pair) []byte {
@@ -22,6 +26,32 @@ func pairKey(p Pair) []byte {
 // pair returns the pair's bucket; create makes it when missing (write
 // transactions only). A nil bucket means no records for the pair yet.
 func (t *Tx) pair(p Pair, create bool) (*bolt.Bucket, error) {
+	if b, ok := t.buckets[p]; ok {
+		return b, nil
+	}
+	b, err := t.findPair(p, create)
+	if b != nil && t.tx.Writable() {
+		// Links are mostly added in key order (a first cycle's creates come sorted), and
+		// bbolt's default of splitting pages half full would leave the store twice its size.
+		for _, name := range [][]byte{bucketLinks, bucketIndex1} {
+			if sb := b.Bucket(name); sb != nil {
+				sb.FillPercent = linksFillPercent
+			}
+		}
+	}
+	if b != nil {
+		if t.buckets == nil {
+			t.buckets = map[Pair]*bolt.Bucket{}
+		}
+		t.buckets[p] = b
+	}
+	return b, err
+}
+
+// linksFillPercent is how full bbolt fills the pages of links it splits.
+const linksFillPercent = 0.9
+
+func (t *Tx) findPair(p Pair, create bool) (*bolt.Bucket, error) {
 	pairs := t.tx.Bucket(bucketPairs)
 	if pairs == nil {
 		return nil, fmt.Errorf("%w: no pairs bucket", ErrCorrupt)
@@ -208,9 +238,20 @@ func (t *Tx) Links(p Pair, side Side) iter.Seq2[Link, error] {
 			yield(Link{}, err)
 			return
 		}
-		c := index.Cursor()
+		// Where both sides key items alike, the links come in the index's order: a cursor
+		// on them that steps to the next one mostly finds it there, with no search.
+		c, lc := index.Cursor(), links.Cursor()
+		var lk, raw []byte
 		for k, key0 := c.First(); k != nil; k, key0 = c.Next() {
-			raw := links.Get(key0)
+			if lk != nil {
+				lk, raw = lc.Next()
+			}
+			if lk == nil || !bytes.Equal(lk, key0) {
+				lk, raw = lc.Seek(key0)
+			}
+			if lk == nil || !bytes.Equal(lk, key0) {
+				raw = nil
+			}
 			if raw == nil {
 				yield(Link{}, fmt.Errorf("%w: index of %s points at missing link %q", ErrCorrupt, p, key0))
 				return
@@ -294,6 +335,7 @@ func (t *Tx) PendingItems(p Pair) iter.Seq2[Pending, error] {
 
 // ResetPair forgets everything about the pair, for a reinitialisation.
 func (t *Tx) ResetPair(p Pair) error {
+	delete(t.buckets, p)
 	pairs := t.tx.Bucket(bucketPairs)
 	if pairs.Bucket(pairKey(p)) == nil {
 		return nil

@@ -87,8 +87,10 @@ func (c *Connector) prepare(t table, s connector.Scope, scope map[string]string,
 		if err != nil {
 			return nil, connector.NewItemError(w.ID, err)
 		}
-		o.sql, o.args = t.Insert(o.cols, o.vals)
-		o.copyID = copyableID(t, o.cols, o.vals)
+		// A create COPY loads needs no statement of its own unless the batch is replayed.
+		if o.copyID = copyableID(t, o.cols, o.vals); o.copyID == "" {
+			o.sql, o.args = t.Insert(o.cols, o.vals)
+		}
 	case connector.OpUpdate:
 		keys, err := decodeKeys(w.ID, len(t.Coll.KeyFields))
 		if err != nil {
@@ -333,6 +335,9 @@ func (c *Connector) writeOneByOne(ctx context.Context, t table, s connector.Scop
 	for i, o := range ops {
 		if o == nil {
 			continue
+		}
+		if o.sql == "" {
+			o.sql, o.args = t.Insert(o.cols, o.vals)
 		}
 		if _, err := tx.Exec(ctx, "SAVEPOINT chainsync_row"); err != nil {
 			return c.endpointError(err)
