@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -87,16 +88,32 @@ func TestLocalRunsTheDemoToCompletionStopsCleanlyAndKeepsItsData(t *testing.T) {
 		g.Expect(account.groups).To(Equal([]string{newHires[userName]}), "the application has %s in their department's Group", userName)
 	}
 	before := demoUIDs(t, c)
+	oldURL := policyLDAPURL(t, c)
 
 	run.stop(t)
 	g.Expect(run.output()).To(ContainSubstring("Stopped; the data is kept in " + dataDir))
 	g.Expect(processesUsing(t, dataDir)).To(BeEmpty(), "kube-apiserver, etcd and slapd stopped")
+
+	// Meanwhile another program took the directory's port: the next start puts slapd on another
+	// and points the policies and the bind Secret's allowed destination there.
+	taken, err := net.Listen("tcp", strings.TrimPrefix(oldURL, "ldap://"))
+	g.Expect(err).NotTo(HaveOccurred())
+	defer taken.Close()
 
 	// The second start: the default kubeconfig path, the same objects, the same directory.
 	run = startLocal(t, bin, assets, "--data-dir", dataDir)
 	defaultKubeconfig := filepath.Join(dataDir, "kubeconfig")
 	g.Eventually(run.output).WithTimeout(3 * time.Minute).Should(ContainSubstring("export KUBECONFIG=" + defaultKubeconfig + "\n"))
 	c = clientFor(t, defaultKubeconfig)
+	g.Expect(policyLDAPURL(t, c)).NotTo(Equal(oldURL))
+	for _, name := range []string{"hr-to-directory", "directory-to-app"} {
+		g.Eventually(func(g Gomega) {
+			p := &syncv1alpha1.SyncPolicy{}
+			g.Expect(c.Get(context.Background(), key(name), p)).To(Succeed())
+			g.Expect(p.Status.ObservedGeneration).To(Equal(p.Generation))
+			g.Expect(meta.IsStatusConditionTrue(p.Status.Conditions, syncv1alpha1.ReadyCondition)).To(BeTrue(), "%v", p.Status.Conditions)
+		}).WithTimeout(time.Minute).Should(Succeed(), "policy %s works on the directory's new port", name)
+	}
 	g.Expect(demoUIDs(t, c)).To(Equal(before), "the demo's objects are the same ones, not created again")
 	chain := &syncv1alpha1.OnboardingChain{}
 	g.Expect(c.Get(context.Background(), key(local.DemoChain), chain)).To(Succeed())
@@ -319,6 +336,15 @@ func ldapDepartments(t *testing.T, c client.Client) map[string]string {
 		departments[e.GetAttributeValue("mail")] = e.GetAttributeValue("departmentNumber")
 	}
 	return departments
+}
+
+func policyLDAPURL(t *testing.T, c client.Client) string {
+	t.Helper()
+	policy := &syncv1alpha1.SyncPolicy{}
+	if err := c.Get(context.Background(), key("hr-to-directory"), policy); err != nil {
+		t.Fatal(err)
+	}
+	return policy.Spec.Target.LDAP.URL
 }
 
 type appAccount struct {
