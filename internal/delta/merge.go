@@ -43,13 +43,13 @@ type Change struct {
 // order is an error, since a merge over it would report false changes.
 func Merge(current iter.Seq2[Entry, error], recorded iter.Seq2[Recorded, error]) iter.Seq2[Change, error] {
 	return func(yield func(Change, error) bool) {
+		// The records are ranged over and the current entries pulled: one coroutine switch
+		// per entry, not two.
 		nextCur, stopCur := iter.Pull2(current)
 		defer stopCur()
-		nextRec, stopRec := iter.Pull2(recorded)
-		defer stopRec()
 
-		var lastCur, lastRec string
-		var haveLastCur, haveLastRec bool
+		var lastCur string
+		haveLastCur := false
 		pullCur := func() (Entry, bool, error) {
 			e, err, ok := nextCur()
 			if !ok || err != nil {
@@ -61,59 +61,58 @@ func Merge(current iter.Seq2[Entry, error], recorded iter.Seq2[Recorded, error])
 			lastCur, haveLastCur = e.Key, true
 			return e, true, nil
 		}
-		pullRec := func() (Recorded, bool, error) {
-			r, err, ok := nextRec()
-			if !ok || err != nil {
-				return r, false, err
-			}
-			if haveLastRec && r.Key <= lastRec {
-				return r, false, fmt.Errorf("records out of order at key %q", r.Key)
-			}
-			lastRec, haveLastRec = r.Key, true
-			return r, true, nil
-		}
 
 		cur, curOK, err := pullCur()
 		if err != nil {
 			yield(Change{}, err)
 			return
 		}
-		rec, recOK, err := pullRec()
-		if err != nil {
-			yield(Change{}, err)
-			return
-		}
-		for curOK || recOK {
-			var c Change
-			advanceCur, advanceRec := false, false
-			switch {
-			case !recOK || (curOK && cur.Key < rec.Key):
-				c = Change{Kind: Insert, Current: cur}
-				advanceCur = true
-			case !curOK || rec.Key < cur.Key:
-				c = Change{Kind: Delete, Recorded: rec}
-				advanceRec = true
-			default:
-				c = Change{Kind: Unchanged, Current: cur, Recorded: rec}
-				if cur.Hash != rec.Hash {
-					c.Kind = Update
-				}
-				advanceCur, advanceRec = true, true
-			}
-			if !yield(c, nil) {
+		var lastRec string
+		haveLastRec := false
+		for rec, err := range recorded {
+			if err != nil {
+				yield(Change{}, err)
 				return
 			}
-			if advanceCur {
+			if haveLastRec && rec.Key <= lastRec {
+				yield(Change{}, fmt.Errorf("records out of order at key %q", rec.Key))
+				return
+			}
+			lastRec, haveLastRec = rec.Key, true
+			for curOK && cur.Key < rec.Key {
+				if !yield(Change{Kind: Insert, Current: cur}, nil) {
+					return
+				}
 				if cur, curOK, err = pullCur(); err != nil {
 					yield(Change{}, err)
 					return
 				}
 			}
-			if advanceRec {
-				if rec, recOK, err = pullRec(); err != nil {
-					yield(Change{}, err)
+			if !curOK || rec.Key < cur.Key {
+				if !yield(Change{Kind: Delete, Recorded: rec}, nil) {
 					return
 				}
+				continue
+			}
+			c := Change{Kind: Unchanged, Current: cur, Recorded: rec}
+			if cur.Hash != rec.Hash {
+				c.Kind = Update
+			}
+			if !yield(c, nil) {
+				return
+			}
+			if cur, curOK, err = pullCur(); err != nil {
+				yield(Change{}, err)
+				return
+			}
+		}
+		for curOK {
+			if !yield(Change{Kind: Insert, Current: cur}, nil) {
+				return
+			}
+			if cur, curOK, err = pullCur(); err != nil {
+				yield(Change{}, err)
+				return
 			}
 		}
 	}
