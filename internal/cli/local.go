@@ -30,7 +30,9 @@ func newLocalCommand(env func(string) string) *cobra.Command {
 installs or updates the CRDs, and runs the operator with a local Job executor that runs the cycle
 Jobs in this process. On the first start of a data directory it applies a demo: an HR export
 (csv) onboarded into a directory (sqlite) through a three-step chain with five users, whose
-progress it shows until stopped.
+progress it shows until stopped. When slapd is installed it also runs, on a slapd and a SCIM
+application of its own kept in the data directory, the chain HR export (csv) -> directory (ldap)
+-> application (scim) for three new hires; without slapd it says how to get it.
 
 It writes a kubeconfig (--kubeconfig, or <data-dir>/kubeconfig) for kubectl, to apply your own
 policies and users. Ctrl-C or SIGTERM stops everything; the data directory is kept for the next
