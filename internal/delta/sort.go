@@ -163,7 +163,7 @@ func (s *Sorter) Sorted() (iter.Seq2[Entry, error], error) {
 		}
 		readers[i] = bufio.NewReaderSize(f, 256<<10)
 	}
-	return func(yield func(Entry, error) bool) {
+	return prefetched(func(yield func(Entry, error) bool) {
 		h := &runHeap{}
 		for i, r := range readers {
 			e, err := decodeEntry(r, s.names)
@@ -193,7 +193,61 @@ func (s *Sorter) Sorted() (iter.Seq2[Entry, error], error) {
 				heap.Fix(h, 0)
 			}
 		}
-	}, nil
+	}), nil
+}
+
+// prefetchBatch entries are handed over at a time by prefetched.
+const prefetchBatch = 256
+
+// prefetched runs seq on a goroutine of its own, a few batches ahead of the caller: merging
+// the runs (reading and decoding them) then overlaps with what the caller does with the
+// entries (merging them against the records). The goroutine has ended when the returned
+// sequence returns, stopped early or not.
+func prefetched(seq iter.Seq2[Entry, error]) iter.Seq2[Entry, error] {
+	type item struct {
+		e   Entry
+		err error
+	}
+	return func(yield func(Entry, error) bool) {
+		batches := make(chan []item, 4)
+		stop, done := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(done)
+			defer close(batches)
+			batch := make([]item, 0, prefetchBatch)
+			send := func() bool {
+				select {
+				case batches <- batch:
+					batch = make([]item, 0, prefetchBatch)
+					return true
+				case <-stop:
+					return false
+				}
+			}
+			for e, err := range seq {
+				batch = append(batch, item{e, err})
+				if len(batch) == prefetchBatch && !send() {
+					return
+				}
+			}
+			if len(batch) > 0 {
+				send()
+			}
+		}()
+		defer func() {
+			close(stop)
+			for range batches {
+			}
+			<-done
+		}()
+		for batch := range batches {
+			for _, it := range batch {
+				if !yield(it.e, it.err) {
+					return
+				}
+			}
+		}
+	}
 }
 
 // Close releases the runs and the buffer.
