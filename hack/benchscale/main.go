@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -56,39 +57,89 @@ var gatherWindow string
 
 func main() {
 	sizes := flag.String("users", "10000", "users on the chain; a comma-separated list runs each size on a fresh control plane")
-	perJob := flag.Int("users-per-job", 500, "jobTemplate.usersPerJob of each policy")
+	perJob := flag.Int("users-per-job", 500, "jobTemplate.UsersPerJob of each policy")
 	parallelism := flag.Int("parallelism", 2, "jobTemplate.parallelism of each policy")
 	pods := flag.Int("pods", 4, "pods the executor runs at once (the node's capacity)")
 	flag.StringVar(&gatherWindow, "gather-window", "10s", "jobTemplate.gatherWindow of each policy")
 	timeout := flag.Duration("timeout", 2*time.Hour, "give up on one size after this long, printing the figures for what was done")
 	cpuProfile := flag.String("cpuprofile", "", "write the operator's CPU profile (of the largest size) to this file")
 	memProfile := flag.String("memprofile", "", "write the operator's heap profile (of the largest size, at its end) to this file")
+	figuresTo := flag.String("figures-to", "", "write this size's figures as JSON to this file (a sweep runs each size in a process of its own)")
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.WriteTo(devNull())))
-	var runs []figures
-	for _, field := range strings.Split(*sizes, ",") {
-		users, err := strconv.Atoi(strings.TrimSpace(field))
-		if err != nil || users <= 0 {
-			fmt.Fprintf(os.Stderr, "bench-scale: -users: %q is not a number of users\n", field)
-			os.Exit(2)
-		}
-		f, err := run(users, *perJob, *parallelism, *pods, *timeout, profiles{cpu: *cpuProfile, heap: *memProfile})
+	fields := strings.Split(*sizes, ",")
+	if len(fields) > 1 {
+		runs, err := sweep(fields)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench-scale:", err)
 			os.Exit(1)
 		}
+		printGoals(runs)
+		return
+	}
+	users, err := strconv.Atoi(strings.TrimSpace(*sizes))
+	if err != nil || users <= 0 {
+		fmt.Fprintf(os.Stderr, "bench-scale: -users: %q is not a number of users\n", *sizes)
+		os.Exit(2)
+	}
+	f, err := run(users, *perJob, *parallelism, *pods, *timeout, profiles{cpu: *cpuProfile, heap: *memProfile})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench-scale:", err)
+		os.Exit(1)
+	}
+	if *figuresTo != "" {
+		raw, _ := json.Marshal(f)
+		if err := os.WriteFile(*figuresTo, raw, 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "bench-scale:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	printGoals([]figures{f})
+}
+
+// sweep runs each size in a process of its own with the same flags: a fresh control plane, a
+// fresh operator (controllers register once per process), and a peak memory of its own.
+func sweep(sizes []string) ([]figures, error) {
+	dir, err := os.MkdirTemp("", "chainsync-bench-sweep-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	var runs []figures
+	for i, size := range sizes {
+		out := filepath.Join(dir, fmt.Sprintf("figures-%d.json", i))
+		args := []string{"-figures-to", out, "-users", strings.TrimSpace(size)}
+		flag.Visit(func(f *flag.Flag) {
+			if f.Name != "users" && f.Name != "figures-to" {
+				args = append(args, "-"+f.Name+"="+f.Value.String())
+			}
+		})
+		cmd := exec.Command(os.Args[0], args...)
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return nil, fmt.Errorf("%s users: %w", size, err)
+		}
+		raw, err := os.ReadFile(out)
+		if err != nil {
+			return nil, err
+		}
+		var f figures
+		if err := json.Unmarshal(raw, &f); err != nil {
+			return nil, err
+		}
 		runs = append(runs, f)
 	}
-	printGoals(runs)
+	return runs, nil
 }
 
 // figures are one size's results.
 type figures struct {
-	users, completed int
-	rate             float64 // users advanced per second
-	ceiling          float64 // status patches per second at rest
-	requestsPerStep  float64
-	peakResidentMiB  float64
+	Users, Completed int
+	Rate             float64 // users advanced per second
+	Ceiling          float64 // status patches per second at rest
+	RequestsPerStep  float64
+	PeakResidentMiB  float64
 }
 
 // printGoals prints one line per goal of issue #13, for a script to check: the largest size's
@@ -98,15 +149,15 @@ func printGoals(runs []figures) {
 	fmt.Println()
 	for _, f := range runs {
 		fmt.Printf("Summary: %6d users  %6.1f advanced/s  ceiling %5.0f/s  ratio %.3f  %.1f requests per user-step  %4.0f MiB\n",
-			f.users, f.rate, f.ceiling, f.rate/f.ceiling, f.requestsPerStep, f.peakResidentMiB)
+			f.Users, f.Rate, f.Ceiling, f.Rate/f.Ceiling, f.RequestsPerStep, f.PeakResidentMiB)
 	}
 	if len(runs) > 1 {
-		fmt.Printf("GOAL linearity-%d-vs-%d measured=%.2f target>=0.8\n", last.users, runs[0].users, last.rate/runs[0].rate)
+		fmt.Printf("GOAL linearity-%d-vs-%d measured=%.2f target>=0.8\n", last.Users, runs[0].Users, last.Rate/runs[0].Rate)
 	}
-	fmt.Printf("GOAL users-vs-ceiling measured=%.3f target>=0.5\n", last.rate/last.ceiling)
-	fmt.Printf("GOAL requests-per-user-step measured=%.1f target<=4\n", last.requestsPerStep)
-	fmt.Printf("GOAL operator-rss-mib measured=%.0f target<=256\n", last.peakResidentMiB)
-	fmt.Printf("GOAL users-completed measured=%d target>=%d\n", last.completed, last.users)
+	fmt.Printf("GOAL users-vs-ceiling measured=%.3f target>=0.5\n", last.Rate/last.Ceiling)
+	fmt.Printf("GOAL requests-per-user-step measured=%.1f target<=4\n", last.RequestsPerStep)
+	fmt.Printf("GOAL operator-rss-mib measured=%.0f target<=256\n", last.PeakResidentMiB)
+	fmt.Printf("GOAL users-completed measured=%d target>=%d\n", last.Completed, last.Users)
 }
 
 type profiles struct{ cpu, heap string }
@@ -125,7 +176,7 @@ func run(users, perJob, parallelism, pods int, timeout time.Duration, prof profi
 }
 
 func runSize(users, perJob, parallelism, pods int, timeout time.Duration, prof profiles) (figures, error) {
-	fig := figures{users: users}
+	fig := figures{Users: users}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	root, err := testenv.RepoRoot()
@@ -152,7 +203,7 @@ func runSize(users, perJob, parallelism, pods int, timeout time.Duration, prof p
 	c := env.Client
 	// The ceiling first, on the server at rest: measured after the run, on a server still busy
 	// with its aftermath, it sank with the size and flattered the ratio.
-	if fig.ceiling, err = statusPatchCeiling(ctx, c); err != nil {
+	if fig.Ceiling, err = statusPatchCeiling(ctx, c); err != nil {
 		return fig, err
 	}
 	if err := setUp(ctx, c, work, users, perJob, parallelism); err != nil {
@@ -203,7 +254,7 @@ func runSize(users, perJob, parallelism, pods int, timeout time.Duration, prof p
 	// Past the timeout the figures are still printed, for what was done by then.
 	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	fig.peakResidentMiB = float64(peakResidentBytes()) / (1 << 20)
+	fig.PeakResidentMiB = float64(peakResidentBytes()) / (1 << 20)
 	after, err := apiRequests(ctx, env)
 	if err != nil {
 		return fig, err
@@ -216,20 +267,20 @@ func runSize(users, perJob, parallelism, pods int, timeout time.Duration, prof p
 	delete(served, requestKind{verb: "GET", resource: "onboardingchains", code: "200"})
 	served[requestKind{verb: "POST", resource: "syncusers", code: "201"}] -= float64(users)
 	requests := served.total()
-	fig.completed = advanced.completed
-	fig.rate = float64(advanced.total()) / elapsed.Seconds()
-	fig.requestsPerStep = requests / float64(max(1, advanced.total()))
+	fig.Completed = advanced.completed
+	fig.Rate = float64(advanced.total()) / elapsed.Seconds()
+	fig.RequestsPerStep = requests / float64(max(1, advanced.total()))
 
 	if waitErr != nil {
 		fmt.Printf("INCOMPLETE: %v; the figures below are for what was done by then\n", waitErr)
 	}
 	fmt.Printf("Users completed:                  %d of %d in %s\n", advanced.completed, users, elapsed.Round(time.Second))
-	fmt.Printf("Users advanced per second:        %.1f (step moves and completions: %d)\n", fig.rate, advanced.total())
-	fmt.Printf("API requests per user per step:   %.2f (%.0f requests); by verb and resource:\n", fig.requestsPerStep, requests)
+	fmt.Printf("Users advanced per second:        %.1f (step moves and completions: %d)\n", fig.Rate, advanced.total())
+	fmt.Printf("API requests per user per step:   %.2f (%.0f requests); by verb and resource:\n", fig.RequestsPerStep, requests)
 	served.print(float64(max(1, advanced.total())))
 	fmt.Printf("Jobs created:                     %.0f\n", served[requestKind{verb: "POST", resource: "jobs", code: "201"}])
-	fmt.Printf("Operator peak memory (RSS):       %.0f MiB (operator and executor, one process)\n", fig.peakResidentMiB)
-	fmt.Printf("Ceiling, SyncUser status patches: %.0f/s (%d clients for %s on the same API server, at rest)\n", fig.ceiling, ceilingClients, ceilingTime)
+	fmt.Printf("Operator peak memory (RSS):       %.0f MiB (operator and executor, one process)\n", fig.PeakResidentMiB)
+	fmt.Printf("Ceiling, SyncUser status patches: %.0f/s (%d clients for %s on the same API server, at rest)\n", fig.Ceiling, ceilingClients, ceilingTime)
 	return fig, nil
 }
 
