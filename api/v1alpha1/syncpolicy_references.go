@@ -86,6 +86,25 @@ func (p *SyncPolicy) SecretUses() []SecretUse {
 		if h := side.ep.HTTP; h != nil {
 			uses = append(uses, h.secretUses(side.name+".http")...)
 		}
+		for _, dav := range []struct {
+			block string
+			ep    *DAVEndpoint
+		}{{"carddav", side.ep.CardDAV}, {"caldav", side.ep.CalDAV}} {
+			block, d := dav.block, dav.ep
+			if d == nil {
+				continue
+			}
+			// Sent in every request's Authorization header: the destination is the server's URL.
+			if ref := d.BearerTokenSecretRef; ref != nil {
+				uses = append(uses, SecretUse{*ref, side.name + "." + block + ".bearerTokenSecretRef", d.URL})
+			}
+			if c := d.BasicAuthSecretRef; c != nil {
+				field := side.name + "." + block + ".basicAuthSecretRef"
+				uses = append(uses,
+					SecretUse{SecretKeyReference{Name: c.Name, Key: c.UsernameKey}, field, d.URL},
+					SecretUse{SecretKeyReference{Name: c.Name, Key: c.PasswordKey}, field, d.URL})
+			}
+		}
 	}
 	return uses
 }

@@ -6,7 +6,7 @@ import (
 )
 
 // ConnectorType names the kind of system an endpoint is.
-// +kubebuilder:validation:Enum=csv;sqlite;postgres;scim;ldap;http
+// +kubebuilder:validation:Enum=csv;sqlite;postgres;scim;ldap;http;carddav;caldav
 type ConnectorType string
 
 const (
@@ -22,6 +22,10 @@ const (
 	LDAPConnector ConnectorType = "ldap"
 	// HTTPConnector reads and writes the items of a JSON REST API, described declaratively.
 	HTTPConnector ConnectorType = "http"
+	// CardDAVConnector reads and writes the vCards of each user's address book on a CardDAV server.
+	CardDAVConnector ConnectorType = "carddav"
+	// CalDAVConnector reads and writes the events or tasks of each user's calendar on a CalDAV server.
+	CalDAVConnector ConnectorType = "caldav"
 )
 
 // Direction says which way changes flow.
@@ -122,13 +126,16 @@ type SyncPolicySpec struct {
 }
 
 // Endpoint is one of the two systems a policy syncs.
-// +kubebuilder:validation:XValidation:rule="(has(self.csv) ? 1 : 0) + (has(self.sqlite) ? 1 : 0) + (has(self.postgres) ? 1 : 0) + (has(self.scim) ? 1 : 0) + (has(self.ldap) ? 1 : 0) + (has(self.http) ? 1 : 0) == 1",message="set exactly one of csv, sqlite, postgres, scim, ldap or http"
+// +kubebuilder:validation:XValidation:rule="(has(self.csv) ? 1 : 0) + (has(self.sqlite) ? 1 : 0) + (has(self.postgres) ? 1 : 0) + (has(self.scim) ? 1 : 0) + (has(self.ldap) ? 1 : 0) + (has(self.http) ? 1 : 0) + (has(self.carddav) ? 1 : 0) + (has(self.caldav) ? 1 : 0) == 1",message="set exactly one of csv, sqlite, postgres, scim, ldap, http, carddav or caldav"
 // +kubebuilder:validation:XValidation:rule="self.connector != 'csv' || has(self.csv)",message="connector is csv, so the csv block must be set"
 // +kubebuilder:validation:XValidation:rule="self.connector != 'sqlite' || has(self.sqlite)",message="connector is sqlite, so the sqlite block must be set"
 // +kubebuilder:validation:XValidation:rule="self.connector != 'postgres' || has(self.postgres)",message="connector is postgres, so the postgres block must be set"
 // +kubebuilder:validation:XValidation:rule="self.connector != 'scim' || has(self.scim)",message="connector is scim, so the scim block must be set"
 // +kubebuilder:validation:XValidation:rule="self.connector != 'ldap' || has(self.ldap)",message="connector is ldap, so the ldap block must be set"
 // +kubebuilder:validation:XValidation:rule="self.connector != 'http' || has(self.http)",message="connector is http, so the http block must be set"
+// +kubebuilder:validation:XValidation:rule="self.connector != 'carddav' || has(self.carddav)",message="connector is carddav, so the carddav block must be set"
+// +kubebuilder:validation:XValidation:rule="self.connector != 'caldav' || has(self.caldav)",message="connector is caldav, so the caldav block must be set"
+// +kubebuilder:validation:XValidation:rule="!has(self.carddav) || self.carddav.collections.all(c, !has(c.component))",message="carddav.collections[].component: an address book's items are vCards; component is for caldav"
 type Endpoint struct {
 	// name identifies the system in the transaction records. Keep it stable: policies that name the
 	// same endpoints share records, and renaming one makes the next cycle start from scratch.
@@ -138,7 +145,7 @@ type Endpoint struct {
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
 	Name string `json:"name"`
 
-	// connector is the kind of system: csv, sqlite, postgres, scim, ldap or http. The block of the same name configures it.
+	// connector is the kind of system: csv, sqlite, postgres, scim, ldap, http, carddav or caldav. The block of the same name configures it.
 	// +required
 	Connector ConnectorType `json:"connector"`
 
@@ -165,6 +172,15 @@ type Endpoint struct {
 	// http configures a JSON REST API (a web application's API), described declaratively.
 	// +optional
 	HTTP *HTTPEndpoint `json:"http,omitempty"`
+
+	// carddav configures a CardDAV server (iCloud, Nextcloud, Fastmail, Radicale, SOGo): each user's
+	// address books.
+	// +optional
+	CardDAV *DAVEndpoint `json:"carddav,omitempty"`
+
+	// caldav configures a CalDAV server: each user's calendars (events) and task lists (tasks).
+	// +optional
+	CalDAV *DAVEndpoint `json:"caldav,omitempty"`
 }
 
 // VolumePath is a file or directory on a PersistentVolumeClaim that the cycle Jobs mount.
