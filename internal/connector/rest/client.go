@@ -1,23 +1,21 @@
 package rest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 	"golang.org/x/time/rate"
+
+	"github.com/chainsync/chainsync/internal/connector/httpretry"
 )
 
 // maxBody bounds an answer read into memory: one page or one item.
@@ -43,7 +41,7 @@ type client struct {
 }
 
 func newClient(cfg Config) *client {
-	c := &client{cfg: cfg, http: &http.Client{Timeout: cfg.requestTimeout()}, sleep: sleepCtx}
+	c := &client{cfg: cfg, http: &http.Client{Timeout: cfg.requestTimeout()}, sleep: httpretry.Sleep}
 	if cfg.RequestsPerSecond > 0 {
 		c.limiter = rate.NewLimiter(rate.Limit(cfg.RequestsPerSecond), max(1, int(cfg.RequestsPerSecond)))
 	}
@@ -61,44 +59,6 @@ func (c *client) newTokenSource() oauth2.TokenSource {
 	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, &http.Client{Timeout: c.cfg.requestTimeout()})
 	return cc.TokenSource(ctx)
 }
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
-// statusError is an answer the server gave that is not a success.
-type statusError struct {
-	method, url string
-	status      int
-	// detail is the start of the answer's body, without credentials.
-	detail string
-}
-
-func (e *statusError) Error() string {
-	msg := fmt.Sprintf("%s %s: %d %s", e.method, e.url, e.status, http.StatusText(e.status))
-	if e.detail != "" {
-		msg += ": " + e.detail
-	}
-	return msg
-}
-
-// unreachableError is a request that got no answer after every retry.
-type unreachableError struct {
-	base string
-	err  error
-}
-
-func (e *unreachableError) Error() string {
-	return fmt.Sprintf("cannot reach the API at %s: %v", e.base, e.err)
-}
-func (e *unreachableError) Unwrap() error { return e.err }
 
 // tokenError is an authorization server that refused the client credentials or could not be
 // reached.
@@ -128,63 +88,33 @@ func (c *client) do(ctx context.Context, method, url string, body any) (response
 			return response{}, err
 		}
 	}
-	backoff := c.cfg.backoff()
+	var resp response
 	renewed := false
-	for attempt := 0; ; attempt++ {
-		resp, wait, err := c.once(ctx, method, url, payload)
-		if err == nil {
-			return resp, nil
-		}
-		last := attempt >= c.cfg.retries()
-		var se *statusError
-		var te *tokenError
-		switch {
-		case ctx.Err() != nil:
-			return response{}, ctx.Err()
-		case errors.As(err, &te):
-			return response{}, err
-		case errors.As(err, &se) && se.status == http.StatusUnauthorized && c.tokens != nil && !renewed:
+	policy := httpretry.Policy{Retries: c.cfg.retries(), Backoff: c.cfg.backoff(), MaxRetryAfter: c.cfg.maxRetryAfter(),
+		Sleep: c.sleep, Server: "the API", Base: c.cfg.BaseURL, Created: "item", Final: isTokenError}
+	err := policy.Do(ctx, method, url, func() (time.Duration, error) {
+		var wait time.Duration
+		var err error
+		resp, wait, err = c.once(ctx, method, url, payload)
+		if httpretry.Status(err) == http.StatusUnauthorized && c.tokens != nil && !renewed && ctx.Err() == nil {
+			// A token the API no longer takes: one more try with a new one, before any retry.
 			renewed = true
 			c.mu.Lock()
 			c.tokens = c.newTokenSource()
 			c.mu.Unlock()
-			attempt--
-			continue
-		case errors.As(err, &se) && se.status == http.StatusTooManyRequests:
-			if wait > c.cfg.maxRetryAfter() {
-				return response{}, fmt.Errorf("%w; the server asks to wait %s, longer than %s", err, wait, c.cfg.maxRetryAfter())
-			}
-			if wait == 0 {
-				wait = backoff
-				backoff *= 2
-			}
-		case errors.As(err, &se) && se.status >= 500:
-			wait = max(wait, backoff)
-			backoff *= 2
-		case errors.As(err, &se):
-			return response{}, err
-		case method == http.MethodPost && !notSent(err):
-			return response{}, fmt.Errorf("%s %s: no answer, so the item may or may not have been created: %w", method, url, err)
-		default:
-			if last {
-				return response{}, &unreachableError{base: c.cfg.BaseURL, err: err}
-			}
-			wait = backoff
-			backoff *= 2
+			resp, wait, err = c.once(ctx, method, url, payload)
 		}
-		if last {
-			return response{}, err
-		}
-		if err := c.sleep(ctx, wait); err != nil {
-			return response{}, err
-		}
+		return wait, err
+	})
+	if err != nil {
+		return response{}, err
 	}
+	return resp, nil
 }
 
-// notSent reports whether a transport error happened before the request reached the server.
-func notSent(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
+func isTokenError(err error) bool {
+	var te *tokenError
+	return errors.As(err, &te)
 }
 
 // once sends the request once; for a 429 or 503 it also returns the Retry-After the server asked.
@@ -194,11 +124,7 @@ func (c *client) once(ctx context.Context, method, url string, payload []byte) (
 			return response{}, 0, err
 		}
 	}
-	var body io.Reader
-	if payload != nil {
-		body = bytes.NewReader(payload)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, url, body)
+	req, err := httpretry.NewRequest(ctx, method, url, payload)
 	if err != nil {
 		return response{}, 0, err
 	}
@@ -225,8 +151,8 @@ func (c *client) once(ctx context.Context, method, url string, payload []byte) (
 		date, _ := http.ParseTime(resp.Header.Get("Date"))
 		return response{status: resp.StatusCode, header: resp.Header, body: b, date: date}, 0, nil
 	}
-	se := &statusError{method: method, url: url, status: resp.StatusCode, detail: c.redact(truncate(string(b), maxDetail))}
-	return response{}, retryAfter(resp.Header.Get("Retry-After")), se
+	se := &httpretry.StatusError{Method: method, URL: url, Status: resp.StatusCode, Detail: c.redact(httpretry.Truncate(string(b), maxDetail))}
+	return response{}, httpretry.RetryAfter(resp.Header.Get("Retry-After")), se
 }
 
 func (c *client) authenticate(req *http.Request) error {
@@ -271,7 +197,7 @@ func (c *client) redact(s string) string {
 func (c *client) redactErr(err error) error {
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) {
-		detail := c.redact(truncate(string(re.Body), maxDetail))
+		detail := c.redact(httpretry.Truncate(string(re.Body), maxDetail))
 		status := 0
 		if re.Response != nil {
 			status = re.Response.StatusCode
@@ -279,39 +205,4 @@ func (c *client) redactErr(err error) error {
 		return fmt.Errorf("%s answered %d: %s", c.cfg.Auth.OAuth2.TokenURL, status, detail)
 	}
 	return errors.New(c.redact(err.Error()))
-}
-
-// truncate cuts s to at most n bytes, on a rune boundary.
-func truncate(s string, n int) string {
-	s = strings.TrimSpace(s)
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "..."
-}
-
-// retryAfter reads Retry-After as seconds or as an HTTP date; 0 when absent or unreadable.
-func retryAfter(v string) time.Duration {
-	if v == "" {
-		return 0
-	}
-	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
-		return time.Duration(s) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(time.Until(t), 0)
-	}
-	return 0
-}
-
-// status returns the HTTP status of a server's refusal, 0 for any other error.
-func status(err error) int {
-	var se *statusError
-	if errors.As(err, &se) {
-		return se.status
-	}
-	return 0
 }

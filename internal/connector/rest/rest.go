@@ -54,6 +54,7 @@ import (
 
 	"github.com/chainsync/chainsync/internal/connector"
 	"github.com/chainsync/chainsync/internal/connector/collection"
+	"github.com/chainsync/chainsync/internal/connector/httpretry"
 )
 
 // MaxBatch bounds one Write call. Each write is its own request, so the bound only makes the
@@ -91,8 +92,8 @@ func New(ctx context.Context, cfg Config) (*Connector, error) {
 // endpointError says which field of the policy to look at.
 func (c *Connector) endpointError(err error) error {
 	var te *tokenError
-	var ue *unreachableError
-	switch s := status(err); {
+	var ue *httpretry.UnreachableError
+	switch s := httpretry.Status(err); {
 	case errors.As(err, &te):
 		return fmt.Errorf("%s: the authorization server refused the client or could not be reached: %w", c.cfg.field("auth.oauth2"), err)
 	case s == http.StatusUnauthorized || s == http.StatusForbidden:
@@ -307,7 +308,7 @@ func (c *Connector) read(ctx context.Context, req connector.ReadRequest, since t
 			}
 			doc, err := decode(resp.body)
 			if err != nil {
-				yield(connector.Item{}, c.listError(e, "GET %s: the answer is not JSON (%v): %s", next, err, c.client.redact(truncate(string(resp.body), 200))))
+				yield(connector.Item{}, c.listError(e, "GET %s: the answer is not JSON (%v): %s", next, err, c.client.redact(httpretry.Truncate(string(resp.body), 200))))
 				return
 			}
 			items, err := itemsOf(doc, e.res.ItemsAt)
@@ -571,7 +572,7 @@ func modTime(v connector.Value) time.Time {
 }
 
 func (c *Connector) readError(e entity, err error) error {
-	if s := status(err); s == http.StatusNotFound || s == http.StatusBadRequest {
+	if s := httpretry.Status(err); s == http.StatusNotFound || s == http.StatusBadRequest {
 		return connector.InvalidConfig(fmt.Errorf("%s: the API refuses the list (check listPath, listQuery and pagination): %w",
 			c.cfg.resourceField(e.coll.Name, "listPath"), err))
 	}
@@ -635,7 +636,7 @@ func (c *Connector) checkWritable(e entity, fields map[string]connector.Value) e
 // itemError turns a refusal that concerns this item alone into an item error with the server's
 // words; anything else stays an endpoint failure.
 func itemError(id string, err error) error {
-	switch s := status(err); {
+	switch s := httpretry.Status(err); {
 	case s == http.StatusNotFound || s == http.StatusGone:
 		return connector.NewItemError(id, fmt.Errorf("%w: %v", connector.ErrNotFound, err))
 	case s == http.StatusPreconditionFailed || s == http.StatusConflict:
@@ -707,7 +708,7 @@ func (c *Connector) answer(ctx context.Context, e entity, resp response) (map[st
 	}
 	doc, err := decode(resp.body)
 	if err != nil {
-		return nil, fmt.Errorf("the answer is not JSON (%v): %s", err, c.client.redact(truncate(string(resp.body), 200)))
+		return nil, fmt.Errorf("the answer is not JSON (%v): %s", err, c.client.redact(httpretry.Truncate(string(resp.body), 200)))
 	}
 	v := doc
 	if e.res.ItemAt != "" {

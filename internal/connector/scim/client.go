@@ -1,17 +1,14 @@
 package scim
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/chainsync/chainsync/internal/connector/httpretry"
 )
 
 // client sends SCIM requests: authentication, retries of what a later try can fix, and errors
@@ -26,49 +23,8 @@ type client struct {
 
 func newClient(cfg Config) *client {
 	return &client{cfg: cfg, base: strings.TrimSuffix(cfg.BaseURL, "/"),
-		http: &http.Client{Timeout: cfg.requestTimeout()}, sleep: sleepCtx}
+		http: &http.Client{Timeout: cfg.requestTimeout()}, sleep: httpretry.Sleep}
 }
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
-// statusError is an answer the server gave that is not a success.
-type statusError struct {
-	method, url string
-	status      int
-	// scimType and detail are the SCIM error's (RFC 7644 section 3.12), when the body is one.
-	scimType, detail string
-}
-
-func (e *statusError) Error() string {
-	msg := fmt.Sprintf("%s %s: %d %s", e.method, e.url, e.status, http.StatusText(e.status))
-	if e.scimType != "" {
-		msg += " (" + e.scimType + ")"
-	}
-	if e.detail != "" {
-		msg += ": " + e.detail
-	}
-	return msg
-}
-
-// unreachableError is a request that got no answer after every retry.
-type unreachableError struct {
-	base string
-	err  error
-}
-
-func (e *unreachableError) Error() string {
-	return fmt.Sprintf("cannot reach the SCIM server at %s: %v", e.base, e.err)
-}
-func (e *unreachableError) Unwrap() error { return e.err }
 
 // response is a successful answer.
 type response struct {
@@ -89,61 +45,24 @@ func (c *client) do(ctx context.Context, method, path string, header http.Header
 		}
 	}
 	url := c.base + path
-	backoff := c.cfg.backoff()
-	for attempt := 0; ; attempt++ {
-		resp, wait, err := c.once(ctx, method, url, header, payload)
-		if err == nil {
-			return resp, nil
-		}
-		last := attempt >= c.cfg.retries()
-		var se *statusError
-		switch {
-		case ctx.Err() != nil:
-			return response{}, ctx.Err()
-		case errors.As(err, &se) && se.status == http.StatusTooManyRequests:
-			if wait > c.cfg.maxRetryAfter() {
-				return response{}, fmt.Errorf("%w; the server asks to wait %s, longer than %s", err, wait, c.cfg.maxRetryAfter())
-			}
-			if wait == 0 {
-				wait = backoff
-				backoff *= 2
-			}
-		case errors.As(err, &se) && se.status >= 500:
-			wait = max(wait, backoff)
-			backoff *= 2
-		case errors.As(err, &se):
-			return response{}, err
-		case method == http.MethodPost && !notSent(err):
-			return response{}, fmt.Errorf("%s %s: no answer, so the User may or may not have been created: %w", method, url, err)
-		default:
-			if last {
-				return response{}, &unreachableError{base: c.base, err: err}
-			}
-			wait = backoff
-			backoff *= 2
-		}
-		if last {
-			return response{}, err
-		}
-		if err := c.sleep(ctx, wait); err != nil {
-			return response{}, err
-		}
+	var resp response
+	policy := httpretry.Policy{Retries: c.cfg.retries(), Backoff: c.cfg.backoff(), MaxRetryAfter: c.cfg.maxRetryAfter(),
+		Sleep: c.sleep, Server: "the SCIM server", Base: c.base, Created: "User"}
+	err := policy.Do(ctx, method, url, func() (time.Duration, error) {
+		var wait time.Duration
+		var err error
+		resp, wait, err = c.once(ctx, method, url, header, payload)
+		return wait, err
+	})
+	if err != nil {
+		return response{}, err
 	}
-}
-
-// notSent reports whether a transport error happened before the request reached the server.
-func notSent(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
+	return resp, nil
 }
 
 // once sends the request once; for a 429 or 503 it also returns the Retry-After the server asked.
 func (c *client) once(ctx context.Context, method, url string, header http.Header, payload []byte) (response, time.Duration, error) {
-	var body io.Reader
-	if payload != nil {
-		body = bytes.NewReader(payload)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, url, body)
+	req, err := httpretry.NewRequest(ctx, method, url, payload)
 	if err != nil {
 		return response{}, 0, err
 	}
@@ -171,36 +90,13 @@ func (c *client) once(ctx context.Context, method, url string, header http.Heade
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return response{status: resp.StatusCode, etag: resp.Header.Get("ETag"), body: b}, 0, nil
 	}
-	se := &statusError{method: method, url: url, status: resp.StatusCode}
+	se := &httpretry.StatusError{Method: method, URL: url, Status: resp.StatusCode}
 	var scimErr struct {
 		ScimType string `json:"scimType"`
 		Detail   string `json:"detail"`
 	}
 	if json.Unmarshal(b, &scimErr) == nil {
-		se.scimType, se.detail = scimErr.ScimType, scimErr.Detail
+		se.Type, se.Detail = scimErr.ScimType, scimErr.Detail
 	}
-	return response{}, retryAfter(resp.Header.Get("Retry-After")), se
-}
-
-// retryAfter reads Retry-After as seconds or as an HTTP date; 0 when absent or unreadable.
-func retryAfter(v string) time.Duration {
-	if v == "" {
-		return 0
-	}
-	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
-		return time.Duration(s) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(time.Until(t), 0)
-	}
-	return 0
-}
-
-// status returns the HTTP status of a server's refusal, 0 for any other error.
-func status(err error) int {
-	var se *statusError
-	if errors.As(err, &se) {
-		return se.status
-	}
-	return 0
+	return response{}, httpretry.RetryAfter(resp.Header.Get("Retry-After")), se
 }

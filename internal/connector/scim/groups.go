@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/chainsync/chainsync/internal/connector"
+	"github.com/chainsync/chainsync/internal/connector/httpretry"
 )
 
 // The membership fields: the Groups a User belongs to, by displayName or by id. They are the
@@ -83,7 +84,7 @@ func membershipNames(v connector.Value) ([]string, error) {
 func (c *Connector) memberships(ctx context.Context, u user) ([]group, error) {
 	if c.filterMembers() {
 		groups, err := c.listGroups(ctx, "members.value eq "+jsonString(u.id), u.id)
-		switch s := status(err); {
+		switch s := httpretry.Status(err); {
 		case err == nil:
 			return groups, nil
 		case s == http.StatusBadRequest || s == http.StatusNotImplemented:
@@ -206,7 +207,7 @@ func (c *Connector) groupByName(ctx context.Context, uid, name string) (group, e
 	if c.filtering {
 		found, err = c.listGroups(ctx, "displayName eq "+jsonString(name), "")
 	}
-	if !c.filtering || status(err) == http.StatusBadRequest || status(err) == http.StatusNotImplemented {
+	if !c.filtering || httpretry.Status(err) == http.StatusBadRequest || httpretry.Status(err) == http.StatusNotImplemented {
 		found, err = c.listAllGroups(ctx)
 	}
 	if err != nil {
@@ -365,7 +366,7 @@ func (c *Connector) patchMembers(ctx context.Context, uid string, g group, op ma
 	if g.name != "" {
 		name = fmt.Sprintf("%q (%s)", g.name, g.id)
 	}
-	s := status(err)
+	s := httpretry.Status(err)
 	if s >= 400 && s < 500 && s != http.StatusUnauthorized && s != http.StatusTooManyRequests {
 		// Not itemError: a Group not found is no sign that the User is gone.
 		return connector.NewItemError(uid, fmt.Errorf("%s Group %s: %w", what, name, err))

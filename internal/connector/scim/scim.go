@@ -18,6 +18,7 @@ import (
 
 	"github.com/chainsync/chainsync/internal/connector"
 	"github.com/chainsync/chainsync/internal/connector/collection"
+	"github.com/chainsync/chainsync/internal/connector/httpretry"
 )
 
 // MaxBatch bounds one Write call. Each write is its own request, so the bound only makes the
@@ -73,7 +74,7 @@ func New(ctx context.Context, cfg Config) (*Connector, error) {
 
 // endpointError says which field of the policy to look at for the errors a person fixes there.
 func (c *Connector) endpointError(err error) error {
-	switch status(err) {
+	switch httpretry.Status(err) {
 	case http.StatusUnauthorized, http.StatusForbidden:
 		return fmt.Errorf("%s: the SCIM server refused the credentials: %w", c.cfg.credentialsField(), err)
 	case http.StatusNotFound:
@@ -231,7 +232,7 @@ func (c *Connector) readMemberships(ctx context.Context, u user, fields []string
 		return nil
 	}
 	groups, err := c.memberships(ctx, u)
-	if status(err) == http.StatusNotFound {
+	if httpretry.Status(err) == http.StatusNotFound {
 		return connector.InvalidConfig(fmt.Errorf("%s: the SCIM server keeps no Groups, so %s cannot be read: %w", c.cfg.field("baseURL"), asked[0], err))
 	}
 	if err != nil {
@@ -246,7 +247,7 @@ func (c *Connector) readMemberships(ctx context.Context, u user, fields []string
 }
 
 func (c *Connector) readError(entity string, err error) error {
-	if status(err) == http.StatusBadRequest {
+	if httpretry.Status(err) == http.StatusBadRequest {
 		return connector.InvalidConfig(fmt.Errorf("%s.scope: the server refuses the filter: %w", c.cfg.entityPath(entity), err))
 	}
 	return c.endpointError(err)
@@ -314,7 +315,7 @@ func (c *Connector) Write(ctx context.Context, req connector.WriteRequest) ([]co
 // itemError turns a refusal that concerns this User alone into an item error with the server's
 // detail; anything else stays an endpoint failure.
 func itemError(id string, err error) error {
-	switch s := status(err); {
+	switch s := httpretry.Status(err); {
 	case s == http.StatusNotFound:
 		return connector.NewItemError(id, fmt.Errorf("%w: %v", connector.ErrNotFound, err))
 	case s == http.StatusPreconditionFailed:
