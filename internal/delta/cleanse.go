@@ -90,6 +90,10 @@ type SetAside struct {
 	Item connector.Item
 	// Why says what the connector saw, for a person.
 	Why error
+	// Retract says the connector yielded the item earlier in the same read, before it could
+	// tell (a connector that finds such keys in the same pass as it reads): Prepare takes
+	// every entry of its key back out of the read.
+	Retract bool
 }
 
 func (s *SetAside) Error() string { return fmt.Sprintf("set aside (%s): %v", s.Reason, s.Why) }
@@ -106,6 +110,7 @@ func (c Cleansing) Prepare(items iter.Seq2[connector.Item, error], onItemError f
 		r.Entry = r.Entry.withValues()
 		onReject(r)
 	}
+	retracted := map[string]bool{}
 	// The read and the projection (parsing, hashing) run on one goroutine and the sort on
 	// this one, so that a read of a large export keeps two cores busy. The callbacks run here,
 	// in the read's order.
@@ -116,6 +121,9 @@ func (c Cleansing) Prepare(items iter.Seq2[connector.Item, error], onItemError f
 				var aside *SetAside
 				if errors.As(r.err, &aside) && connector.IsItemError(r.err) {
 					reject(Rejected{Reason: aside.Reason, Entry: r.entry})
+					if aside.Retract && r.ok {
+						retracted[r.entry.Key] = true
+					}
 					continue
 				}
 				if connector.IsItemError(r.err) {
@@ -139,7 +147,24 @@ func (c Cleansing) Prepare(items iter.Seq2[connector.Item, error], onItemError f
 		sorter.Close()
 		return nil, nil, err
 	}
+	if len(retracted) > 0 {
+		sorted = withoutKeys(sorted, retracted)
+	}
 	return sorter, Deduplicate(sorted, reject), nil
+}
+
+// withoutKeys passes a stream through, less the entries of the given keys.
+func withoutKeys(entries iter.Seq2[Entry, error], keys map[string]bool) iter.Seq2[Entry, error] {
+	return func(yield func(Entry, error) bool) {
+		for e, err := range entries {
+			if err == nil && keys[e.Key] {
+				continue
+			}
+			if !yield(e, err) {
+				return
+			}
+		}
+	}
 }
 
 // projectedItem is one item of a read, projected, or the error the read gave instead.
@@ -180,7 +205,7 @@ func projected(items iter.Seq2[connector.Item, error], p *projector) iter.Seq[[]
 				case err == nil:
 					r.entry, r.ok = p.project(item)
 				case errors.As(err, &aside):
-					r.entry, _ = p.project(aside.Item)
+					r.entry, r.ok = p.project(aside.Item)
 				}
 				batch = append(batch, r)
 				if err != nil && !connector.IsItemError(err) {

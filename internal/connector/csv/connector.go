@@ -231,45 +231,42 @@ func (fr *fileReader) ownerOf(cells []string, scope map[string]string) rowOwner 
 }
 
 // dupSortInMemory bounds the entries the duplicate key search holds before
-// it spills: a key and an 8-byte hash each, so a hundred thousand of them
-// are a few megabytes, and a read still streams.
-const dupSortInMemory = delta.DefaultMaxInMemory
+// it spills: they are small, but they are held beside the read, which must
+// stream.
+const dupSortInMemory = 20_000
 
-// duplicateKeys reads every row of the file, whoever's it is, for the keys
-// that rows of different content share: keys identify items within the
-// whole export, so one user's read cannot tell a duplicate on its own.
-func (c *Connector) duplicateKeys(ctx context.Context, fr *fileReader, coll collection.Collection) (map[string]int, error) {
-	seed := maphash.MakeSeed()
-	var h maphash.Hash
-	h.SetSeed(seed)
-	rows := func(yield func(delta.Entry, error) bool) {
-		for {
-			if err := ctx.Err(); err != nil {
-				yield(delta.Entry{}, err)
-				return
-			}
-			rw, err := fr.next()
-			if errors.Is(err, io.EOF) {
-				return
-			}
-			if err != nil {
-				yield(delta.Entry{}, fmt.Errorf("reading %s: %w", coll.Name, err))
-				return
-			}
-			if rw.problem != "" {
-				continue // not an item: reported by the read itself
-			}
-			id := recordID(rw.cells, fr.header, coll)
-			if id == "" {
-				continue // a null key is not a key
-			}
-			if !yield(delta.Entry{Key: id, Hash: rowHash(&h, rw.cells)}, nil) {
-				return
-			}
-		}
-	}
-	return delta.DuplicateKeys(rows, "", dupSortInMemory)
+// dupFinder collects the key and content of every row of the file, whoever's it is, for the
+// keys that rows of different content share: keys identify items within the whole export, so
+// one user's read cannot tell a duplicate on its own.
+type dupFinder struct {
+	rows *delta.Sorter
+	hash maphash.Hash
 }
+
+func newDupFinder() *dupFinder {
+	d := &dupFinder{rows: delta.NewSorter("", dupSortInMemory)}
+	d.hash.SetSeed(maphash.MakeSeed())
+	return d
+}
+
+// add takes a well-formed row with its ID ("" for a null key, which is no key).
+func (d *dupFinder) add(id string, cells []string) error {
+	if id == "" {
+		return nil
+	}
+	return d.rows.Add(delta.Entry{Key: strings.Clone(id), Hash: rowHash(&d.hash, cells)})
+}
+
+// keys returns the keys rows of different content share, with how many rows hold each.
+func (d *dupFinder) keys() (map[string]int, error) {
+	sorted, err := d.rows.Sorted()
+	if err != nil {
+		return nil, err
+	}
+	return delta.DuplicateKeys(sorted, "", dupSortInMemory)
+}
+
+func (d *dupFinder) close() { d.rows.Close() }
 
 // rowHash identifies a row's content, every cell included, within one read:
 // its hash is seeded afresh by each, and never kept.
@@ -288,8 +285,9 @@ func rowHash(h *maphash.Hash, cells []string) string {
 // since the engine sees only this user's rows:
 //
 //   - A key that rows of different content hold, whoever's they are, is
-//     not the user's to sync: the user's rows with it are yielded as
-//     delta.SetAside duplicates (item errors to code that does not know
+//     not the user's to sync: the user's rows with it are yielded again at
+//     the end of the read as delta.SetAside duplicates with Retract set,
+//     which take the items back (item errors to code that does not know
 //     SetAside). Rows alike in every cell are left to the engine, which
 //     collapses them.
 //   - A malformed row (cells missing or extra, a broken quote) is the item
@@ -298,8 +296,9 @@ func rowHash(h *maphash.Hash, cells []string) string {
 //   - A key that is empty or only blanks gives an empty ID, which the
 //     engine's cleansing sets aside as a null key.
 //
-// Finding those keys takes a first pass over the file. Both passes read the
-// same open file, so a writer replacing it in between changes neither.
+// Such keys are found in the same pass over the file, every row's key and
+// content going through a sort beside the read; only when the user has rows
+// with one is the file read again, from the same open file, for them.
 func (c *Connector) ReadAll(ctx context.Context, req connector.ReadRequest) iter.Seq2[connector.Item, error] {
 	return func(yield func(connector.Item, error) bool) {
 		coll, err := c.entity(req.Entity)
@@ -327,15 +326,6 @@ func (c *Connector) ReadAll(ctx context.Context, req connector.ReadRequest) iter
 			yield(connector.Item{}, fmt.Errorf("opening %s: %w", coll.Name, err))
 			return
 		}
-		dups, err := c.duplicateKeys(ctx, fr, coll)
-		if err != nil {
-			yield(connector.Item{}, fmt.Errorf("looking for duplicate keys in %s: %w", coll.Name, err))
-			return
-		}
-		if fr, err = c.newFileReader(f, path, coll); err != nil {
-			yield(connector.Item{}, fmt.Errorf("opening %s: %w", coll.Name, err))
-			return
-		}
 		created, err := readOrigins(c.cfg.originsFile(coll))
 		if err != nil {
 			yield(connector.Item{}, err)
@@ -343,6 +333,8 @@ func (c *Connector) ReadAll(ctx context.Context, req connector.ReadRequest) iter
 		}
 		mine := created[req.Scope.Key()]
 		cols := fr.columns(req.Fields, coll)
+		dups := newDupFinder()
+		defer dups.close()
 		for {
 			if ctx.Err() != nil {
 				yield(connector.Item{}, ctx.Err())
@@ -350,7 +342,7 @@ func (c *Connector) ReadAll(ctx context.Context, req connector.ReadRequest) iter
 			}
 			rw, err := fr.next()
 			if errors.Is(err, io.EOF) {
-				return
+				break
 			}
 			if err != nil {
 				yield(connector.Item{}, fmt.Errorf("reading %s: %w", coll.Name, err))
@@ -368,22 +360,70 @@ func (c *Connector) ReadAll(ctx context.Context, req connector.ReadRequest) iter
 				}
 				continue
 			}
+			if err := dups.add(recordID(rw.cells, fr.header, coll), rw.cells); err != nil {
+				yield(connector.Item{}, fmt.Errorf("looking for duplicate keys in %s: %w", coll.Name, err))
+				return
+			}
 			if !fr.inScope(rw.cells, scope) {
 				continue
 			}
 			item, err := fr.item(rw.cells, cols, coll)
-			switch {
-			case dups[item.ID] > 0:
-				err = connector.NewItemError(item.ID, &delta.SetAside{Reason: delta.Duplicate, Item: item,
-					Why: fmt.Errorf("%s line %d: %d rows of the file, not all alike, have the key %s", coll.Name, rw.line, dups[item.ID], item.ID)})
-				item = connector.Item{}
-			case err != nil:
+			if err != nil {
 				err = connector.NewItemError(item.ID, fmt.Errorf("%s line %d: %w", coll.Name, rw.line, err))
 			}
 			item.Origin = mine[item.ID]
 			if !yield(item, err) {
 				return
 			}
+		}
+		keys, err := dups.keys()
+		if err != nil {
+			yield(connector.Item{}, fmt.Errorf("looking for duplicate keys in %s: %w", coll.Name, err))
+			return
+		}
+		if len(keys) > 0 {
+			c.retractDuplicates(ctx, f, path, coll, scope, cols, keys, yield)
+		}
+	}
+}
+
+// retractDuplicates reads the file again for the user's rows whose keys rows of different
+// content share, and takes back the items read for them (see ReadAll).
+func (c *Connector) retractDuplicates(ctx context.Context, f *os.File, path string, coll collection.Collection, scope map[string]string,
+	cols []int, dups map[string]int, yield func(connector.Item, error) bool) {
+	fr, err := c.newFileReader(f, path, coll)
+	if err != nil {
+		yield(connector.Item{}, fmt.Errorf("opening %s: %w", coll.Name, err))
+		return
+	}
+	for {
+		if ctx.Err() != nil {
+			yield(connector.Item{}, ctx.Err())
+			return
+		}
+		rw, err := fr.next()
+		if errors.Is(err, io.EOF) {
+			return
+		}
+		if err != nil {
+			yield(connector.Item{}, fmt.Errorf("reading %s: %w", coll.Name, err))
+			return
+		}
+		if rw.problem != "" || !fr.inScope(rw.cells, scope) {
+			continue
+		}
+		id := recordID(rw.cells, fr.header, coll)
+		if dups[id] == 0 {
+			continue
+		}
+		item, ierr := fr.item(rw.cells, cols, coll)
+		if ierr != nil {
+			continue // an item error already, and no item to take back
+		}
+		err = connector.NewItemError(item.ID, &delta.SetAside{Reason: delta.Duplicate, Item: item, Retract: true,
+			Why: fmt.Errorf("%s line %d: %d rows of the file, not all alike, have the key %s", coll.Name, rw.line, dups[id], id)})
+		if !yield(connector.Item{}, err) {
+			return
 		}
 	}
 }

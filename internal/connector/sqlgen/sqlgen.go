@@ -8,7 +8,6 @@ package sqlgen
 import (
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -321,18 +320,19 @@ func Bind(v connector.Value) any {
 // user), the modification time when the write does not set it, and the
 // origin token when the table keeps one.
 func (t Table) WriteColumns(w connector.Write, scope map[string]string, now connector.Value) ([]string, []any, error) {
-	known := make(map[string]bool, len(t.Columns))
-	for _, c := range t.Columns {
-		known[c] = true
-	}
-	var cols []string
-	var vals []any
-	set := map[string]bool{}
+	cols := make([]string, 0, len(w.Fields)+len(t.Coll.Scope)+2)
+	vals := make([]any, 0, cap(cols))
+	set := make(map[string]bool, cap(cols))
 	// Sorted, so that creates with the same fields share one statement
 	// shape (and one COPY).
-	for _, name := range slices.Sorted(maps.Keys(w.Fields)) {
+	names := make([]string, 0, len(w.Fields))
+	for name := range w.Fields {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
 		v := w.Fields[name]
-		if !known[name] {
+		if !slices.Contains(t.Columns, name) {
 			return nil, nil, fmt.Errorf("column %q does not exist in table %s", name, t.QualifiedName)
 		}
 		if want, scoped := scope[name]; scoped && !v.IsNull() && v.Text != want {
