@@ -1,9 +1,13 @@
 package delta
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"iter"
+	"slices"
 	"strings"
 
 	"github.com/chainsync/chainsync/internal/connector"
@@ -52,24 +56,60 @@ func (c Cleansing) Project(item connector.Item) (e Entry, ok bool) {
 // projector is a Cleansing ready to project many items: the field names sorted once for the
 // hash, and buffers reused from one item to the next.
 type projector struct {
-	c              Cleansing
-	sorted         []string
+	c Cleansing
+	// byName lists the indexes of c.Fields in the order of their names, as the hash takes
+	// them.
+	byName []int
+	// values and present are one item's fields in the order of c.Fields, each looked up once.
+	values         []connector.Value
+	present        []bool
 	scratch, bytes []byte
 }
 
 func (c Cleansing) projector() *projector {
-	return &projector{c: c, sorted: hashOrder(c.Fields)}
+	byName := make([]int, len(c.Fields))
+	for i := range byName {
+		byName[i] = i
+	}
+	slices.SortStableFunc(byName, func(a, b int) int { return strings.Compare(c.Fields[a], c.Fields[b]) })
+	return &projector{c: c, byName: byName, values: make([]connector.Value, len(c.Fields)), present: make([]bool, len(c.Fields))}
 }
 
 // project is Project with the fields packed (see Entry.Values).
 func (p *projector) project(item connector.Item) (e Entry, ok bool) {
 	c := p.c
-	p.bytes = pack(p.bytes[:0], item.Fields, c.Fields)
+	b := p.bytes[:0]
+	for i, name := range c.Fields {
+		v, ok := item.Fields[name]
+		p.values[i], p.present[i] = v, ok
+		if !ok {
+			b = append(b, absent)
+			continue
+		}
+		b = append(b, byte(v.Kind))
+		b = binary.AppendUvarint(b, uint64(len(v.Text)))
+		b = append(b, v.Text...)
+	}
+	p.bytes = b
+	// What Hash writes, from the values looked up above.
+	h := p.scratch[:0]
+	for _, i := range p.byName {
+		h = append(h, c.Fields[i]...)
+		if !p.present[i] || p.values[i].IsNull() {
+			h = append(h, 0, 0)
+			continue
+		}
+		h = append(h, 0, 1)
+		h = append(h, p.values[i].Text...)
+		h = append(h, 0)
+	}
+	p.scratch = h
+	sum := sha256.Sum256(h)
 	// The ID is copied: a connector's may share memory with its whole row (a csv line),
 	// which the entry would keep alive in the sort.
 	id := strings.Clone(item.ID)
 	e = Entry{ID: id, ModTime: item.ModTime, Origin: item.Origin, packed: string(p.bytes), names: c.Fields,
-		Hash: hashSorted(item.Fields, p.sorted, &p.scratch)}
+		Hash: hex.EncodeToString(sum[:16])}
 	if len(c.KeyFields) == 0 {
 		e.Key = id
 		return e, !Blank(id)

@@ -452,3 +452,22 @@ func TestKeyOrderMatchesByteOrder(t *testing.T) {
 	slices.Sort(want)
 	g.Expect(got).To(Equal(want))
 }
+
+// A projected entry's hash is Hash of its fields, whatever the order of the names, and its
+// packed fields are the ones it was given.
+func TestProjectHashesAsHash(t *testing.T) {
+	g := NewWithT(t)
+	fields := map[string]connector.Value{"b": connector.String("2"), "a": connector.String(""), "n": connector.Null(), "z": connector.Int(7)}
+	for _, names := range [][]string{{"z", "a", "b"}, {"a", "b", "missing", "n", "z"}, {"b", "b", "a"}, {}} {
+		p := Cleansing{Fields: names}.projector()
+		e, _ := p.project(connector.Item{ID: "x", Fields: fields})
+		g.Expect(e.Hash).To(Equal(Hash(fields, names)), "names %v", names)
+		want := map[string]connector.Value{}
+		for _, n := range names {
+			if v, ok := fields[n]; ok {
+				want[n] = v
+			}
+		}
+		g.Expect(e.Values()).To(Equal(want))
+	}
+}

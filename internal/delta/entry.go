@@ -32,7 +32,7 @@ type Entry struct {
 	// Cleansing made carry them packed instead (see Values): a sort holds and spills a hundred
 	// thousand of them at a time, and most are only compared by Hash, never opened.
 	Fields map[string]connector.Value
-	// packed holds the fields named by names, in that order (see pack), when Fields is nil.
+	// packed holds the fields named by names, in that order (see unpack), when Fields is nil.
 	packed string
 	names  []string
 }
@@ -57,23 +57,8 @@ func (e Entry) withValues() Entry {
 // absent marks a field the item did not have, in place of its kind in a packed entry.
 const absent = 0xff
 
-// pack appends fields' values in the order of names: per field its kind (or absent), then its
-// text's length and bytes.
-func pack(b []byte, fields map[string]connector.Value, names []string) []byte {
-	for _, name := range names {
-		v, ok := fields[name]
-		if !ok {
-			b = append(b, absent)
-			continue
-		}
-		b = append(b, byte(v.Kind))
-		b = binary.AppendUvarint(b, uint64(len(v.Text)))
-		b = append(b, v.Text...)
-	}
-	return b
-}
-
-// unpack decodes what pack wrote; the texts share packed's memory.
+// unpack decodes packed fields (see projector.project: per field its kind, or absent, then
+// its text's length and bytes); the texts share packed's memory.
 func unpack(packed string, names []string) map[string]connector.Value {
 	fields := make(map[string]connector.Value, len(names))
 	for _, name := range names {
