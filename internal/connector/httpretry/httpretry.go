@@ -26,8 +26,8 @@ type Policy struct {
 	// Backoff is the first wait for a 5xx, a 429 without Retry-After or a failed connection;
 	// each wait it gives doubles the next.
 	Backoff time.Duration
-	// MaxRetryAfter is the longest Retry-After a 429 is waited out for; a longer one fails the
-	// request at once.
+	// MaxRetryAfter is the longest Retry-After a 429 or a 5xx is waited out for; a longer one
+	// fails the request at once. It also caps the doubling backoff, when set.
 	MaxRetryAfter time.Duration
 	// Sleep waits between tries (tests count the waits); nil means Sleep.
 	Sleep func(context.Context, time.Duration) error
@@ -45,7 +45,8 @@ type Policy struct {
 // Retry-After, 0 for none.
 //
 // A 429 is retried after its Retry-After (backoff without one), a 5xx after the longer of its
-// Retry-After and the backoff, and a request that got no answer after the backoff. A POST that
+// Retry-After and the backoff, and a request that got no answer after the backoff; a
+// Retry-After over MaxRetryAfter fails at once, and no wait is longer than it. A POST that
 // was sent but got no answer is not retried: it may have created. Any other refusal is
 // returned at once. A request that never got an answer ends in an *UnreachableError.
 func (p Policy) Do(ctx context.Context, method, url string, send func() (retryAfter time.Duration, err error)) error {
@@ -66,10 +67,10 @@ func (p Policy) Do(ctx context.Context, method, url string, send func() (retryAf
 			return ctx.Err()
 		case p.Final != nil && p.Final(err):
 			return err
+		case errors.As(err, &se) && (se.Status == http.StatusTooManyRequests || se.Status >= 500) && wait > p.MaxRetryAfter:
+			// A cycle waiting an hour for a 503's Retry-After holds its Job and its users.
+			return fmt.Errorf("%w; the server asks to wait %s, longer than %s", err, wait, p.MaxRetryAfter)
 		case errors.As(err, &se) && se.Status == http.StatusTooManyRequests:
-			if wait > p.MaxRetryAfter {
-				return fmt.Errorf("%w; the server asks to wait %s, longer than %s", err, wait, p.MaxRetryAfter)
-			}
 			if wait == 0 {
 				wait = backoff
 				backoff *= 2
@@ -87,6 +88,10 @@ func (p Policy) Do(ctx context.Context, method, url string, send func() (retryAf
 			}
 			wait = backoff
 			backoff *= 2
+		}
+		if p.MaxRetryAfter > 0 {
+			backoff = min(backoff, p.MaxRetryAfter)
+			wait = min(wait, p.MaxRetryAfter)
 		}
 		if last {
 			return err

@@ -204,3 +204,19 @@ func TestNewRequest(t *testing.T) {
 	g.Expect(req.ContentLength).To(Equal(int64(7)))
 	g.Expect(req.GetBody).NotTo(BeNil(), "a body that can be sent again")
 }
+
+func TestNoWaitIsLongerThanMaxRetryAfter(t *testing.T) {
+	g := NewWithT(t)
+	tr := &tries{}
+	err := tr.policy().Do(ctx, "GET", "http://api/x", tr.send(answer{time.Hour, refused(http.StatusServiceUnavailable)}))
+	g.Expect(err).To(MatchError(ContainSubstring("503 Service Unavailable; the server asks to wait 1h0m0s, longer than 1m0s")),
+		"a 503's Retry-After of an hour fails the request instead of holding the cycle for an hour")
+	g.Expect(tr.waits).To(BeEmpty())
+
+	tr = &tries{}
+	p := tr.policy()
+	p.Retries, p.Backoff = 8, 20*time.Second
+	err = p.Do(ctx, "GET", "http://api/x", tr.send(answer{0, badGate}, answer{0, badGate}, answer{0, badGate}, answer{0, badGate}))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(tr.waits).To(Equal([]time.Duration{20 * time.Second, 40 * time.Second, time.Minute, time.Minute}), "the backoff doubles up to MaxRetryAfter")
+}
