@@ -16,7 +16,10 @@ import (
 // decoder allocate gigabytes.
 const maxFieldLen = 1 << 28
 
-var errCorruptRun = errors.New("corrupt sort run")
+var (
+	errCorruptRun     = errors.New("corrupt sort run")
+	errMalformedEntry = fmt.Errorf("%w: malformed entry", errCorruptRun)
+)
 
 // Flags of an encoded entry.
 const (
@@ -95,7 +98,7 @@ func decodeEntry(r *bufio.Reader, names []string) (Entry, error) {
 	}
 	// b is never written again: the entry's strings are views of it.
 	s := unsafe.String(&b[0], len(b))
-	corrupt := fmt.Errorf("%w: malformed entry", errCorruptRun)
+	corrupt := errMalformedEntry
 	uvarint := func() (uint64, bool) {
 		n, w := binary.Uvarint(b)
 		if w <= 0 {
