@@ -12,7 +12,7 @@ import (
 )
 
 // DefaultMaxInMemory entries are sorted in memory before a run is spilled.
-const DefaultMaxInMemory = 100_000
+const DefaultMaxInMemory = 50_000
 
 // Sorter is an external merge sort of entries by key: it sorts in memory up
 // to a bound, spills sorted runs to temporary files past it, and merges the
