@@ -2,6 +2,7 @@ package records
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"time"
@@ -14,15 +15,18 @@ import (
 // starting with '{' is one.
 //
 // The layout: the byte linkBinary, each side's state, then SyncedAt. A side is a flags byte
-// (sideGone, sideIDIsKey, sideModTime), its key, its ID unless it is the key, its hash, and its
-// modification time when set. Strings are a uvarint length and their bytes; times are
-// time.Time's binary form behind a uvarint length.
+// (sideGone, sideIDIsKey, sideModTime, sideHexHash), its key, its ID unless it is the key, its
+// hash (as its 16 bytes when it is 32 lowercase hex digits, as delta's hashes are), and its
+// modification time when set. Strings are a uvarint length and their bytes. A time is a tag
+// byte (see appendTime), then its Unix nanoseconds as a varint and, for a zone other than UTC
+// or Local, its offset in seconds; a time nanoseconds cannot hold is time.Time's binary form.
 const linkBinary = 0x01
 
 const (
 	sideGone = 1 << iota
 	sideIDIsKey
 	sideModTime
+	sideHexHash
 )
 
 var errBadLink = errors.New("malformed link")
@@ -33,11 +37,7 @@ func encodeLink(l Link) []byte {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
 	}
-	putTime := func(t time.Time) {
-		raw, _ := t.MarshalBinary()
-		b = binary.AppendUvarint(b, uint64(len(raw)))
-		b = append(b, raw...)
-	}
+	putTime := func(t time.Time) { b = appendTime(b, t) }
 	b = append(b, linkBinary)
 	for _, s := range l.Sides {
 		var flags byte
@@ -50,20 +50,68 @@ func encodeLink(l Link) []byte {
 		if !s.ModTime.IsZero() {
 			flags |= sideModTime
 		}
+		if isHexHash(s.Hash) {
+			flags |= sideHexHash
+		}
 		b = append(b, flags)
 		putString(s.Key)
 		if flags&sideIDIsKey == 0 {
 			putString(s.ID)
 		}
-		putString(s.Hash)
+		if flags&sideHexHash != 0 {
+			b, _ = hex.AppendDecode(b, []byte(s.Hash))
+		} else {
+			putString(s.Hash)
+		}
 		if flags&sideModTime != 0 {
 			putTime(s.ModTime)
 		}
 	}
-	if l.SyncedAt.IsZero() {
-		b = append(b, 0)
-	} else {
-		putTime(l.SyncedAt)
+	putTime(l.SyncedAt)
+	return b
+}
+
+// isHexHash says whether h is 32 lowercase hex digits, which hex.EncodeToString gives back.
+func isHexHash(h string) bool {
+	if len(h) != 32 {
+		return false
+	}
+	for i := range len(h) {
+		if c := h[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// Tags of an encoded time.
+const (
+	timeZero   = 0
+	timeNanos  = 1
+	timeBinary = 0x7f
+)
+
+func appendTime(b []byte, t time.Time) []byte {
+	if t.IsZero() {
+		return append(b, timeZero)
+	}
+	_, offset := t.Zone()
+	if y := t.Year(); y < 1678 || y > 2261 { // beyond int64 nanoseconds
+		raw, _ := t.MarshalBinary()
+		b = append(b, timeBinary)
+		b = binary.AppendUvarint(b, uint64(len(raw)))
+		return append(b, raw...)
+	}
+	var flags byte = timeNanos
+	if t.Location() == time.UTC {
+		flags |= 2
+	} else if t.Location() != time.Local || offset != 0 {
+		flags |= 4 // a fixed zone of the offset
+	}
+	b = append(b, flags)
+	b = binary.AppendVarint(b, t.UnixNano())
+	if flags&4 != 0 {
+		b = binary.AppendVarint(b, int64(offset))
 	}
 	return b
 }
@@ -99,11 +147,42 @@ func decodeLink(raw []byte) (Link, error) {
 		s = s[n:]
 		return v
 	}
+	varint := func() int64 {
+		n, w := binary.Varint([]byte(s[:min(len(s), binary.MaxVarintLen64)]))
+		if w <= 0 {
+			bad = true
+			return 0
+		}
+		s = s[w:]
+		return n
+	}
 	getTime := func() time.Time {
 		var t time.Time
-		raw := getString()
-		if !bad && raw != "" {
-			bad = t.UnmarshalBinary([]byte(raw)) != nil
+		if len(s) == 0 {
+			bad = true
+			return t
+		}
+		tag := s[0]
+		s = s[1:]
+		switch {
+		case tag == timeZero:
+		case tag == timeBinary:
+			raw := getString()
+			if !bad {
+				bad = t.UnmarshalBinary([]byte(raw)) != nil
+			}
+		case tag&timeNanos != 0 && tag < 8:
+			t = time.Unix(0, varint())
+			switch {
+			case tag&2 != 0:
+				t = t.UTC()
+			case tag&4 != 0:
+				t = t.In(time.FixedZone("", int(varint())))
+			default:
+				t = t.Local()
+			}
+		default:
+			bad = true
 		}
 		return t
 	}
@@ -120,7 +199,14 @@ func decodeLink(raw []byte) (Link, error) {
 		if flags&sideIDIsKey == 0 {
 			st.ID = getString()
 		}
-		st.Hash = getString()
+		if flags&sideHexHash != 0 {
+			if len(s) < 16 {
+				return Link{}, errBadLink
+			}
+			st.Hash, s = hex.EncodeToString([]byte(s[:16])), s[16:]
+		} else {
+			st.Hash = getString()
+		}
 		if flags&sideModTime != 0 {
 			st.ModTime = getTime()
 		}

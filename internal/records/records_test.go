@@ -415,6 +415,7 @@ func TestFormatTwoIsReadAndUpgraded(t *testing.T) {
 
 func FuzzLinkCodec(f *testing.F) {
 	f.Add("k", "k", "h", "t", "id", "h2", int64(0), true, []byte{})
+	f.Add("k", "k", "0123456789abcdef0123456789abcdef", "t", "t", "0123456789ABCDEF0123456789abcdef", int64(-1), false, []byte{linkBinary, 8})
 	f.Add("", "x", "", "é", "", "", int64(1e18), false, []byte{linkBinary, 0, 200, 200})
 	f.Fuzz(func(t *testing.T, k0, id0, h0, k1, id1, h1 string, mod int64, gone bool, garbage []byte) {
 		l := Link{SyncedAt: time.Unix(0, mod).UTC()}
@@ -427,7 +428,7 @@ func FuzzLinkCodec(f *testing.F) {
 		if err != nil {
 			t.Fatalf("decoding what was encoded: %v", err)
 		}
-		if back.Sides[0] != l.Sides[0] || !back.SyncedAt.Equal(l.SyncedAt) || back.Sides[1].Key != k1 || back.Sides[1].ID != id1 ||
+		if back.Sides[0] != l.Sides[0] || !back.SyncedAt.Equal(l.SyncedAt) || back.Sides[1].Key != k1 || back.Sides[1].ID != id1 || back.Sides[1].Hash != h1 ||
 			!back.Sides[1].ModTime.Equal(l.Sides[1].ModTime) {
 			t.Fatalf("round trip changed the link: %+v -> %+v", l, back)
 		}
