@@ -43,6 +43,7 @@ envtest: ## Build (or reuse) kube-apiserver and etcd; prints the KUBEBUILDER_ASS
 test: ## Run every test: unit, generated-output staleness, PostgreSQL and envtest integration.
 	@hack/ensure-postgres.sh
 	@hack/ensure-slapd.sh
+	@hack/ensure-radicale.sh
 	@hack/ensure-json-server.sh >/dev/null
 	@assets=$$(hack/envtest.sh | tail -n 1); \
 	KUBEBUILDER_ASSETS="$$assets" go test -count=1 ./... $(TESTFLAGS)

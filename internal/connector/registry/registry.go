@@ -9,6 +9,7 @@ import (
 	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
 	"github.com/chainsync/chainsync/internal/connector"
 	"github.com/chainsync/chainsync/internal/connector/csv"
+	"github.com/chainsync/chainsync/internal/connector/dav"
 	"github.com/chainsync/chainsync/internal/connector/endpoint"
 	"github.com/chainsync/chainsync/internal/connector/ldap"
 	"github.com/chainsync/chainsync/internal/connector/postgres"
@@ -33,6 +34,8 @@ var kinds = map[syncv1alpha1.ConnectorType]Kind{
 	syncv1alpha1.SCIMConnector:     scim.Kind,
 	syncv1alpha1.LDAPConnector:     ldap.Kind,
 	syncv1alpha1.HTTPConnector:     rest.Kind,
+	syncv1alpha1.CardDAVConnector:  dav.CardDAVKind,
+	syncv1alpha1.CalDAVConnector:   dav.CalDAVKind,
 }
 
 func kindOf(spec endpoint.Spec) (Kind, error) {

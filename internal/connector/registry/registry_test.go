@@ -22,7 +22,8 @@ func (noEnv) Secret(syncv1alpha1.SecretKeyReference) (string, error) {
 
 func TestEveryConnectorOfTheAPIIsRegistered(t *testing.T) {
 	g := NewWithT(t)
-	for _, name := range []syncv1alpha1.ConnectorType{syncv1alpha1.CSVConnector, syncv1alpha1.SQLiteConnector, syncv1alpha1.PostgresConnector, syncv1alpha1.SCIMConnector, syncv1alpha1.LDAPConnector} {
+	for _, name := range []syncv1alpha1.ConnectorType{syncv1alpha1.CSVConnector, syncv1alpha1.SQLiteConnector, syncv1alpha1.PostgresConnector, syncv1alpha1.SCIMConnector, syncv1alpha1.LDAPConnector,
+		syncv1alpha1.HTTPConnector, syncv1alpha1.CardDAVConnector, syncv1alpha1.CalDAVConnector} {
 		g.Expect(kinds).To(HaveKey(name))
 	}
 }
@@ -35,9 +36,9 @@ func TestEndpointsAreDecodedByTheirConnector(t *testing.T) {
 		Connector: syncv1alpha1.CSVConnector, CSV: &syncv1alpha1.CSVEndpoint{Directory: syncv1alpha1.VolumePath{Path: "hr"}, Delimiter: `"`}}})
 	g.Expect(err).To(MatchError(ContainSubstring("source.csv.delimiter")), "csv's own rules, named in the policy's terms")
 
-	err = ValidateSpec(endpoint.Spec{Side: "target", Entities: entities, Endpoint: syncv1alpha1.Endpoint{Name: "x", Connector: "carddav"}})
+	err = ValidateSpec(endpoint.Spec{Side: "target", Entities: entities, Endpoint: syncv1alpha1.Endpoint{Name: "x", Connector: "imap"}})
 	g.Expect(err).To(MatchError(connector.ErrInvalidConfig))
-	g.Expect(err).To(MatchError(ContainSubstring(`target.connector: "carddav" is not a connector this version knows`)))
+	g.Expect(err).To(MatchError(ContainSubstring(`target.connector: "imap" is not a connector this version knows`)))
 
 	err = ValidateSpec(endpoint.Spec{Side: "target", Entities: entities, Endpoint: syncv1alpha1.Endpoint{Name: "x", Connector: syncv1alpha1.SQLiteConnector}})
 	g.Expect(err).To(MatchError(ContainSubstring("target.sqlite: must be set for connector sqlite")))
