@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"golang.org/x/sync/errgroup"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -83,7 +84,7 @@ func (r *Runner) Run(ctx context.Context, users []string) error {
 	}
 	eps := endpoints{policy: policy, secrets: secrets, fsRoot: r.FSRoot, volumes: r.Volumes}
 
-	onPolicy, err := r.usersOn(ctx, policy.Name)
+	onPolicy, err := r.readUsers(ctx, policy, users)
 	if err != nil {
 		return err
 	}
@@ -109,8 +110,36 @@ func (r *Runner) Run(ctx context.Context, users []string) error {
 	return err
 }
 
-// usersOn reads the users on a policy by name, with one paged List instead of a Get per user:
-// requests, not bytes, are what a Job's users cost the API server.
+// readUsers reads the Job's users that are still on the policy, by name. A Job holding a good
+// share of the policy's users reads them all with one paged List rather than a Get each; a Job
+// of a few among thousands Gets its own, rather than transfer all the others.
+func (r *Runner) readUsers(ctx context.Context, policy *syncv1alpha1.SyncPolicy, names []string) (map[string]*syncv1alpha1.SyncUser, error) {
+	users := map[string]*syncv1alpha1.SyncUser{}
+	if len(names)*10 >= int(policy.Status.Users.Assigned) {
+		all, err := r.usersOn(ctx, policy.Name)
+		for _, name := range names {
+			if u, ok := all[name]; ok {
+				users[name] = u
+			}
+		}
+		return users, err
+	}
+	for _, name := range names {
+		user := &syncv1alpha1.SyncUser{}
+		err := r.Client.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: name}, user)
+		switch {
+		case apierrors.IsNotFound(err):
+			continue
+		case err != nil:
+			return nil, fmt.Errorf("reading SyncUser %s: %w", name, err)
+		case user.Status.Policy == policy.Name:
+			users[name] = user
+		}
+	}
+	return users, nil
+}
+
+// usersOn reads all the users on a policy, a page at a time.
 func (r *Runner) usersOn(ctx context.Context, policy string) (map[string]*syncv1alpha1.SyncUser, error) {
 	users := map[string]*syncv1alpha1.SyncUser{}
 	opts := []client.ListOption{client.InNamespace(r.Namespace), client.MatchingFields{syncv1alpha1.UserPolicyField: policy}, client.Limit(500)}
