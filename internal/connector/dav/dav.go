@@ -629,6 +629,9 @@ func (c *Connector) create(ctx context.Context, e entity, w connector.Write) (co
 	if err := c.apply(obj, w, now); err != nil {
 		return connector.WriteResult{}, connector.NewItemError("", err)
 	}
+	if _, ok := obj.get(propPath{name: "DTSTART"}); c.cfg.Protocol == CalDAV && e.dc.component() == Events && !ok {
+		return connector.WriteResult{}, connector.NewItemError("", errors.New("an event needs a start: map a field to DTSTART (a time, or a date for an all-day event)"))
+	}
 	body, err := obj.encode()
 	if err != nil {
 		return connector.WriteResult{}, connector.NewItemError("", fmt.Errorf("encoding the new object: %w", err))

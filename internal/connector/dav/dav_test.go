@@ -379,10 +379,13 @@ func TestCalendarsKeepARecurringEventWhole(t *testing.T) {
 		{Op: connector.OpUpdate, ID: "weekly-1", Fields: map[string]connector.Value{"SUMMARY": connector.String("Team standup")}},
 		{Op: connector.OpCreate, Fields: map[string]connector.Value{"SUMMARY": connector.String("Review"), "DTSTART": connector.String("2026-03-05"),
 			"RRULE": connector.String("FREQ=MONTHLY")}},
+		{Op: connector.OpCreate, Fields: map[string]connector.Value{"SUMMARY": connector.String("Whenever")}},
 	}})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(res[0].Err).NotTo(HaveOccurred())
 	g.Expect(res[1].Err).NotTo(HaveOccurred())
+	g.Expect(res[2].Err).To(MatchError(ContainSubstring("an event needs a start: map a field to DTSTART")))
+	g.Expect(connector.IsItemError(res[2].Err)).To(BeTrue())
 	var texts []string
 	for _, o := range s.Objects(t, cal) {
 		texts = append(texts, strings.ReplaceAll(o.Data, "\r\n ", ""))

@@ -37,8 +37,9 @@ func TestMain(m *testing.M) {
 // TCP, by the URL the endpoint's Spec gives.
 func TestEngine(t *testing.T) { enginetest.Run(t, fixture(CardDAV)) }
 
-// TestEngineCalDAV runs them with calendars: a contact is an event, its name the SUMMARY, its
-// email the CONTACT, its modification time LAST-MODIFIED.
+// TestEngineCalDAV runs them with task lists: a contact is a task (VTODO), its name the SUMMARY,
+// its email the CONTACT, its modification time LAST-MODIFIED. Tasks rather than events, as the
+// scenarios create items from a name and an email, and an event without a start is refused.
 func TestEngineCalDAV(t *testing.T) { enginetest.Run(t, fixture(CalDAV)) }
 
 // TestKillAndRerunWithoutMatchOn kills a cycle after its first batch of creates under a policy
@@ -57,7 +58,7 @@ func fixture(p Protocol) enginetest.Fixture {
 			e := &davEndpoint{URL: s.URL, Protocol: p, Collection: fmt.Sprintf("c%d", collectionSeq.Add(1)), server: s, index: map[string]*ownerIndex{}}
 			kind := radicaletest.AddressBook
 			if p == CalDAV {
-				kind = radicaletest.Calendar
+				kind = radicaletest.TaskList
 			}
 			for _, owner := range []string{enginetest.Ann.Email, enginetest.Bob.Email} {
 				s.MakeCollection(t, e.path(owner), kind, "")
@@ -89,6 +90,13 @@ type ownerIndex struct {
 	byEmail map[string]radicaletest.Object
 }
 
+func (e *davEndpoint) component() string {
+	if e.Protocol == CalDAV {
+		return Tasks
+	}
+	return ""
+}
+
 func (e *davEndpoint) path(owner string) string { return "/" + owner + "/" + e.Collection + "/" }
 
 // fields are the suite's fields (email, name) and the properties holding them.
@@ -102,7 +110,7 @@ func (e *davEndpoint) fields() map[string]string {
 func (e *davEndpoint) Connector(t testing.TB, side string) connector.Connector {
 	c, err := New(context.Background(), Config{Protocol: e.Protocol, Side: side, URL: e.URL,
 		Username: radicaletest.ServiceUser, Password: radicaletest.ServicePassword,
-		Collections: []Collection{{Name: "contacts", Path: "/{email}/" + e.Collection + "/"}},
+		Collections: []Collection{{Name: "contacts", Path: "/{email}/" + e.Collection + "/", Component: e.component()}},
 		Entities: map[string]collection.Collection{enginetest.Entity: {Name: "contacts", KeyFields: []string{UID},
 			ModifiedField: modifiedProperty(e.Protocol)}}})
 	if err != nil {
@@ -131,7 +139,7 @@ func (e *davEndpoint) parse(t testing.TB, data string) parsed {
 	if err != nil {
 		t.Fatalf("an object in the test's calendar does not parse: %v\n%s", err, data)
 	}
-	ev := cal.Events()[0]
+	ev := task(cal)
 	email, _ := ev.Props.Text(ical.PropContact)
 	name, _ := ev.Props.Text(ical.PropSummary)
 	return parsed{email: email, name: name, cal: cal}
@@ -177,15 +185,14 @@ func (e *davEndpoint) Put(t testing.TB, owner, email, name string, modified time
 			cal = ical.NewCalendar()
 			cal.Props.SetText(ical.PropVersion, "2.0")
 			cal.Props.SetText(ical.PropProductID, "-//chainsync tests//EN")
-			ev := ical.NewEvent()
+			todo := ical.NewComponent(ical.CompToDo)
 			uid := newUID()
-			ev.Props.SetText(ical.PropUID, uid)
-			ev.Props.SetDateTime(ical.PropDateTimeStart, time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))
-			ev.Props.SetText(ical.PropContact, email)
-			cal.Children = append(cal.Children, ev.Component)
+			todo.Props.SetText(ical.PropUID, uid)
+			todo.Props.SetText(ical.PropContact, email)
+			cal.Children = append(cal.Children, todo)
 			o.Path = e.path(owner) + uid + ".ics"
 		}
-		ev := cal.Events()[0]
+		ev := task(cal)
 		ev.Props.SetText(ical.PropSummary, name)
 		ev.Props.SetDateTime(ical.PropDateTimeStamp, modified.UTC())
 		ev.Props.SetDateTime(ical.PropLastModified, modified.UTC())
@@ -197,6 +204,15 @@ func (e *davEndpoint) Put(t testing.TB, owner, email, name string, modified time
 	o.Data = body.String()
 	idx.byEmail[email] = o
 	idx.token = e.server.Stamp(t, e.path(owner))
+}
+
+func task(cal *ical.Calendar) *ical.Component {
+	for _, c := range cal.Children {
+		if c.Name == ical.CompToDo {
+			return c
+		}
+	}
+	return ical.NewComponent(ical.CompToDo)
 }
 
 func (e *davEndpoint) Delete(t testing.TB, owner, email string) {

@@ -100,8 +100,10 @@ func parseTimestamp(s string) (time.Time, bool) {
 
 type vcardObject struct{ card vcard.Card }
 
-// vcardLine is what a content line must look like: [group.]NAME[;params]:value.
-var vcardLine = regexp.MustCompile(`^([A-Za-z0-9-]+\.)?[A-Za-z0-9-]+(;([^";:]|"[^"]*")*)*:`)
+// vcardLine is what a content line must look like for go-vcard to read and write it back as it
+// was: [group.]NAME[;PARAM=value[,value]...]...:value. A bare parameter (vCard 2.1's TEL;WORK:)
+// would swallow the value, and a quoted parameter value holding : or ; be written back unquoted.
+var vcardLine = regexp.MustCompile(`^([A-Za-z0-9-]+\.)?[A-Za-z0-9-]+(;[A-Za-z0-9-]+=("[^";:]*"|[^";:,]*)(,("[^";:]*"|[^";:,]*))*)*:`)
 
 // parseVCard reads a vCard, refusing one with a line it cannot read: go-vcard skips such lines,
 // and a card written back without them would lose them.

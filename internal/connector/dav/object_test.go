@@ -1,6 +1,7 @@
 package dav
 
 import (
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -140,4 +141,29 @@ func TestPropertyPathSyntax(t *testing.T) {
 	p, err := parseProp("email;type=work;pref=1")
 	NewWithT(t).Expect(err).NotTo(HaveOccurred())
 	NewWithT(t).Expect(p).To(Equal(propPath{name: "EMAIL", params: [][2]string{{"TYPE", "work"}, {"PREF", "1"}}}))
+}
+
+// FuzzVCardRoundTrip: whatever the reader accepts, the connector can write back and read again
+// with the same properties, so an update never loses what it did not map.
+func FuzzVCardRoundTrip(f *testing.F) {
+	f.Add(card)
+	f.Add("BEGIN:VCARD\r\nVERSION:4.0\r\nUID:x\r\nFN:A\\, B\r\nitem1.EMAIL;TYPE=\"work,pref\":a@x\r\nEND:VCARD\r\n")
+	f.Add("BEGIN:VCARD\r\nVERSION:3.0\r\nUID:y\r\nNOTE:folded\r\n  line\r\nEND:VCARD\r\n")
+	f.Fuzz(func(t *testing.T, text string) {
+		obj, err := parseVCard([]byte(text))
+		if err != nil {
+			return
+		}
+		out, err := obj.encode()
+		if err != nil {
+			return // go-vcard refuses to write what it cannot (no VERSION): the item fails, nothing is written
+		}
+		again, err := parseVCard(out)
+		if err != nil {
+			t.Fatalf("a card written back does not parse: %v\n%q\n%q", err, text, out)
+		}
+		if a, b := obj.all(), again.all(); !maps.Equal(a, b) {
+			t.Fatalf("written back, the card changed:\n%v\n%v", a, b)
+		}
+	})
 }
