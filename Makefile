@@ -50,6 +50,12 @@ test: ## Run every test: unit, generated-output staleness, PostgreSQL and envtes
 
 USERS ?= 10000
 
+PROCS ?= 64
+
+.PHONY: bench-store
+bench-store: ## Measure PROCS (64) cycle processes claiming targets in one record store's registry at once.
+	go run ./hack/benchstore -procs $(PROCS) $(BENCHFLAGS)
+
 .PHONY: bench-scale
 bench-scale: ## Measure N users (USERS=10000, or a sweep: USERS=1000,10000) through a 3-step chain on the local control plane.
 	@assets=$$(hack/envtest.sh | tail -n 1); \
