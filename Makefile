@@ -46,7 +46,7 @@ test: ## Run every test: unit, generated-output staleness, PostgreSQL and envtes
 	@hack/ensure-radicale.sh
 	@hack/ensure-json-server.sh >/dev/null
 	@assets=$$(hack/envtest.sh | tail -n 1); \
-	KUBEBUILDER_ASSETS="$$assets" go test -count=1 ./... $(TESTFLAGS)
+	KUBEBUILDER_ASSETS="$$assets" go test -count=1 -timeout 30m ./... $(TESTFLAGS)
 
 USERS ?= 10000
 

@@ -27,34 +27,46 @@ func TestMain(m *testing.M) {
 	if enginetest.IsChild() {
 		os.Exit(enginetest.RunChild(childFixture))
 	}
-	os.Exit(radicaletest.Main(m, map[string]string{"ann@example.com": "ann-password", "bob@example.com": "bob-password"}))
+	os.Exit(radicaletest.Main(m, users))
 }
+
+var users = map[string]string{"ann@example.com": "ann-password", "bob@example.com": "bob-password"}
 
 // TestEngine runs the engine's scenarios with Radicale address books on both sides: each user's
 // contacts are the vCards of their own address book (/<email>/<name>/), the contact's email in
 // EMAIL;TYPE=work, its name in FN, its modification time in REV. Change cycles read the
 // address book's sync token. The killed cycles' child process reaches the parent's server over
 // TCP, by the URL the endpoint's Spec gives.
-func TestEngine(t *testing.T) { enginetest.Run(t, fixture(CardDAV)) }
+//
+// The three suites run in parallel, each with a server of its own: Radicale looks at every object
+// of a collection for each one created (a UID must not be there twice), so the scenarios' 1,200
+// creates are its heaviest work, and one process does one at a time.
+func TestEngine(t *testing.T) {
+	t.Parallel()
+	enginetest.Run(t, fixture(CardDAV, radicaletest.New(t, users)))
+}
 
 // TestEngineCalDAV runs them with task lists: a contact is a task (VTODO), its name the SUMMARY,
 // its email the CONTACT, its modification time LAST-MODIFIED. Tasks rather than events, as the
 // scenarios create items from a name and an email, and an event without a start is refused.
-func TestEngineCalDAV(t *testing.T) { enginetest.Run(t, fixture(CalDAV)) }
+func TestEngineCalDAV(t *testing.T) {
+	t.Parallel()
+	enginetest.Run(t, fixture(CalDAV, radicaletest.New(t, users)))
+}
 
 // TestKillAndRerunWithoutMatchOn kills a cycle after its first batch of creates under a policy
 // without matchOn: only the X-CHAINSYNC-ORIGIN of the created vCards tells the rerun which ones
 // the killed cycle made.
 func TestKillAndRerunWithoutMatchOn(t *testing.T) {
-	enginetest.KillAndRerunWithoutMatchOn(t, fixture(CardDAV))
+	t.Parallel()
+	enginetest.KillAndRerunWithoutMatchOn(t, fixture(CardDAV, radicaletest.New(t, users)))
 }
 
 var collectionSeq atomic.Int64
 
-func fixture(p Protocol) enginetest.Fixture {
+func fixture(p Protocol, s *radicaletest.Server) enginetest.Fixture {
 	return enginetest.Fixture{
 		New: func(t *testing.T, role string) enginetest.Endpoint {
-			s := radicaletest.Current(t)
 			e := &davEndpoint{URL: s.URL, Protocol: p, Collection: fmt.Sprintf("c%d", collectionSeq.Add(1)), server: s, index: map[string]*ownerIndex{}}
 			kind := radicaletest.AddressBook
 			if p == CalDAV {

@@ -113,6 +113,23 @@ func findPython() (string, error) {
 	return "", errors.New("radicale not found: neither a radicale script on PATH nor python3's radicale module")
 }
 
+// New starts a server of the test's own, stopped when the test ends, for tests that run in
+// parallel with others: Radicale serves one write at a time, so each gets a process (and a core)
+// of its own. It fails the test, never skips it, when the server cannot start.
+func New(t testing.TB, users map[string]string) *Server {
+	t.Helper()
+	s, err := Start(users)
+	if err != nil {
+		t.Fatalf("no Radicale server for the test: %v (run %s)", err, FixCommand)
+	}
+	t.Cleanup(func() {
+		if err := s.Stop(); err != nil {
+			t.Errorf("stopping the test radicale: %v", err)
+		}
+	})
+	return s
+}
+
 // Start starts a Radicale with the service account and these users.
 func Start(users map[string]string) (*Server, error) {
 	python, err := findPython()
