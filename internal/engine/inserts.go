@@ -17,13 +17,21 @@ var insertsInMemory = 20_000
 type insertList struct {
 	spool   *delta.Spool
 	removed map[string]bool
+	// withOrigin counts the items that carry an origin, so that looking for them in a
+	// million new items that carry none reads none.
+	withOrigin int
 }
 
 func newInsertList(spillDir string) *insertList {
 	return &insertList{spool: delta.NewSpool(spillDir, insertsInMemory), removed: map[string]bool{}}
 }
 
-func (l *insertList) add(e delta.Entry) error { return l.spool.Add(e) }
+func (l *insertList) add(e delta.Entry) error {
+	if e.Origin != "" {
+		l.withOrigin++
+	}
+	return l.spool.Add(e)
+}
 
 // all yields the items; a nil list has none.
 func (l *insertList) all() iter.Seq2[delta.Entry, error] {
@@ -54,6 +62,9 @@ func (l *insertList) close() {
 // from: our own creates, read back. Few items do (those whose record a crash lost).
 func withOrigin(l *insertList, pair records.Pair, from records.Side) iter.Seq2[originItem, error] {
 	return func(yield func(originItem, error) bool) {
+		if l == nil || l.withOrigin == 0 {
+			return
+		}
 		for e, err := range l.all() {
 			if err != nil {
 				yield(originItem{}, err)
