@@ -23,8 +23,8 @@ var (
 
 // Flags of an encoded entry.
 const (
-	idIsKey = 1 << iota // the ID is not written: it is the key
-	packedFields        // the fields are packed (Entry.packed), their names the sort's
+	idIsKey      = 1 << iota // the ID is not written: it is the key
+	packedFields             // the fields are packed (Entry.packed), their names the sort's
 )
 
 // encodeEntry appends e to buf: its length, then flags, strings with their

@@ -108,10 +108,10 @@ type entityPlan struct {
 	newPending  []records.Pending
 	seenPending map[string]bool
 	// creates, by the side written, are made after its actions.
-	creates     [2]creates
-	counts      Counts
-	reports     []ItemReport
-	reset       bool
+	creates [2]creates
+	counts  Counts
+	reports []ItemReport
+	reset   bool
 }
 
 func pendingID(kind records.PendingKind, s records.Side, key string) string {
