@@ -177,6 +177,10 @@ type Server struct {
 	waitErr              error
 }
 
+// ErrExited is slapd stopping before it accepted a connection: with `-d 0` it says nothing, and
+// the usual cause is a port taken meanwhile.
+var ErrExited = errors.New("slapd exited")
+
 // Start runs slapd on the configuration Init wrote in dir, listening on urls (the first one
 // plain LDAP, which Start binds to as rootDN to know the server ready), and returns once it
 // answers. Its output goes to dir/slapd.log. It runs in a process group of its own and is killed
@@ -215,7 +219,7 @@ func Start(bin, dir string, urls []string, rootDN, rootPassword string) (*Server
 		select {
 		case <-s.exited:
 			log, _ := os.ReadFile(logPath)
-			return nil, fmt.Errorf("slapd exited (%v):\n%s", s.waitErr, tail(log))
+			return nil, fmt.Errorf("%w (%v):\n%s", ErrExited, s.waitErr, tail(log))
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {

@@ -206,14 +206,22 @@ func (s *Server) start(bin, schema string) error {
 	if err != nil {
 		return err
 	}
-	if s.Port, err = slapd.FreePort(); err != nil {
-		return err
-	}
-	if s.TLSPort, err = slapd.FreePort(); err != nil {
-		return err
-	}
-	if s.server, err = slapd.Start(bin, dir, []string{s.URL(), s.TLSURL()}, s.BindDN, s.Password); err != nil {
-		return err
+	// A port found free can be taken by another test process before slapd binds it; slapd then
+	// exits at once, and another pair is tried.
+	for attempt := 1; ; attempt++ {
+		if s.Port, err = slapd.FreePort(); err != nil {
+			return err
+		}
+		if s.TLSPort, err = slapd.FreePort(); err != nil {
+			return err
+		}
+		s.server, err = slapd.Start(bin, dir, []string{s.URL(), s.TLSURL()}, s.BindDN, s.Password)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, slapd.ErrExited) || attempt == 5 {
+			return err
+		}
 	}
 	conn, err := s.dial()
 	if err != nil {
