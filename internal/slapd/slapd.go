@@ -244,6 +244,8 @@ func (s *Server) Dial() (*ldap.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Something else on the port may accept and never answer: Start must not wait for it.
+	conn.SetTimeout(5 * time.Second)
 	if err := conn.Bind(s.rootDN, s.rootPassword); err != nil {
 		conn.Close()
 		return nil, err

@@ -3,6 +3,7 @@ package slapd
 import (
 	"errors"
 	"fmt"
+	"net"
 	"path/filepath"
 	"testing"
 
@@ -79,4 +80,30 @@ func start(g Gomega, bin, dir string) *Server {
 	s, err := Start(bin, dir, []string{fmt.Sprintf("ldap://127.0.0.1:%d", port)}, "cn=admin,dc=example,dc=com", "root-pw")
 	g.Expect(err).NotTo(HaveOccurred(), "log: %s", filepath.Join(dir, "slapd.log"))
 	return s
+}
+
+func TestAPortTakenMeanwhileIsErrExited(t *testing.T) {
+	g := NewWithT(t)
+	bin := FindInstalled()
+	if bin == "" {
+		t.Fatalf("slapd is not installed: %s", InstallHint)
+	}
+	dir := t.TempDir()
+	g.Expect(Init(bin, Config{Dir: dir, Suffix: "dc=example,dc=com", RootDN: "cn=admin,dc=example,dc=com",
+		RootPassword: "root-pw", ServiceDN: "cn=svc,dc=example,dc=com"})).To(Succeed())
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	g.Expect(err).NotTo(HaveOccurred())
+	defer taken.Close()
+	go func() { // Another test's server, which is not slapd.
+		for {
+			conn, err := taken.Accept()
+			if err != nil {
+				return
+			}
+			conn.Close()
+		}
+	}()
+	url := fmt.Sprintf("ldap://127.0.0.1:%d", taken.Addr().(*net.TCPAddr).Port)
+	_, err = Start(bin, dir, []string{url}, "cn=admin,dc=example,dc=com", "root-pw")
+	g.Expect(err).To(MatchError(ErrExited), "what ldaptest retries on other ports")
 }
