@@ -16,8 +16,16 @@ installed() {
 
 if ! installed; then
   if ! command -v npm >/dev/null || ! command -v node >/dev/null; then
-    echo "node and npm are needed to install json-server $version: install Node.js (Debian: apt-get install nodejs npm)" >&2
-    exit 1
+    if ! command -v apt-get >/dev/null; then
+      echo "node and npm are needed to install json-server $version: install Node.js" >&2
+      exit 1
+    fi
+    # A fresh Debian machine has neither: take Debian's, as the other test servers come.
+    SUDO=
+    if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi
+    echo "Installing Debian's nodejs and npm for json-server (first run only)" >&2
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
   fi
   mkdir -p "$prefix"
   # One install at a time, even when two test binaries race for a cold cache.
