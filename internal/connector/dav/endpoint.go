@@ -42,26 +42,14 @@ func kindFor(p Protocol, block func(endpoint.Spec) *syncv1alpha1.DAVEndpoint) en
 		},
 		Connect: func(ctx context.Context, cfg Config, spec endpoint.Spec, env endpoint.Env) (connector.Connector, error) {
 			b := block(spec)
-			secret := func(field string, ref syncv1alpha1.SecretKeyReference) (string, error) {
-				v, err := env.Secret(ref)
-				if err != nil {
-					return "", fmt.Errorf("%s: %w", cfg.field(field), err)
-				}
-				return v, nil
-			}
 			var err error
 			if ref := b.BearerTokenSecretRef; ref != nil {
-				if cfg.BearerToken, err = secret("bearerTokenSecretRef", *ref); err != nil {
-					return nil, err
-				}
+				cfg.BearerToken, err = endpoint.Secret(env, cfg.field("bearerTokenSecretRef"), *ref)
 			} else {
-				creds := b.BasicAuthSecretRef
-				if cfg.Username, err = secret("basicAuthSecretRef", syncv1alpha1.SecretKeyReference{Name: creds.Name, Key: creds.UsernameKey}); err != nil {
-					return nil, err
-				}
-				if cfg.Password, err = secret("basicAuthSecretRef", syncv1alpha1.SecretKeyReference{Name: creds.Name, Key: creds.PasswordKey}); err != nil {
-					return nil, err
-				}
+				cfg.Username, cfg.Password, err = endpoint.Credentials(env, cfg.field("basicAuthSecretRef"), *b.BasicAuthSecretRef)
+			}
+			if err != nil {
+				return nil, err
 			}
 			return New(ctx, cfg)
 		},

@@ -6,6 +6,7 @@ package endpoint
 
 import (
 	"context"
+	"fmt"
 
 	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
 	"github.com/chainsync/chainsync/internal/connector"
@@ -59,4 +60,22 @@ func (k Kind[C]) Open(ctx context.Context, spec Spec, env Env) (connector.Connec
 		return nil, err
 	}
 	return k.Connect(ctx, cfg, spec, env)
+}
+
+// Secret reads a key of a Secret a block names at field (its path in the policy, for the error).
+func Secret(env Env, field string, ref syncv1alpha1.SecretKeyReference) (string, error) {
+	v, err := env.Secret(ref)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", field, err)
+	}
+	return v, nil
+}
+
+// Credentials reads the username and password of a Secret a block names at field.
+func Credentials(env Env, field string, ref syncv1alpha1.CredentialsSecretReference) (user, password string, err error) {
+	if user, err = Secret(env, field, syncv1alpha1.SecretKeyReference{Name: ref.Name, Key: ref.UsernameKey}); err != nil {
+		return "", "", err
+	}
+	password, err = Secret(env, field, syncv1alpha1.SecretKeyReference{Name: ref.Name, Key: ref.PasswordKey})
+	return user, password, err
 }

@@ -25,32 +25,18 @@ func kindFor(block func(endpoint.Spec) *syncv1alpha1.HTTPEndpoint) endpoint.Kind
 		},
 		Connect: func(ctx context.Context, cfg Config, spec endpoint.Spec, env endpoint.Env) (connector.Connector, error) {
 			a := block(spec).Auth
-			secret := func(field string, ref syncv1alpha1.SecretKeyReference) (string, error) {
-				v, err := env.Secret(ref)
-				if err != nil {
-					return "", fmt.Errorf("%s: %w", cfg.field("auth."+field), err)
-				}
-				return v, nil
-			}
-			pair := func(field string, c syncv1alpha1.CredentialsSecretReference) (string, string, error) {
-				user, err := secret(field, syncv1alpha1.SecretKeyReference{Name: c.Name, Key: c.UsernameKey})
-				if err != nil {
-					return "", "", err
-				}
-				password, err := secret(field, syncv1alpha1.SecretKeyReference{Name: c.Name, Key: c.PasswordKey})
-				return user, password, err
-			}
+			field := func(name string) string { return cfg.field("auth." + name) }
 			var err error
 			switch {
 			case a.BearerTokenSecretRef != nil:
-				cfg.Auth.BearerToken, err = secret("bearerTokenSecretRef", *a.BearerTokenSecretRef)
+				cfg.Auth.BearerToken, err = endpoint.Secret(env, field("bearerTokenSecretRef"), *a.BearerTokenSecretRef)
 			case a.BasicAuthSecretRef != nil:
-				cfg.Auth.Username, cfg.Auth.Password, err = pair("basicAuthSecretRef", *a.BasicAuthSecretRef)
+				cfg.Auth.Username, cfg.Auth.Password, err = endpoint.Credentials(env, field("basicAuthSecretRef"), *a.BasicAuthSecretRef)
 			case a.APIKey != nil:
 				cfg.Auth.APIKeyHeader = a.APIKey.Header
-				cfg.Auth.APIKey, err = secret("apiKey.secretRef", a.APIKey.SecretRef)
+				cfg.Auth.APIKey, err = endpoint.Secret(env, field("apiKey.secretRef"), a.APIKey.SecretRef)
 			case a.OAuth2 != nil:
-				cfg.Auth.OAuth2.ClientID, cfg.Auth.OAuth2.ClientSecret, err = pair("oauth2.clientSecretRef", a.OAuth2.ClientSecretRef)
+				cfg.Auth.OAuth2.ClientID, cfg.Auth.OAuth2.ClientSecret, err = endpoint.Credentials(env, field("oauth2.clientSecretRef"), a.OAuth2.ClientSecretRef)
 			}
 			if err != nil {
 				return nil, err
