@@ -114,15 +114,12 @@ func (r *Runner) Run(ctx context.Context, users []string) error {
 // share of the policy's users reads them all with one paged List rather than a Get each; a Job
 // of a few among thousands Gets its own, rather than transfer all the others.
 func (r *Runner) readUsers(ctx context.Context, policy *syncv1alpha1.SyncPolicy, names []string) (map[string]*syncv1alpha1.SyncUser, error) {
-	users := map[string]*syncv1alpha1.SyncUser{}
+	users := make(map[string]*syncv1alpha1.SyncUser, len(names))
 	if len(names)*10 >= int(policy.Status.Users.Assigned) {
-		all, err := r.usersOn(ctx, policy.Name)
 		for _, name := range names {
-			if u, ok := all[name]; ok {
-				users[name] = u
-			}
+			users[name] = nil
 		}
-		return users, err
+		return users, r.listUsersOn(ctx, policy.Name, users)
 	}
 	for _, name := range names {
 		user := &syncv1alpha1.SyncUser{}
@@ -139,23 +136,31 @@ func (r *Runner) readUsers(ctx context.Context, policy *syncv1alpha1.SyncPolicy,
 	return users, nil
 }
 
-// usersOn reads all the users on a policy, a page at a time.
-func (r *Runner) usersOn(ctx context.Context, policy string) (map[string]*syncv1alpha1.SyncUser, error) {
-	users := map[string]*syncv1alpha1.SyncUser{}
-	opts := []client.ListOption{client.InNamespace(r.Namespace), client.MatchingFields{syncv1alpha1.UserPolicyField: policy}, client.Limit(500)}
+// listUsersOn fills in the users named in want (their keys) from the users on the policy, read a
+// page at a time; those not on it are taken out.
+func (r *Runner) listUsersOn(ctx context.Context, policy string, want map[string]*syncv1alpha1.SyncUser) error {
+	continueAt := ""
 	for {
-		var list syncv1alpha1.SyncUserList // A page of its own: the users point into it.
-		if err := r.Client.List(ctx, &list, opts...); err != nil {
-			return nil, fmt.Errorf("reading the SyncUsers on policy %s: %w", policy, err)
+		var page syncv1alpha1.SyncUserList // A page of its own: the users point into it.
+		if err := r.Client.List(ctx, &page, client.InNamespace(r.Namespace), client.MatchingFields{syncv1alpha1.UserPolicyField: policy},
+			client.Limit(500), client.Continue(continueAt)); err != nil {
+			return fmt.Errorf("reading the SyncUsers on policy %s: %w", policy, err)
 		}
-		for i := range list.Items {
-			users[list.Items[i].Name] = &list.Items[i]
+		for i := range page.Items {
+			if _, ok := want[page.Items[i].Name]; ok {
+				want[page.Items[i].Name] = &page.Items[i]
+			}
 		}
-		if list.Continue == "" {
-			return users, nil
+		if continueAt = page.Continue; continueAt == "" {
+			break
 		}
-		opts = append(opts[:3], client.Continue(list.Continue))
 	}
+	for name, user := range want {
+		if user == nil {
+			delete(want, name)
+		}
+	}
+	return nil
 }
 
 // cycleUser runs one user's cycle and writes its result. Only a failure to write the result is
