@@ -6,6 +6,8 @@ import (
 
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/chainsync/chainsync/internal/webhook"
 )
 
 // Options configure the controllers.
@@ -16,13 +18,14 @@ type Options struct {
 	Clock clock.PassiveClock
 }
 
-// SetupWithManager registers the field indexes and the three controllers with mgr.
+// SetupWithManager registers the field indexes and the four controllers with mgr.
 func SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
 	}
 	for name, setup := range map[string]func(context.Context, ctrl.Manager) error{
 		"SyncUser": setupSyncUserIndexers, "SyncPolicy": setupSyncPolicyIndexers, "OnboardingChain": setupOnboardingChainIndexers,
+		"SyncReceiver": setupSyncReceiverIndexers,
 	} {
 		if err := setup(ctx, mgr); err != nil {
 			return fmt.Errorf("indexing for the %s controller: %w", name, err)
@@ -42,6 +45,10 @@ func SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error
 	}
 	if err := (&OnboardingChainReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the OnboardingChain controller: %w", err)
+	}
+	if err := (&SyncReceiverReconciler{Client: mgr.GetClient(),
+		Tokens: &webhook.Tokens{Metadata: mgr.GetClient(), Secrets: mgr.GetAPIReader()}}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setting up the SyncReceiver controller: %w", err)
 	}
 	return nil
 }

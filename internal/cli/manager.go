@@ -11,11 +11,12 @@ import (
 
 	"github.com/chainsync/chainsync/controllers"
 	"github.com/chainsync/chainsync/internal/manager"
+	"github.com/chainsync/chainsync/internal/webhook"
 )
 
 func newManagerCommand() *cobra.Command {
 	opts := manager.Options{}
-	var cycleImage string
+	var cycleImage, webhookAddr string
 	var secureMetrics bool
 	var logger func(io.Writer) logr.Logger
 	cmd := &cobra.Command{
@@ -39,8 +40,11 @@ func newManagerCommand() *cobra.Command {
 			}); err != nil {
 				return err
 			}
+			if err := webhook.SetupWithManager(ctx, mgr, webhook.Options{Addr: webhookAddr}); err != nil {
+				return err
+			}
 			ctrl.Log.WithName("manager").Info("Starting the operator", "leaderElection", opts.LeaderElection,
-				"metricsAddr", opts.MetricsAddr, "metricsSecure", secureMetrics)
+				"metricsAddr", opts.MetricsAddr, "metricsSecure", secureMetrics, "webhookAddr", webhookAddr)
 			return mgr.Start(ctx)
 		},
 	}
@@ -49,6 +53,8 @@ func newManagerCommand() *cobra.Command {
 	f.BoolVar(&secureMetrics, "metrics-secure", true,
 		"Serve metrics over HTTPS, only to bearer tokens the API server authenticates and allows to get /metrics; "+
 			"false serves plain HTTP to anyone (for development)")
+	f.StringVar(&webhookAddr, "webhook-bind-address", ":9292",
+		`Address serving SyncReceivers' webhook calls, on every replica; "0" turns them off`)
 	f.StringVar(&opts.ProbeAddr, "health-probe-bind-address", ":8081", "Address serving /healthz and /readyz")
 	f.BoolVar(&opts.LeaderElection, "leader-elect", false, "Elect a leader so only one replica reconciles at a time")
 	f.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the pod's)")
