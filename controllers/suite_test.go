@@ -30,6 +30,7 @@ import (
 	"github.com/chainsync/chainsync/internal/executor"
 	"github.com/chainsync/chainsync/internal/manager"
 	"github.com/chainsync/chainsync/internal/testenv"
+	"github.com/chainsync/chainsync/internal/webhook"
 )
 
 // One control plane and one operator (with the local Job executor running cycles in-process)
@@ -39,6 +40,7 @@ var (
 	k8s         client.Client // direct, uncached: assertions read what the server holds
 	dataDir     string
 	metricsAddr string
+	webhookAddr string
 	nsCounter   atomic.Int32
 )
 
@@ -85,12 +87,12 @@ func startOperator(ctx context.Context) error {
 		return err
 	}
 
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+	if metricsAddr, err = freeAddr(); err != nil {
 		return err
 	}
-	metricsAddr = l.Addr().String()
-	l.Close()
+	if webhookAddr, err = freeAddr(); err != nil {
+		return err
+	}
 	// The tests read metrics as Prometheus would on a trusted network; the secure default is
 	// tested in internal/manager.
 	mgr, err := manager.New(env.Config, manager.Options{MetricsAddr: metricsAddr, ProbeAddr: "0", InsecureMetrics: true})
@@ -98,6 +100,9 @@ func startOperator(ctx context.Context) error {
 		return err
 	}
 	if err := controllers.SetupWithManager(ctx, mgr, controllers.Options{Jobs: controllers.CycleJobBuilder{Image: "chainsync:test"}}); err != nil {
+		return err
+	}
+	if err := webhook.SetupWithManager(ctx, mgr, webhook.Options{Addr: webhookAddr}); err != nil {
 		return err
 	}
 	ex, err := executor.New(env.Config, executor.Options{
@@ -119,6 +124,16 @@ func startOperator(ctx context.Context) error {
 		}
 	}()
 	return nil
+}
+
+// freeAddr is a loopback address with a port free a moment ago.
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
 }
 
 func ctx(t *testing.T) context.Context {
