@@ -95,7 +95,9 @@ func githubSignature(token string, body []byte) string {
 	return "sha256=" + hex.EncodeToString(webhook.Sign([]byte(token), body))
 }
 
-func emailBody(email string) []byte { return fmt.Appendf(nil, `{"action":"updated","user":{"email":%q}}`, email) }
+func emailBody(email string) []byte {
+	return fmt.Appendf(nil, `{"action":"updated","user":{"email":%q}}`, email)
+}
 
 func TestReceiverCyclesTheUserACallNamesAndNothingElse(t *testing.T) {
 	t.Parallel()
