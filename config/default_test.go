@@ -28,7 +28,8 @@ func TestDefaultRendersAndTheAPIServerAcceptsEveryObject(t *testing.T) {
 	g := NewWithT(t)
 	objs := render(t, "default")
 
-	var namespace, deployment, service *unstructured.Unstructured
+	var namespace, deployment *unstructured.Unstructured
+	services := map[string]*unstructured.Unstructured{}
 	var crdNames []string
 	kinds := map[string]int{}
 	for _, o := range objs {
@@ -41,15 +42,16 @@ func TestDefaultRendersAndTheAPIServerAcceptsEveryObject(t *testing.T) {
 		case "Deployment":
 			deployment = o
 		case "Service":
-			service = o
+			services[o.GetName()] = o
 		}
 	}
 	g.Expect(namespace).NotTo(BeNil(), "config/default creates its namespace")
 	g.Expect(kinds).To(HaveKeyWithValue("Deployment", 1))
 	g.Expect(kinds).To(HaveKeyWithValue("ServiceAccount", 2), "the manager's and the cycle Jobs'")
 	g.Expect(kinds).To(HaveKeyWithValue("PersistentVolumeClaim", 1), "a volume for the records")
-	g.Expect(kinds).To(HaveKeyWithValue("Service", 1), "the manager's metrics")
-	expectServiceReachesMetrics(g, service, deployment)
+	g.Expect(kinds).To(HaveKeyWithValue("Service", 2), "the manager's metrics and its webhook receivers")
+	expectServiceReachesPort(g, services["chainsync-manager-metrics"], deployment, "--metrics-bind-address")
+	expectServiceReachesPort(g, services["chainsync-webhook-receiver"], deployment, "--webhook-bind-address")
 	embedded, err := config.CRDs()
 	g.Expect(err).NotTo(HaveOccurred())
 	var embeddedNames []string
@@ -75,14 +77,15 @@ func TestDefaultRendersAndTheAPIServerAcceptsEveryObject(t *testing.T) {
 	}
 }
 
-// The metrics Service must select the manager's pods and target the container port that
-// --metrics-bind-address opens: a mistake in either leaves scrapers with no endpoints.
-func expectServiceReachesMetrics(g Gomega, service, deployment *unstructured.Unstructured) {
+// A Service must select the manager's pods and target the container port that its flag (for
+// example --metrics-bind-address) opens: a mistake in either leaves callers with no endpoints.
+func expectServiceReachesPort(g Gomega, service, deployment *unstructured.Unstructured, flag string) {
+	g.Expect(service).NotTo(BeNil(), "a Service for %s", flag)
 	podLabels, _, _ := unstructured.NestedStringMap(deployment.Object, "spec", "template", "metadata", "labels")
 	selector, _, _ := unstructured.NestedStringMap(service.Object, "spec", "selector")
 	g.Expect(selector).NotTo(BeEmpty())
 	for k, v := range selector {
-		g.Expect(podLabels).To(HaveKeyWithValue(k, v), "the metrics Service selects the manager's pods")
+		g.Expect(podLabels).To(HaveKeyWithValue(k, v), "the Service %s selects the manager's pods", service.GetName())
 	}
 	containers, _, _ := unstructured.NestedSlice(deployment.Object, "spec", "template", "spec", "containers")
 	g.Expect(containers).To(HaveLen(1))
@@ -98,8 +101,8 @@ func expectServiceReachesMetrics(g Gomega, service, deployment *unstructured.Uns
 			opened = p["containerPort"]
 		}
 	}
-	g.Expect(opened).NotTo(BeNil(), "the metrics Service targets a port of the manager's container")
-	g.Expect(args).To(ContainElement(fmt.Sprintf("--metrics-bind-address=:%v", opened)))
+	g.Expect(opened).NotTo(BeNil(), "the Service %s targets a port of the manager's container", service.GetName())
+	g.Expect(args).To(ContainElement(fmt.Sprintf("%s=:%v", flag, opened)))
 }
 
 func apply(ctx context.Context, c client.Client, o *unstructured.Unstructured, opts ...client.ApplyOption) error {

@@ -20,7 +20,7 @@ func TestEveryFieldIsExplained(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	files, err := filepath.Glob(filepath.Join(root, "config", "crd", "bases", "*.yaml"))
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(files).To(HaveLen(3))
+	g.Expect(files).NotTo(BeEmpty())
 
 	for _, file := range files {
 		raw, err := os.ReadFile(file)
