@@ -87,6 +87,8 @@ start unless --fresh. The operator's logs go to <data-dir>/logs/chainsync.log.`,
 	f.StringVar(&opts.Assets, "assets", "", "Directory of kube-apiserver and etcd (default KUBEBUILDER_ASSETS, else built by hack/envtest.sh)")
 	f.IntVar(&opts.Port, "port", 0, "API server port (default: any free port)")
 	f.IntVar(&opts.MaxConcurrentPods, "pods", 4, "Cycle pods running at once")
+	f.StringVar(&opts.WebhookAddr, "webhook-bind-address", "",
+		`Address serving SyncReceivers' webhook calls (default 127.0.0.1:9292, or a free port when taken); "0" turns them off`)
 	logger = bindLogFlags(cmd)
 	return cmd
 }

@@ -6,15 +6,20 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	_ "modernc.org/sqlite" // the directory database the demo syncs into
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
 	"github.com/chainsync/chainsync/internal/executor"
 	"github.com/chainsync/chainsync/internal/slapd"
+	"github.com/chainsync/chainsync/internal/webhook"
 )
 
 // The demo: DemoManifests, applied as they are, and the files its policies read and write.
@@ -124,4 +129,48 @@ func directoryNote(dataDir string, d *directoryDemo, slapdBin string, startErr e
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
 	return line
+}
+
+// The demo's webhook receiver and the Secret of its token (demo/demo.yaml).
+const (
+	demoReceiver       = "hr-changes"
+	demoReceiverSecret = "hr-webhook"
+	defaultWebhookPort = 9292
+)
+
+// loopbackAddr is 127.0.0.1:port, or a free port of 127.0.0.1 when port is taken: two local
+// control planes can run side by side.
+func loopbackAddr(port int) string {
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	if l, err := net.Listen("tcp", addr); err == nil {
+		l.Close()
+		return addr
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return addr // Serving fails with the reason.
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// webhookNote is a call to the demo's receiver to try, signed with openssl as the HR system
+// would sign it, when the demo has its receiver (a data directory made before it did not).
+func webhookNote(ctx context.Context, c client.Client, addr string) []string {
+	if addr == "0" {
+		return nil
+	}
+	secret := &corev1.Secret{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: DemoNamespace, Name: demoReceiverSecret}, secret); err != nil {
+		return nil
+	}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: DemoNamespace, Name: demoReceiver}, &syncv1alpha1.SyncReceiver{}); err != nil {
+		return nil
+	}
+	token := string(secret.Data["token"])
+	return []string{
+		"  hook:  receiver " + demoReceiver + ": the HR system says an employee changed, who cycles now on step business-as-usual:",
+		`           body='{"email":"ada.lovelace@example.com"}'; curl -H "X-Signature-256: $(printf %s "$body" | openssl dgst -sha256 -hmac ` +
+			token + ` -r | cut -d' ' -f1)" -sd "$body" http://` + addr + webhook.Path([]byte(token), DemoNamespace, demoReceiver),
+	}
 }

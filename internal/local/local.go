@@ -22,6 +22,7 @@ import (
 	chainsyncscheme "github.com/chainsync/chainsync/internal/scheme"
 	"github.com/chainsync/chainsync/internal/slapd"
 	"github.com/chainsync/chainsync/internal/testenv"
+	"github.com/chainsync/chainsync/internal/webhook"
 )
 
 // Options configure Run.
@@ -52,6 +53,9 @@ type Options struct {
 	Screen func() (int, int)
 	// Log receives the operator's and the executor's logs.
 	Log logr.Logger
+	// WebhookAddr serves SyncReceivers; empty means 127.0.0.1:9292, or any free port when that
+	// one is taken, and "0" serves none.
+	WebhookAddr string
 }
 
 // layout names the files of a data directory.
@@ -214,6 +218,13 @@ func Run(ctx context.Context, opts Options) (err error) {
 	}); err != nil {
 		return err
 	}
+	webhookAddr := opts.WebhookAddr
+	if webhookAddr == "" {
+		webhookAddr = loopbackAddr(defaultWebhookPort)
+	}
+	if err := webhook.SetupWithManager(mgrCtx, mgr, webhook.Options{Addr: webhookAddr}); err != nil {
+		return err
+	}
 	ex, err := executor.New(cfg, executor.Options{DataDir: dirs.volumes, Runner: opts.Runner,
 		MaxConcurrentPods: opts.MaxConcurrentPods, Logger: log.WithName("executor")})
 	if err != nil {
@@ -234,6 +245,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 		header = append(header, "  demo:  kubectl get syncusers,onboardingchains -n "+DemoNamespace+
 			"; chainsync records --store "+DemoStoreDir(opts.DataDir)+" users")
 		header = append(header, directoryNote(opts.DataDir, directory, slapdBin, directoryErr)...)
+		header = append(header, webhookNote(ctx, c, webhookAddr)...)
 	}
 	var d display
 	if opts.Screen != nil {

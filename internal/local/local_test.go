@@ -87,6 +87,7 @@ func TestLocalRunsTheDemoToCompletionStopsCleanlyAndKeepsItsData(t *testing.T) {
 	for userName, account := range accounts {
 		g.Expect(account.groups).To(Equal([]string{newHires[userName]}), "the application has %s in their department's Group", userName)
 	}
+	callPrintedWebhook(t, g, c, run.output())
 	before := demoUIDs(t, c)
 	oldURL := policyLDAPURL(t, c)
 
@@ -400,4 +401,33 @@ func appAccounts(t *testing.T, c client.Client) map[string]appAccount {
 		accounts[u.UserName] = a
 	}
 	return accounts
+}
+
+// callPrintedWebhook runs the call to the demo's receiver that the header prints, as a person
+// would paste it into a shell, and checks that ada cycles now rather than at her next scheduled
+// cycle, a minute away on the business-as-usual step.
+func callPrintedWebhook(t *testing.T, g Gomega, c client.Client, output string) {
+	t.Helper()
+	var line string
+	for _, l := range strings.Split(output, "\n") {
+		if strings.Contains(l, "curl ") && strings.Contains(l, "/hook/") {
+			line = strings.TrimSpace(l)
+		}
+	}
+	g.Expect(line).NotTo(BeEmpty(), "the header prints a call to the demo's webhook:\n%s", output)
+	ada := &syncv1alpha1.SyncUser{}
+	g.Expect(c.Get(context.Background(), key("ada-lovelace"), ada)).To(Succeed())
+	g.Expect(ada.Status.Policy).To(Equal("hr-bau"))
+	before := ada.Status.LastCycle.ID
+	called := time.Now()
+	out, err := exec.Command("sh", "-c", line).CombinedOutput()
+	g.Expect(err).NotTo(HaveOccurred(), string(out))
+	g.Expect(string(out)).To(ContainSubstring(`"outcome":"accepted"`))
+	g.Eventually(func(g Gomega) {
+		g.Expect(c.Get(context.Background(), key("ada-lovelace"), ada)).To(Succeed())
+		g.Expect(ada.Status.LastCycle.ID).NotTo(Equal(before))
+		g.Expect(ada.Annotations).To(HaveKey(syncv1alpha1.RequestedAtAnnotation))
+		g.Expect(ada.Status.LastHandledRequestedAt).To(Equal(ada.Annotations[syncv1alpha1.RequestedAtAnnotation]), "the cycle is the one the call asked for")
+	}).WithTimeout(time.Minute).WithPolling(250 * time.Millisecond).Should(Succeed())
+	g.Expect(time.Since(called)).To(BeNumerically("<", 20*time.Second), "the call, not the schedule, cycled ada")
 }
