@@ -40,8 +40,10 @@ func newRootCommand(env func(string) string) *cobra.Command {
 SyncPolicies say, and moves users along OnboardingChains of policies by themselves.`,
 		SilenceUsage: true,
 	}
+	k := newKube()
 	root.AddCommand(newManagerCommand(), newCycleCommand(env), newForgetRecordsCommand(env), newLocalCommand(env),
-		newRecordsCommand(env))
+		newRecordsCommand(env, k))
+	root.AddCommand(newPluginCommands(k)...)
 	return root
 }
 
