@@ -176,15 +176,15 @@ func (r *Requests) Approve(ctx context.Context, name string) error {
 }
 
 // Reinit asks for a resync or a clear of a user (kind is syncv1alpha1.ReinitResync or
-// ReinitClear). The value gets a suffix (the time in seconds) so that it is a new request even
-// when the same was carried out before.
+// ReinitClear). The value gets a suffix (the time in milliseconds) so that it is a new request
+// even when the same was carried out a moment before.
 func (r *Requests) Reinit(ctx context.Context, name, kind string) error {
 	u, err := r.user(ctx, name)
 	if err != nil {
 		return err
 	}
 	ref := Ref{KindSyncUser, name}
-	value := kind + "@" + strconv.FormatInt(r.now().Unix(), 10)
+	value := kind + "@" + strconv.FormatInt(r.now().UnixMilli(), 10)
 	current := u.Annotations[syncv1alpha1.ReinitAnnotation]
 	if current == value {
 		_, err := fmt.Fprintf(r.Out, "%s already asks for %s=%s\n", ref, syncv1alpha1.ReinitAnnotation, value)
@@ -205,13 +205,15 @@ func (r *Requests) Reinit(ctx context.Context, name, kind string) error {
 	return r.annotate(ctx, u, ref, syncv1alpha1.ReinitAnnotation, value, note)
 }
 
-// SyncNow asks for a cycle now of a user, or of every user of a policy.
+// SyncNow asks for a cycle now of a user, or of every user of a policy. The value is the time
+// to the nanosecond, as Flux's requestedAt: a request made a moment after one that was handled
+// is new.
 func (r *Requests) SyncNow(ctx context.Context, ref Ref) error {
 	obj, ref, err := r.Resolve(ctx, ref)
 	if err != nil {
 		return err
 	}
-	value := r.now().UTC().Format(time.RFC3339)
+	value := r.now().UTC().Format(time.RFC3339Nano)
 	if obj.GetAnnotations()[syncv1alpha1.RequestedAtAnnotation] == value {
 		_, err := fmt.Fprintf(r.Out, "%s already asks for %s=%s\n", ref, syncv1alpha1.RequestedAtAnnotation, value)
 		return err
