@@ -256,10 +256,14 @@ by the policy's matchOn. For corrupt records and quarantined items.`, false,
 			`Sets spec.suspend=true, as `+"`kubectl patch`"+` would, recorded as field manager `+plugin.FieldManager+`.
 A running cycle finishes. spec is what GitOps tools own: one whose manifest sets
 spec.suspend puts its value back at its next sync, so suspend there in Git.`+refHelp,
-			func(ctx context.Context, r *plugin.Requests, ref plugin.Ref) error { return r.SetSuspend(ctx, ref, true) }),
+			func(ctx context.Context, r *plugin.Requests, ref plugin.Ref) error {
+				return r.SetSuspend(ctx, ref, true)
+			}),
 		eachRef("resume (USER | POLICY)...", "Let a suspended user or policy cycle again (spec.suspend=false)",
 			`Sets spec.suspend=false, recorded as field manager `+plugin.FieldManager+`; see suspend.`+refHelp,
-			func(ctx context.Context, r *plugin.Requests, ref plugin.Ref) error { return r.SetSuspend(ctx, ref, false) }),
+			func(ctx context.Context, r *plugin.Requests, ref plugin.Ref) error {
+				return r.SetSuspend(ctx, ref, false)
+			}),
 	}
 	for _, c := range cmds {
 		k.bind(c)
