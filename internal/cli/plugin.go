@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -31,7 +33,13 @@ var operatorCommands = []string{"manager", "cycle", "forget-records", "local"}
 // Execute runs the binary as the name it was invoked as (its argv[0]'s base name): chainsync,
 // or the kubectl plugin under either of its names.
 func Execute(name string, args []string) error {
+	return execute(name, args, os.Stdout, os.Stderr)
+}
+
+func execute(name string, args []string, stdout, stderr io.Writer) error {
 	root := NewRootCommand()
+	root.SetOut(stdout)
+	root.SetErr(stderr)
 	switch name {
 	case PluginName, PluginCompleteName:
 		asPlugin(root)
