@@ -24,6 +24,7 @@ const (
 	PluginName         = "kubectl-chainsync"
 	PluginCompleteName = "kubectl_complete-chainsync"
 	pluginDisplayName  = "kubectl chainsync"
+	pluginGroup        = "cluster"
 )
 
 // operatorCommands are hidden from the plugin's help: they are the operator's and its Jobs',
@@ -59,6 +60,11 @@ func asPlugin(root *cobra.Command) {
 		root.Annotations = map[string]string{}
 	}
 	root.Annotations[cobra.CommandDisplayNameAnnotation] = pluginDisplayName
+	for _, g := range root.Groups() {
+		if g.ID == pluginGroup {
+			g.Title = "Commands:"
+		}
+	}
 	for _, c := range root.Commands() {
 		for _, name := range operatorCommands {
 			if c.Name() == name {

@@ -41,9 +41,14 @@ SyncPolicies say, and moves users along OnboardingChains of policies by themselv
 		SilenceUsage: true,
 	}
 	k := newKube()
-	root.AddCommand(newManagerCommand(), newCycleCommand(env), newForgetRecordsCommand(env), newLocalCommand(env),
-		newRecordsCommand(env, k))
-	root.AddCommand(newPluginCommands(k)...)
+	root.AddGroup(&cobra.Group{ID: pluginGroup, Title: "Cluster commands (also kubectl chainsync ...):"})
+	records := newRecordsCommand(env, k)
+	records.GroupID = pluginGroup
+	root.AddCommand(newManagerCommand(), newCycleCommand(env), newForgetRecordsCommand(env), newLocalCommand(env), records)
+	for _, c := range newPluginCommands(k) {
+		c.GroupID = pluginGroup
+		root.AddCommand(c)
+	}
 	return root
 }
 
