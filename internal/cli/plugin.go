@@ -60,6 +60,8 @@ func asPlugin(root *cobra.Command) {
 		root.Annotations = map[string]string{}
 	}
 	root.Annotations[cobra.CommandDisplayNameAnnotation] = pluginDisplayName
+	// kubectl completes the plugin through kubectl_complete-chainsync, not a script of its own.
+	root.CompletionOptions.HiddenDefaultCmd = true
 	for _, g := range root.Groups() {
 		if g.ID == pluginGroup {
 			g.Title = "Commands:"

@@ -16,6 +16,7 @@ func TestTheBinaryIsTheKubectlPluginUnderItsNames(t *testing.T) {
 	g.Expect(out.String()).To(ContainSubstring("kubectl chainsync [command]"))
 	g.Expect(out.String()).To(ContainSubstring("approve"))
 	g.Expect(out.String()).NotTo(ContainSubstring("manager"), "the operator's commands are not a person's")
+	g.Expect(out.String()).NotTo(ContainSubstring("completion"), "kubectl completes through kubectl_complete-chainsync")
 
 	out.Reset()
 	g.Expect(execute(PluginName, []string{"approve", "--help"}, &out, &out)).To(Succeed())
