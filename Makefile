@@ -79,6 +79,15 @@ run-local: ## Try chainsync: a local control plane, the operator and a demo (ARG
 	@assets=$$(hack/envtest.sh | tail -n 1); \
 	KUBEBUILDER_ASSETS="$$assets" go run . local $(ARGS)
 
+PLUGIN_DIR ?= $(HOME)/.local/bin
+
+.PHONY: install-plugin
+install-plugin: build ## Install bin/chainsync into PLUGIN_DIR (~/.local/bin) as kubectl-chainsync, with its completion (kubectl_complete-chainsync).
+	install -d $(PLUGIN_DIR)
+	install -m 0755 $(BIN) $(PLUGIN_DIR)/chainsync
+	ln -sf chainsync $(PLUGIN_DIR)/kubectl-chainsync
+	ln -sf chainsync $(PLUGIN_DIR)/kubectl_complete-chainsync
+
 .PHONY: install
 install: ## Install the CRDs into the cluster of the current kubeconfig.
 	kubectl apply --server-side --field-manager=chainsync-install -k config/crd

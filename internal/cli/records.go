@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -19,6 +20,8 @@ import (
 
 	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
 	"github.com/chainsync/chainsync/internal/cycle"
+	"github.com/chainsync/chainsync/internal/executor"
+	"github.com/chainsync/chainsync/internal/plugin"
 	"github.com/chainsync/chainsync/internal/records"
 )
 
@@ -26,31 +29,65 @@ import (
 // the lock with each other but not with a cycle, which holds it only while it runs.
 const recordsLockWait = 2 * time.Second
 
-func newRecordsCommand(env func(string) string) *cobra.Command {
-	var storeDir, output, namespace string
+func newRecordsCommand(env func(string) string, k *kube) *cobra.Command {
+	var storeDir, output, namespace, fsRoot, image string
+	var timeout time.Duration
+	var keep bool
 	cmd := &cobra.Command{
-		Use:   "records --store DIR (users | show USER | claims | release-claim USER TARGET)",
+		Use:   "records (USER | --store DIR (users | show USER | claims | release-claim USER TARGET))",
 		Short: "Inspect a record store: its users, one user's records, which policy syncs whom where",
 		Long: `Reads the transaction records that cycles keep in a record store (a policy's
 store.claimName/subPath; locally, chainsync local prints the demo's), and what the user's last
 cycles reported about single items: which failed and why, and what a dry run would write.
 Read-only but for release-claim: it never takes a user's write lock, and waits briefly for a
-running cycle of the same user.`,
+running cycle of the same user.
+
+records USER (a SyncUser, without --store) does the same from a laptop: it runs a short Job in
+the user's namespace that mounts the store of the user's policy read-only and runs
+` + "`chainsync records show`" + ` for that user, prints its output, and deletes the Job. It needs
+permission to create Jobs and read pods/log there; the claim must be mountable where the Job
+lands (a ReadWriteOnce claim in use by a running cycle on another node waits for it).`,
+		Example: `  kubectl chainsync records alice -n team-a
+  chainsync records --store /data/records show alice@example.com`,
+		Args:              cobra.MaximumNArgs(1),
+		ValidArgsFunction: k.completeNames(false, plugin.KindSyncUser),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return cmd.Help()
+			}
+			if storeDir != "" {
+				return fmt.Errorf("records USER reads the store in the cluster; with --store, say records --store %s show %s", storeDir, args[0])
+			}
+			return recordsInCluster(k, &output, &image, &timeout, &keep)(cmd, args)
+		},
 	}
 	f := cmd.PersistentFlags()
 	f.StringVar(&storeDir, "store", "", "Directory of the record store")
 	f.StringVarP(&output, "output", "o", "table", "Output format: table or json")
-	_ = cmd.MarkPersistentFlagRequired("store")
+	// Where the local Job executor runs `records show` of records USER, as it runs cycles.
+	f.StringVar(&fsRoot, executor.FSRootFlag, "", "Directory standing for the container's root filesystem (given by the local Job executor)")
+	_ = f.MarkHidden(executor.FSRootFlag)
+	cmd.Flags().StringVar(&image, "image", "", "chainsync image of the Job of records USER (default: that of the namespace's newest cycle Job)")
+	cmd.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "How long records USER waits for its Job")
+	cmd.Flags().BoolVar(&keep, "keep", false, "Leave the Job of records USER in place, for kubectl describe (Kubernetes removes it 5 minutes after it finished)")
+	k.bind(cmd)
 
 	open := func() (*records.Store, error) {
 		if output != "table" && output != "json" {
 			return nil, fmt.Errorf("--output must be table or json, not %q", output)
 		}
+		if storeDir == "" {
+			return nil, errors.New("--store is required: the directory of the record store")
+		}
+		dir := storeDir
+		if fsRoot != "" {
+			dir = filepath.Join(fsRoot, storeDir)
+		}
 		// records.Open creates a missing store; a reader must not.
-		if info, err := os.Stat(storeDir); err != nil || !info.IsDir() {
+		if info, err := os.Stat(dir); err != nil || !info.IsDir() {
 			return nil, fmt.Errorf("no record store at %s", storeDir)
 		}
-		return records.Open(storeDir)
+		return records.Open(dir)
 	}
 	cmd.AddCommand(&cobra.Command{
 		Use:   "users",

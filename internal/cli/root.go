@@ -40,8 +40,15 @@ func newRootCommand(env func(string) string) *cobra.Command {
 SyncPolicies say, and moves users along OnboardingChains of policies by themselves.`,
 		SilenceUsage: true,
 	}
-	root.AddCommand(newManagerCommand(), newCycleCommand(env), newForgetRecordsCommand(env), newLocalCommand(env),
-		newRecordsCommand(env))
+	k := newKube()
+	root.AddGroup(&cobra.Group{ID: pluginGroup, Title: "Cluster commands (also kubectl chainsync ...):"})
+	records := newRecordsCommand(env, k)
+	records.GroupID = pluginGroup
+	root.AddCommand(newManagerCommand(), newCycleCommand(env), newForgetRecordsCommand(env), newLocalCommand(env), records)
+	for _, c := range newPluginCommands(k) {
+		c.GroupID = pluginGroup
+		root.AddCommand(c)
+	}
 	return root
 }
 
