@@ -43,5 +43,6 @@ func SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error
 	if err := (&OnboardingChainReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the OnboardingChain controller: %w", err)
 	}
+	objectState.watch(mgr)
 	return nil
 }
