@@ -266,7 +266,7 @@ func TestDashboardReadsExportedMetrics(t *testing.T) {
 		g.Expect(p.Datasource.UID).To(Equal("${datasource}"), "%s queries the data source chosen in the dashboard", p.Title)
 		g.Expect(p.GridPos.W).To(BeNumerically(">", 0))
 		g.Expect(p.GridPos.H).To(BeNumerically(">", 0))
-		g.Expect(p.GridPos.X + p.GridPos.W).To(BeNumerically("<=", 24), "%s fits Grafana's 24 columns", p.Title)
+		g.Expect(p.GridPos.X+p.GridPos.W).To(BeNumerically("<=", 24), "%s fits Grafana's 24 columns", p.Title)
 		for x := p.GridPos.X; x < p.GridPos.X+p.GridPos.W; x++ {
 			for y := p.GridPos.Y; y < p.GridPos.Y+p.GridPos.H; y++ {
 				g.Expect(cells).NotTo(HaveKey([2]int{x, y}), "%s overlaps %s", p.Title, cells[[2]int{x, y}])
