@@ -14,8 +14,10 @@ RUN go mod download
 COPY . .
 RUN CGO_ENABLED=0 go build -trimpath -ldflags=-s -o /out/chainsync .
 
-# Static binary, no shell, non-root.
+# Static binary, no shell, non-root. Not at /chainsync: cycle pods mount their volumes under
+# /chainsync/ (internal/jobargs), and a runtime cannot create a mount point inside a file.
+# cycle_job.go runs the same path; internal/containerrunner's test runs both as a pod would.
 FROM gcr.io/distroless/static-debian12:nonroot@sha256:f5b485ea962d9bd1186b2f6b3a061191539b905b82ec395de78cbfae51f20e35
-COPY --from=build /out/chainsync /chainsync
+COPY --from=build /out/chainsync /usr/local/bin/chainsync
 USER 65532:65532
-ENTRYPOINT ["/chainsync"]
+ENTRYPOINT ["/usr/local/bin/chainsync"]

@@ -35,6 +35,17 @@ fmt: ## Run gofmt.
 vet: ## Run go vet.
 	go vet ./...
 
+.PHONY: chart
+chart: ## Copy into charts/chainsync what it shares with config/: the CRDs, the roles, the ServiceMonitor.
+	cp config/crd/bases/*.yaml charts/chainsync/crds/
+	cp config/rbac/role.yaml charts/chainsync/files/manager-role.yaml
+	cp config/rbac/cycle_role.yaml charts/chainsync/files/cycle-role.yaml
+	cp config/prometheus/monitor.yaml charts/chainsync/files/monitor.yaml
+
+.PHONY: helm
+helm: ## Build (or reuse) the pinned helm the chart's tests run; prints its path last.
+	@hack/helm.sh
+
 .PHONY: envtest
 envtest: ## Build (or reuse) kube-apiserver and etcd; prints the KUBEBUILDER_ASSETS directory last.
 	@hack/envtest.sh

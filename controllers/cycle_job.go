@@ -175,7 +175,7 @@ func (b CycleJobBuilder) job(policy *syncv1alpha1.SyncPolicy, name string, args 
 						Name:            "cycle",
 						Image:           b.Image,
 						ImagePullPolicy: b.PullPolicy,
-						Command:         []string{"/chainsync"},
+						Command:         []string{"/usr/local/bin/chainsync"}, // The image's entrypoint.
 						Args:            args,
 						Env:             []corev1.EnvVar{{Name: "TMPDIR", Value: "/tmp"}},
 						Resources:       tmpl.Resources,

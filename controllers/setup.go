@@ -50,5 +50,6 @@ func SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error
 		Tokens: &webhook.Tokens{Metadata: mgr.GetClient(), Secrets: mgr.GetAPIReader()}}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the SyncReceiver controller: %w", err)
 	}
+	objectState.watch(mgr)
 	return nil
 }
