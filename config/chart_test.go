@@ -148,7 +148,7 @@ func keys(m map[string]*unstructured.Unstructured) []string {
 func TestChartValuesRenderAndTheAPIServerAcceptsThem(t *testing.T) {
 	g := NewWithT(t)
 	objs := helmTemplate(t, "--set", "namespaces={team-a,team-b}", "--set", "records.existingClaim=team-records",
-		"--set", "webhookReceiver.enabled=true", "--set", "metrics.serviceMonitor.enabled=true", "--set", "logLevel=debug",
+		"--set", "webhookReceiver.port=8080", "--set", "metrics.serviceMonitor.enabled=true", "--set", "logLevel=debug",
 		"--set", "image.repository=registry.example.com/chainsync", "--set", "image.tag=v1.2.3", "--set", "replicas=3")
 	all := byKindAndName(objs)
 	g.Expect(all).NotTo(HaveKey("PersistentVolumeClaim chainsync-system/chainsync-records"), "an existing claim is used")
@@ -166,14 +166,14 @@ func TestChartValuesRenderAndTheAPIServerAcceptsThem(t *testing.T) {
 	container := containers[0].(map[string]any)
 	g.Expect(container["image"]).To(Equal("registry.example.com/chainsync:v1.2.3"))
 	args, _, _ := unstructured.NestedStringSlice(container, "args")
-	g.Expect(args).To(ContainElements("--leader-elect", "--namespace=team-a", "--namespace=team-b", "--zap-log-level=debug"))
+	g.Expect(args).To(ContainElements("--leader-elect", "--webhook-bind-address=:9292", "--namespace=team-a", "--namespace=team-b", "--zap-log-level=debug"))
 	envVars, _, _ := unstructured.NestedSlice(container, "env")
 	g.Expect(envVars).To(ContainElement(map[string]any{"name": "CHAINSYNC_IMAGE", "value": "registry.example.com/chainsync:v1.2.3"}),
 		"cycle Jobs run the manager's image")
 	receiver := all["Service chainsync-system/chainsync-webhook-receiver"]
 	g.Expect(receiver).NotTo(BeNil())
 	ports, _, _ := unstructured.NestedSlice(receiver.Object, "spec", "ports")
-	g.Expect(ports[0].(map[string]any)["port"]).To(BeEquivalentTo(9292))
+	g.Expect(ports[0].(map[string]any)["port"]).To(BeEquivalentTo(8080))
 	containerPorts, _, _ := unstructured.NestedSlice(container, "ports")
 	g.Expect(containerPorts).To(ContainElement(HaveKeyWithValue("name", ports[0].(map[string]any)["targetPort"])),
 		"the receiver's Service targets a port of the manager")
