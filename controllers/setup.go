@@ -16,7 +16,7 @@ type Options struct {
 	Clock clock.PassiveClock
 }
 
-// SetupWithManager registers the field indexes and the three controllers with mgr.
+// SetupWithManager registers the field indexes and the four controllers with mgr.
 func SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
@@ -39,6 +39,12 @@ func SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error
 		startedAt: opts.Clock.Now(),
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the SyncUser controller: %w", err)
+	}
+	if err := (&SyncEnrolmentReconciler{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Clock: opts.Clock,
+		Recorder: mgr.GetEventRecorder("syncenrolment-controller"), Jobs: opts.Jobs,
+	}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setting up the SyncEnrolment controller: %w", err)
 	}
 	if err := (&OnboardingChainReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the OnboardingChain controller: %w", err)

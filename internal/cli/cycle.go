@@ -86,6 +86,37 @@ names their records.`,
 	return cmd
 }
 
+func newReadMembersCommand(env func(string) string) *cobra.Command {
+	var args jobargs.ReadMembers
+	var fsRoot string
+	var logger func(io.Writer) logr.Logger
+	cmd := &cobra.Command{
+		Use:   jobargs.ReadMembersCommand + " --namespace NS --enrolment NAME --job JOB [flags]",
+		Short: "Read a SyncEnrolment's members from its source (the entrypoint of the Jobs that read enrolment sources)",
+		Long: `Opens the endpoint that the enrolment's spec.source names (a side of a SyncPolicy, with that
+policy's Secrets and volumes), reads the collection whole, and writes one member per row to the
+ConfigMap <enrolment>-members, which the operator turns into SyncUsers. A read that fails writes
+nothing.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := args.Validate(); err != nil {
+				return err
+			}
+			c, err := apiClient(env)
+			if err != nil {
+				return err
+			}
+			r := &cycle.MembersReader{ReadMembers: args, Client: c, FSRoot: fsRoot,
+				Log: logger(cmd.ErrOrStderr()).WithName("read-members").WithValues("job", args.Job)}
+			return r.Run(cmd.Context())
+		},
+	}
+	args.BindFlags(cmd.Flags())
+	bindFSRoot(cmd, &fsRoot)
+	logger = bindLogFlags(cmd)
+	return cmd
+}
+
 // bindFSRoot adds --fs-root, which the local Job executor passes: there is no container, and
 // the pod's filesystem is a sandbox directory mirroring its mounts.
 func bindFSRoot(cmd *cobra.Command, fsRoot *string) {

@@ -40,7 +40,7 @@ func newRootCommand(env func(string) string) *cobra.Command {
 SyncPolicies say, and moves users along OnboardingChains of policies by themselves.`,
 		SilenceUsage: true,
 	}
-	root.AddCommand(newManagerCommand(), newCycleCommand(env), newForgetRecordsCommand(env), newLocalCommand(env),
+	root.AddCommand(newManagerCommand(), newCycleCommand(env), newForgetRecordsCommand(env), newReadMembersCommand(env), newLocalCommand(env),
 		newRecordsCommand(env))
 	return root
 }
