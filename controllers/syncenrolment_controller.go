@@ -92,7 +92,7 @@ func (r *SyncEnrolmentReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	}
 	complete := map[string]bool{listOrigin: true, selectorOrigin: true, sourceOrigin: src.complete}
 	plan := planEnrolment(enrolment, found, owned, others, complete, now)
-	if err := r.apply(ctx, enrolment, plan); err != nil {
+	if err := r.apply(ctx, enrolment, plan, owned); err != nil {
 		return ctrl.Result{}, err
 	}
 	setEnrolmentStatus(enrolment, plan, src.reason, src.problem)
@@ -318,8 +318,19 @@ func (r *SyncEnrolmentReconciler) launchRead(ctx context.Context, enrolment *syn
 	return name, nil
 }
 
-// apply makes the users as the plan says, and records what it did in one event.
-func (r *SyncEnrolmentReconciler) apply(ctx context.Context, enrolment *syncv1alpha1.SyncEnrolment, plan enrolmentPlan) error {
+// apply makes the users as the plan says, and records what it did in one event. Changes are
+// merge patches of what the plan changed, without the resourceVersion: cycles write the users'
+// status all the time, and an update would keep losing to them.
+func (r *SyncEnrolmentReconciler) apply(ctx context.Context, enrolment *syncv1alpha1.SyncEnrolment, plan enrolmentPlan,
+	owned []syncv1alpha1.SyncUser) error {
+	was := make(map[string]*syncv1alpha1.SyncUser, len(owned))
+	for i := range owned {
+		was[owned[i].Name] = &owned[i]
+	}
+	patch := func(u *syncv1alpha1.SyncUser) error {
+		base := was[u.Name]
+		return r.Patch(ctx, u, client.MergeFrom(base))
+	}
 	var created, changed, suspended, deleted int
 	for _, u := range plan.apply {
 		if u.ResourceVersion == "" {
@@ -329,7 +340,7 @@ func (r *SyncEnrolmentReconciler) apply(ctx context.Context, enrolment *syncv1al
 			created++
 			continue
 		}
-		if err := r.Update(ctx, u); err != nil {
+		if err := patch(u); err != nil {
 			return fmt.Errorf("updating SyncUser %s: %w", u.Name, err)
 		}
 		changed++
@@ -342,7 +353,7 @@ func (r *SyncEnrolmentReconciler) apply(ctx context.Context, enrolment *syncv1al
 			deleted++
 			continue
 		}
-		if err := r.Update(ctx, u); err != nil {
+		if err := patch(u); err != nil {
 			return fmt.Errorf("suspending SyncUser %s: %w", u.Name, err)
 		}
 		suspended++

@@ -149,27 +149,29 @@ func planEnrolment(enrolment *syncv1alpha1.SyncEnrolment, found []member, owned,
 		}
 	}
 
+	// Users already removed whose members are still gone count in the set an approval names,
+	// so that removals cut short (an API error half-way) go on under the same approval; only
+	// the users still to remove count against the threshold.
 	var leaving []*syncv1alpha1.SyncUser
+	var names []string
 	for i := range owned {
 		u := &owned[i]
-		if wanted[u.Name] || !u.DeletionTimestamp.IsZero() {
+		if wanted[u.Name] {
 			continue
 		}
 		origin, _, _ := strings.Cut(u.Annotations[syncv1alpha1.MemberKeyAnnotation], ":")
 		if !complete[origin+":"] {
 			continue // Not known to have left: its source was not read in full.
 		}
-		if enrolment.Spec.Removals.Action != syncv1alpha1.DeleteRemoved && u.Annotations[memberLeftAnnotation] != "" {
-			continue // Removed already, suspended.
+		names = append(names, u.Name)
+		removed := !u.DeletionTimestamp.IsZero() ||
+			enrolment.Spec.Removals.Action != syncv1alpha1.DeleteRemoved && u.Annotations[memberLeftAnnotation] != ""
+		if !removed {
+			leaving = append(leaving, u)
 		}
-		leaving = append(leaving, u)
 	}
 	plan.managed = len(owned)
 	if len(leaving) > 0 {
-		names := make([]string, len(leaving))
-		for i, u := range leaving {
-			names[i] = u.Name
-		}
 		slices.Sort(names)
 		id := removalsID(names)
 		if removalsWithinThreshold(enrolment.Spec.Removals, len(leaving), len(owned)) ||
@@ -178,7 +180,10 @@ func planEnrolment(enrolment *syncv1alpha1.SyncEnrolment, found []member, owned,
 				plan.remove = append(plan.remove, removedUser(enrolment, u, now))
 			}
 		} else {
-			plan.held, plan.heldID = names, id
+			for _, u := range leaving {
+				plan.held = append(plan.held, u.Name)
+			}
+			plan.heldID = id
 		}
 	}
 	for i := range owned {

@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/rest"
@@ -158,10 +160,14 @@ func apiClient(env func(string) string) (client.Client, error) {
 	}
 	// Only chainsync's own kinds are read and written: a fixed mapping spares every pod the
 	// discovery requests a dynamic one makes first (/api, /apis, the group's resources).
-	mapper := meta.NewDefaultRESTMapper([]schema.GroupVersion{syncv1alpha1.GroupVersion})
-	for _, kind := range []string{"SyncUser", "SyncPolicy", "OnboardingChain"} {
-		mapper.Add(syncv1alpha1.GroupVersion.WithKind(kind), meta.RESTScopeNamespace)
+	// Every kind of the group is namespaced; ConfigMaps are where enrolment reads write members.
+	mapper := meta.NewDefaultRESTMapper([]schema.GroupVersion{syncv1alpha1.GroupVersion, corev1.SchemeGroupVersion})
+	for kind := range scheme.KnownTypes(syncv1alpha1.GroupVersion) {
+		if !strings.HasSuffix(kind, "List") && !strings.HasSuffix(kind, "Options") && kind != "WatchEvent" && kind != "Status" {
+			mapper.Add(syncv1alpha1.GroupVersion.WithKind(kind), meta.RESTScopeNamespace)
+		}
 	}
+	mapper.Add(corev1.SchemeGroupVersion.WithKind("ConfigMap"), meta.RESTScopeNamespace)
 	c, err := client.New(cfg, client.Options{Scheme: scheme, Mapper: mapper})
 	if err != nil {
 		return nil, fmt.Errorf("creating the API client: %w", err)
