@@ -106,13 +106,7 @@ func (b CycleJobBuilder) CycleJob(policy *syncv1alpha1.SyncPolicy, name string, 
 	job := b.job(policy, name, args.Args())
 	job.Annotations = map[string]string{jobUsersAnnotation: strings.Join(users, ",")}
 	job.OwnerReferences = []metav1.OwnerReference{*metav1.NewControllerRef(policy, syncv1alpha1.GroupVersion.WithKind("SyncPolicy"))}
-	pod := &job.Spec.Template.Spec
-	for i, secret := range secretVolumes(policy) {
-		vol := "secret-" + strconv.Itoa(i)
-		pod.Volumes = append(pod.Volumes, corev1.Volume{Name: vol, VolumeSource: corev1.VolumeSource{Secret: secret}})
-		pod.Containers[0].VolumeMounts = append(pod.Containers[0].VolumeMounts,
-			corev1.VolumeMount{Name: vol, MountPath: jobargs.SecretPath(SecretsRoot, secret.SecretName, ""), ReadOnly: true})
-	}
+	b.mountSecrets(policy, job)
 	job.Spec.CompletionMode = ptr.To(batchv1.IndexedCompletion)
 	job.Spec.Completions = ptr.To(pods)
 	job.Spec.Parallelism = ptr.To(pods)
@@ -138,6 +132,20 @@ func (b CycleJobBuilder) ForgetJob(policy *syncv1alpha1.SyncPolicy, user *syncv1
 	owner := metav1.NewControllerRef(user, syncv1alpha1.GroupVersion.WithKind("SyncUser"))
 	owner.BlockOwnerDeletion = ptr.To(false)
 	job.OwnerReferences = []metav1.OwnerReference{*owner}
+	return job
+}
+
+// ReadMembersJob returns the Job that reads an enrolment's source through one endpoint of
+// policy, owned by the enrolment: the policy's claims, Secrets, service account and limits, as
+// its cycles have them.
+func (b CycleJobBuilder) ReadMembersJob(policy *syncv1alpha1.SyncPolicy, enrolment *syncv1alpha1.SyncEnrolment, args jobargs.ReadMembers) *batchv1.Job {
+	job := b.job(policy, args.Job, args.Args())
+	job.Labels[syncv1alpha1.EnrolmentLabel] = enrolment.Name
+	job.Spec.Template.Labels[syncv1alpha1.EnrolmentLabel] = enrolment.Name
+	job.OwnerReferences = []metav1.OwnerReference{*metav1.NewControllerRef(enrolment, syncv1alpha1.GroupVersion.WithKind("SyncEnrolment"))}
+	// Its failures are counted by the enrolment, which backs off; the pod is not retried at once.
+	job.Spec.BackoffLimit = ptr.To[int32](0)
+	b.mountSecrets(policy, job)
 	return job
 }
 
@@ -192,6 +200,17 @@ func (b CycleJobBuilder) job(policy *syncv1alpha1.SyncPolicy, name string, args 
 				},
 			},
 		},
+	}
+}
+
+// mountSecrets mounts the policy's Secrets in the Job's pod.
+func (b CycleJobBuilder) mountSecrets(policy *syncv1alpha1.SyncPolicy, job *batchv1.Job) {
+	pod := &job.Spec.Template.Spec
+	for i, secret := range secretVolumes(policy) {
+		vol := "secret-" + strconv.Itoa(i)
+		pod.Volumes = append(pod.Volumes, corev1.Volume{Name: vol, VolumeSource: corev1.VolumeSource{Secret: secret}})
+		pod.Containers[0].VolumeMounts = append(pod.Containers[0].VolumeMounts,
+			corev1.VolumeMount{Name: vol, MountPath: jobargs.SecretPath(SecretsRoot, secret.SecretName, ""), ReadOnly: true})
 	}
 }
 

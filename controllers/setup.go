@@ -43,6 +43,12 @@ func SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the SyncUser controller: %w", err)
 	}
+	if err := (&SyncEnrolmentReconciler{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Clock: opts.Clock,
+		Recorder: mgr.GetEventRecorder("syncenrolment-controller"), Jobs: opts.Jobs,
+	}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setting up the SyncEnrolment controller: %w", err)
+	}
 	if err := (&OnboardingChainReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the OnboardingChain controller: %w", err)
 	}

@@ -210,3 +210,33 @@ const (
 
 // PolicyLabel is on every Job the operator launches for a policy, so a person can select them.
 const PolicyLabel = "sync.chainsync.dev/policy"
+
+// SyncEnrolment reasons, labels and annotations.
+const (
+	// SyncEnrolmentReadyReason: every member has a SyncUser, or a reason in status why not.
+	SyncEnrolmentReadyReason = "Enrolled"
+
+	// SyncEnrolmentReadingReason explains Reconciling while the first read of the source runs.
+	SyncEnrolmentReadingReason = "ReadingSource"
+
+	// SyncEnrolmentSourceFailedReason: the last read of the source failed; the members of the
+	// read before it stand, and nobody is removed.
+	SyncEnrolmentSourceFailedReason = "SourceReadFailed"
+
+	// SyncEnrolmentPolicyNotFoundReason: the source's policyRef names no SyncPolicy.
+	SyncEnrolmentPolicyNotFoundReason = "PolicyNotFound"
+
+	// SyncEnrolmentRemovalsHeldReason: more removals than the threshold allows wait for approval.
+	SyncEnrolmentRemovalsHeldReason = "RemovalsHeld"
+
+	// EnrolmentLabel on a generated SyncUser names the SyncEnrolment that made and owns it.
+	EnrolmentLabel = "sync.chainsync.dev/enrolment"
+
+	// MemberKeyAnnotation on a generated SyncUser is the member it was made for: its key in the
+	// source, or its identity when listed or selected.
+	MemberKeyAnnotation = "sync.chainsync.dev/member"
+
+	// ApproveRemovalsAnnotation on a SyncEnrolment approves the removals held back, named by the
+	// value of its status.pendingRemovalsID.
+	ApproveRemovalsAnnotation = "sync.chainsync.dev/approve-removals"
+)

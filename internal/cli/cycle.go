@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/rest"
@@ -86,6 +88,37 @@ names their records.`,
 	return cmd
 }
 
+func newReadMembersCommand(env func(string) string) *cobra.Command {
+	var args jobargs.ReadMembers
+	var fsRoot string
+	var logger func(io.Writer) logr.Logger
+	cmd := &cobra.Command{
+		Use:   jobargs.ReadMembersCommand + " --namespace NS --enrolment NAME --job JOB [flags]",
+		Short: "Read a SyncEnrolment's members from its source (the entrypoint of the Jobs that read enrolment sources)",
+		Long: `Opens the endpoint that the enrolment's spec.source names (a side of a SyncPolicy, with that
+policy's Secrets and volumes), reads the collection whole, and writes one member per row to the
+ConfigMap <enrolment>-members, which the operator turns into SyncUsers. A read that fails writes
+nothing.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := args.Validate(); err != nil {
+				return err
+			}
+			c, err := apiClient(env)
+			if err != nil {
+				return err
+			}
+			r := &cycle.MembersReader{ReadMembers: args, Client: c, FSRoot: fsRoot,
+				Log: logger(cmd.ErrOrStderr()).WithName("read-members").WithValues("job", args.Job)}
+			return r.Run(cmd.Context())
+		},
+	}
+	args.BindFlags(cmd.Flags())
+	bindFSRoot(cmd, &fsRoot)
+	logger = bindLogFlags(cmd)
+	return cmd
+}
+
 // bindFSRoot adds --fs-root, which the local Job executor passes: there is no container, and
 // the pod's filesystem is a sandbox directory mirroring its mounts.
 func bindFSRoot(cmd *cobra.Command, fsRoot *string) {
@@ -127,10 +160,14 @@ func apiClient(env func(string) string) (client.Client, error) {
 	}
 	// Only chainsync's own kinds are read and written: a fixed mapping spares every pod the
 	// discovery requests a dynamic one makes first (/api, /apis, the group's resources).
-	mapper := meta.NewDefaultRESTMapper([]schema.GroupVersion{syncv1alpha1.GroupVersion})
-	for _, kind := range []string{"SyncUser", "SyncPolicy", "OnboardingChain"} {
-		mapper.Add(syncv1alpha1.GroupVersion.WithKind(kind), meta.RESTScopeNamespace)
+	// Every kind of the group is namespaced; ConfigMaps are where enrolment reads write members.
+	mapper := meta.NewDefaultRESTMapper([]schema.GroupVersion{syncv1alpha1.GroupVersion, corev1.SchemeGroupVersion})
+	for kind := range scheme.KnownTypes(syncv1alpha1.GroupVersion) {
+		if !strings.HasSuffix(kind, "List") && !strings.HasSuffix(kind, "Options") && kind != "WatchEvent" && kind != "Status" {
+			mapper.Add(syncv1alpha1.GroupVersion.WithKind(kind), meta.RESTScopeNamespace)
+		}
 	}
+	mapper.Add(corev1.SchemeGroupVersion.WithKind("ConfigMap"), meta.RESTScopeNamespace)
 	c, err := client.New(cfg, client.Options{Scheme: scheme, Mapper: mapper})
 	if err != nil {
 		return nil, fmt.Errorf("creating the API client: %w", err)

@@ -44,7 +44,8 @@ SyncPolicies say, and moves users along OnboardingChains of policies by themselv
 	root.AddGroup(&cobra.Group{ID: pluginGroup, Title: "Cluster commands (also kubectl chainsync ...):"})
 	records := newRecordsCommand(env, k)
 	records.GroupID = pluginGroup
-	root.AddCommand(newManagerCommand(), newCycleCommand(env), newForgetRecordsCommand(env), newLocalCommand(env), records)
+	root.AddCommand(newManagerCommand(), newCycleCommand(env), newForgetRecordsCommand(env), newReadMembersCommand(env),
+		newLocalCommand(env), records)
 	for _, c := range newPluginCommands(k) {
 		c.GroupID = pluginGroup
 		root.AddCommand(c)

@@ -71,10 +71,10 @@ func (r *Runner) Run(ctx context.Context, users []string) error {
 	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: r.Policy}, policy); err != nil {
 		return fmt.Errorf("reading SyncPolicy %s/%s: %w", r.Namespace, r.Policy, err)
 	}
-	if err := r.checkDestinations(policy); err != nil {
+	if err := checkDestinations(policy, r.AllowedDestinations); err != nil {
 		return err
 	}
-	secrets, err := r.readSecrets(policy)
+	secrets, err := readSecrets(policy, r.FSRoot, r.Secrets)
 	if err != nil {
 		return err
 	}
@@ -336,7 +336,7 @@ func releaseEarlierClaims(store *records.Store, identity, target string, user *s
 }
 
 // readSecrets reads every Secret key the policy names from the files the kubelet mounted, once.
-func (r *Runner) readSecrets(policy *syncv1alpha1.SyncPolicy) (secretValues, error) {
+func readSecrets(policy *syncv1alpha1.SyncPolicy, fsRoot, secretsDir string) (secretValues, error) {
 	values := secretValues{}
 	for _, ref := range policy.SecretKeys() {
 		if values[ref.Name] == nil {
@@ -347,7 +347,7 @@ func (r *Runner) readSecrets(policy *syncv1alpha1.SyncPolicy) (secretValues, err
 		if !filepath.IsLocal(ref.Name) || !filepath.IsLocal(ref.Key) || strings.ContainsRune(ref.Name+ref.Key, filepath.Separator) {
 			return nil, fmt.Errorf("Secret %q key %q is not a plain name", ref.Name, ref.Key)
 		}
-		b, err := os.ReadFile(filepath.Join(r.FSRoot, filepath.FromSlash(jobargs.SecretPath(r.Secrets, ref.Name, ref.Key))))
+		b, err := os.ReadFile(filepath.Join(fsRoot, filepath.FromSlash(jobargs.SecretPath(secretsDir, ref.Name, ref.Key))))
 		if errors.Is(err, os.ErrNotExist) {
 			continue // Reported by secretValues.get as a missing key, in the endpoint's terms.
 		}
@@ -362,9 +362,9 @@ func (r *Runner) readSecrets(policy *syncv1alpha1.SyncPolicy) (secretValues, err
 // checkDestinations refuses to run a policy whose endpoints would send Secret values anywhere the
 // operator did not check against the Secrets' allowed destinations when it launched the Job: the
 // policy may have been edited since.
-func (r *Runner) checkDestinations(policy *syncv1alpha1.SyncPolicy) error {
+func checkDestinations(policy *syncv1alpha1.SyncPolicy, allowed []string) error {
 	for _, use := range policy.SecretUses() {
-		if !slices.Contains(r.AllowedDestinations, use.Destination) {
+		if !slices.Contains(allowed, use.Destination) {
 			return fmt.Errorf("%s: %s was not checked against Secret %q when this Job was launched (the policy changed since); nothing was sent",
 				use.Field, use.Destination, use.Name)
 		}

@@ -39,6 +39,7 @@ func SecretPath(secrets, name, key string) string { return path.Join(secrets, na
 const (
 	CycleCommand         = "cycle"
 	ForgetRecordsCommand = "forget-records"
+	ReadMembersCommand   = "read-members"
 )
 
 // Defaults of the flags a Job may leave out, for a person running a command by hand.
@@ -162,6 +163,73 @@ func (a *ForgetRecords) BindFlags(f *pflag.FlagSet) {
 // Validate says which required flags are missing.
 func (a ForgetRecords) Validate() error {
 	return required([][2]string{{"namespace", a.Namespace}, {"store", a.Store}})
+}
+
+// ReadMembers is what `chainsync read-members` is asked to do: read a SyncEnrolment's members
+// from its source (a collection of one endpoint of a policy) into the enrolment's ConfigMap.
+type ReadMembers struct {
+	// Namespace of the enrolment and its policy.
+	Namespace string
+	// Enrolment is the SyncEnrolment whose spec.source to read.
+	Enrolment string
+	// Job names the read; the members' ConfigMap carries it.
+	Job string
+	// SourceHash is the spec.source the operator launched the read for: the members carry it
+	// back, so a read of a source since changed is known to be stale.
+	SourceHash string
+	// Volumes is where the pod mounts each claim, one directory per claim name.
+	Volumes string
+	// Secrets is where the pod mounts the policy's Secrets, as <Secrets>/<secret>/<key>.
+	Secrets string
+	// AllowedDestinations are the host:ports the operator allowed the policy's Secrets to be
+	// sent to, as for a cycle.
+	AllowedDestinations []string
+}
+
+// Args renders a as the container's arguments, subcommand first.
+func (a ReadMembers) Args() []string {
+	args := []string{ReadMembersCommand,
+		"--namespace", a.Namespace,
+		"--enrolment", a.Enrolment,
+		"--job", a.Job,
+		"--source-hash", a.SourceHash,
+		"--volumes", a.Volumes,
+		"--secrets", a.Secrets,
+	}
+	for _, dest := range a.AllowedDestinations {
+		args = append(args, "--allow-destination", dest)
+	}
+	return args
+}
+
+// BindFlags binds a's fields to the command's flags.
+func (a *ReadMembers) BindFlags(f *pflag.FlagSet) {
+	f.StringVar(&a.Namespace, "namespace", "", "Namespace of the enrolment (required)")
+	f.StringVar(&a.Enrolment, "enrolment", "", "SyncEnrolment whose source to read (required)")
+	f.StringVar(&a.Job, "job", "", "Name of the read (the Job) (required)")
+	f.StringVar(&a.SourceHash, "source-hash", "", "The spec.source the read was launched for, as the operator hashed it")
+	f.StringVar(&a.Volumes, "volumes", VolumesRoot, "Directory where each PersistentVolumeClaim is mounted, by claim name")
+	f.StringVar(&a.Secrets, "secrets", SecretsRoot, "Directory where the policy's Secrets are mounted, as <secret>/<key>")
+	f.StringArrayVar(&a.AllowedDestinations, "allow-destination", nil, "A host:port the operator allowed the policy's Secrets to be sent to (repeatable)")
+}
+
+// Validate says which required flags are missing.
+func (a ReadMembers) Validate() error {
+	return required([][2]string{{"namespace", a.Namespace}, {"enrolment", a.Enrolment}, {"job", a.Job}})
+}
+
+// ParseReadMembers parses a `chainsync read-members` command line as ParseCycle does.
+func ParseReadMembers(args []string) (ReadMembers, error) {
+	var a ReadMembers
+	var rest []string
+	err := parse(args, ReadMembersCommand, a.BindFlags, &rest)
+	if err == nil && len(rest) > 0 {
+		err = fmt.Errorf("read-members takes no arguments, got %q", rest)
+	}
+	if err == nil {
+		err = a.Validate()
+	}
+	return a, err
 }
 
 // required names the flags, given as {name, value}, whose value is empty.

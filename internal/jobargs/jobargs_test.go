@@ -87,3 +87,17 @@ func TestThePodsLayoutIsOneClaimOrSecretPerDirectory(t *testing.T) {
 	g.Expect(ClaimPath(VolumesRoot, "records", "")).To(Equal("/chainsync/volumes/records"))
 	g.Expect(SecretPath(SecretsRoot, "crm-db", "password")).To(Equal("/chainsync/secrets/crm-db/password"))
 }
+
+func TestReadMembersArgsParseBackToTheSameValue(t *testing.T) {
+	g := NewWithT(t)
+	a := ReadMembers{Namespace: "team-a", Enrolment: "new-hires", Job: "new-hires-members-0123abcd", SourceHash: "9f8e",
+		Volumes: "/v", Secrets: "/s", AllowedDestinations: []string{"db.example:5432"}}
+	got, err := ParseReadMembers(a.Args())
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(got).To(Equal(a))
+
+	_, err = ParseReadMembers([]string{"read-members", "--namespace", "n"})
+	g.Expect(err).To(MatchError("required flags not set: --enrolment, --job"))
+	_, err = ParseReadMembers(append(a.Args(), "ada"))
+	g.Expect(err).To(MatchError(ContainSubstring("takes no arguments")))
+}

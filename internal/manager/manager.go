@@ -8,15 +8,28 @@ import (
 	"fmt"
 	"net/http"
 
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
 	chainsyncscheme "github.com/chainsync/chainsync/internal/scheme"
 )
+
+var enrolmentLabelExists = func() labels.Requirement {
+	r, err := labels.NewRequirement(syncv1alpha1.EnrolmentLabel, selection.Exists, nil)
+	if err != nil {
+		panic(err)
+	}
+	return *r
+}()
 
 // LeaderElectionID names the Lease that replicas of the operator compete for.
 const LeaderElectionID = "chainsync-manager.sync.chainsync.dev"
@@ -49,7 +62,12 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 	// Nothing the operator does reads managedFields, and on SyncUsers written by two managers
 	// (the operator and the cycle's server-side apply) they are a large share of each object:
 	// thousands of users held without them take that much less memory.
-	cacheOpts := cache.Options{DefaultTransform: cache.TransformStripManagedFields()}
+	cacheOpts := cache.Options{DefaultTransform: cache.TransformStripManagedFields(),
+		ByObject: map[client.Object]cache.ByObject{
+			// The only ConfigMaps the operator reads are the members its enrolments' sources
+			// yielded: not every ConfigMap of the cluster.
+			&corev1.ConfigMap{}: {Label: labels.SelectorFromSet(nil).Add(enrolmentLabelExists)},
+		}}
 	if len(opts.Namespaces) > 0 {
 		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
 		for _, ns := range opts.Namespaces {
