@@ -104,8 +104,10 @@ func planEnrolment(enrolment *syncv1alpha1.SyncEnrolment, found []member, owned,
 	complete map[string]bool, now time.Time) enrolmentPlan {
 	var plan enrolmentPlan
 	ownedByName := map[string]*syncv1alpha1.SyncUser{}
+	ownedByKey := map[string]*syncv1alpha1.SyncUser{}
 	for i := range owned {
 		ownedByName[owned[i].Name] = &owned[i]
+		ownedByKey[owned[i].Annotations[syncv1alpha1.MemberKeyAnnotation]] = &owned[i]
 	}
 	otherNames := map[string]bool{}
 	placedElsewhere := map[string]string{}
@@ -136,7 +138,11 @@ func planEnrolment(enrolment *syncv1alpha1.SyncEnrolment, found []member, owned,
 			plan.skip(m, syncv1alpha1.MemberAlreadyPlaced, fmt.Sprintf("SyncUser %s already places this identity there", other))
 			continue
 		}
-		name := generatedUserName(enrolment.Name, m.Key)
+		// A member keeps the user made for it, whatever its identity became since.
+		name := generatedUserName(enrolment.Name, m.Member)
+		if u, ok := ownedByKey[m.Key]; ok {
+			name = u.Name
+		}
 		if otherNames[name] {
 			plan.skip(m, syncv1alpha1.MemberNameTaken, fmt.Sprintf("SyncUser %s exists and was not made by this enrolment", name))
 			continue
@@ -263,18 +269,19 @@ func invalidIdentity(m members.Member) string {
 	return ""
 }
 
-// generatedUserName derives a member's SyncUser name from the enrolment and the member's key:
-// readable, stable, and distinct for distinct keys (a hash of the key ends it, since folding
-// "E1" and "e1", or "a.b" and "a-b", to a DNS name would make them one). Short, because Job
-// annotations list users by name.
-func generatedUserName(enrolment, key string) string {
-	_, value, _ := strings.Cut(key, ":")
-	if _, v, ok := strings.Cut(value, ":"); ok && strings.HasPrefix(key, listOrigin) {
-		value = v // list:email:a@b → a@b
+// generatedUserName names a new member's SyncUser after the enrolment and the member's email
+// (its local part) or name, as people read them in kubectl get, ending with a hash of the
+// member's key: folding "E1" and "e1", or "a.b" and "a-b", into a DNS name would make two
+// members one. Short, because Job annotations list users by name. The name stays when the
+// member is renamed: users are found by their member key.
+func generatedUserName(enrolment string, m members.Member) string {
+	readable, _, _ := strings.Cut(m.Email, "@")
+	if readable == "" {
+		readable = m.Name
 	}
 	var b strings.Builder
 	dash := false
-	for _, r := range strings.ToLower(value) {
+	for _, r := range strings.ToLower(readable) {
 		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
 			b.WriteRune(r)
 			dash = false
@@ -283,11 +290,11 @@ func generatedUserName(enrolment, key string) string {
 			dash = true
 		}
 	}
-	readable := strings.Trim(truncate(b.String(), 30), "-")
-	sum := sha256.Sum256([]byte(key))
+	part := strings.Trim(truncate(strings.Trim(b.String(), "-"), 30), "-")
+	sum := sha256.Sum256([]byte(m.Key))
 	name := truncate(enrolment, 20)
-	if readable != "" {
-		name += "-" + readable
+	if part != "" {
+		name += "-" + part
 	}
 	return name + "-" + hex.EncodeToString(sum[:])[:8]
 }

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	. "github.com/onsi/gomega"
@@ -54,7 +55,7 @@ func TestEnrolmentMakesOneOwnedUserPerMemberAndNothingMoreOnTheNextPass(t *testi
 	g.Expect(plan.members).To(Equal(3))
 	g.Expect(plan.managed).To(Equal(3))
 	u := plan.apply[0]
-	g.Expect(u.Name).To(MatchRegexp(`^hr-e0-[0-9a-f]{8}$`))
+	g.Expect(u.Name).To(MatchRegexp(`^hr-p0-[0-9a-f]{8}$`))
 	g.Expect(u.Spec.Identity.Email).To(Equal("p0@example.com"))
 	g.Expect(u.Spec.ChainRef.Name).To(Equal("onboarding"))
 	g.Expect(u.Spec.RecordsOnDelete).To(Equal(syncv1alpha1.RetainRecords))
@@ -101,7 +102,7 @@ func TestMembersThatCannotBeEnrolledAreSkippedWithTheirReason(t *testing.T) {
 	others := []syncv1alpha1.SyncUser{
 		{ObjectMeta: metav1.ObjectMeta{Name: "by-hand"}, Spec: syncv1alpha1.SyncUserSpec{
 			Identity: syncv1alpha1.UserIdentity{Email: "Placed@Example.com"}, ChainRef: &syncv1alpha1.ChainReference{Name: "onboarding"}}},
-		{ObjectMeta: metav1.ObjectMeta{Name: generatedUserName("hr", "row:6")}, Spec: syncv1alpha1.SyncUserSpec{
+		{ObjectMeta: metav1.ObjectMeta{Name: generatedUserName("hr", found[5].Member)}, Spec: syncv1alpha1.SyncUserSpec{
 			Identity: syncv1alpha1.UserIdentity{Email: "someone@example.com"}, PolicyRef: &syncv1alpha1.PolicyReference{Name: "other"}}},
 	}
 	plan := planEnrolment(e, found, nil, others, allComplete, t0)
@@ -233,14 +234,17 @@ func TestEnrolmentConditions(t *testing.T) {
 func TestGeneratedNamesAreStableDistinctAndValid(t *testing.T) {
 	g := NewWithT(t)
 	seen := map[string]string{}
-	for _, key := range []string{"row:E1", "row:e1", "row:a.b", "row:a-b", "list:email:Ada.Lovelace@Example.com", "user:bob",
-		"row:" + string(make([]byte, 300))} {
-		name := generatedUserName("a-rather-long-enrolment-name", key)
+	for _, m := range []members.Member{
+		{Key: "row:E1", Email: "a@x.org"}, {Key: "row:e1", Email: "a@x.org"}, {Key: "row:a.b", Name: "a.b"}, {Key: "row:a-b", Name: "a-b"},
+		{Key: "list:email:ada.lovelace@example.com", Email: "Ada.Lovelace@Example.com"}, {Key: "user:bob", Name: "---"},
+		{Key: "row:" + strings.Repeat("x", 300), Email: strings.Repeat("é", 100) + "@example.com"},
+	} {
+		name := generatedUserName("a-rather-long-enrolment-name", m)
 		g.Expect(name).To(MatchRegexp(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`))
 		g.Expect(len(name)).To(BeNumerically("<=", 63))
-		g.Expect(seen).NotTo(HaveKey(name), "keys %q and %q", seen[name], key)
-		seen[name] = key
-		g.Expect(generatedUserName("a-rather-long-enrolment-name", key)).To(Equal(name))
+		g.Expect(seen).NotTo(HaveKey(name), "keys %q and %q", seen[name], m.Key)
+		seen[name] = m.Key
+		g.Expect(generatedUserName("a-rather-long-enrolment-name", m)).To(Equal(name))
 	}
-	g.Expect(generatedUserName("hr", "list:email:Ada.Lovelace@Example.com")).To(HavePrefix("hr-ada-lovelace-example-com-"))
+	g.Expect(generatedUserName("hr", members.Member{Key: "row:1815", Email: "Ada.Lovelace@Example.com"})).To(MatchRegexp(`^hr-ada-lovelace-[0-9a-f]{8}$`))
 }

@@ -153,6 +153,7 @@ type SyncEnrolmentSpec struct {
 
 	// removals guards what happens to users whose members left.
 	// +optional
+	// +kubebuilder:default={}
 	Removals EnrolmentRemovals `json:"removals,omitzero"`
 
 	// recordsOnDelete is given to the generated SyncUsers: what happens to a user's records

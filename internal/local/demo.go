@@ -106,6 +106,8 @@ func directoryNote(dataDir string, d *directoryDemo, slapdBin string, startErr e
 	case d != nil:
 		return []string{
 			"  ldap:  chain " + DirectoryChain + ": HR new hires (csv) -> directory (ldap) -> app (scim), live",
+			"         its users are enrolled from " + filepath.Join(DemoClaimDir(dataDir), "hr", "new-hires.csv") + " by SyncEnrolment new-hires:",
+			"         add a row there, and within a minute that person is on the chain too",
 			"         directory " + d.ldapURL() + " (slapd, data in " + d.files.slapd + "):",
 			"           ldapsearch -x -H " + d.ldapURL() + " -D " + DirectoryBindDN + " -y " + d.files.bindPassword + " -b " + directoryPeople,
 			"         app " + d.scimURL() + ":",

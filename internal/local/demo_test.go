@@ -56,7 +56,7 @@ func TestDirectoryManifestsPointAtTheDemosServersWithSecretsForThemOnly(t *testi
 			g.Expect(o.GetLabels()).To(HaveKeyWithValue("sync.chainsync.dev/credentials", "true"))
 		}
 	}
-	g.Expect(kinds).To(Equal(map[string]int{"Secret": 2, "SyncPolicy": 2, "OnboardingChain": 1, "SyncUser": 3}))
+	g.Expect(kinds).To(Equal(map[string]int{"Secret": 2, "SyncPolicy": 2, "OnboardingChain": 1, "SyncEnrolment": 1}))
 	text := string(raw)
 	g.Expect(text).To(ContainSubstring(`sync.chainsync.dev/allowed-destinations: "127.0.0.1:3890"`))
 	g.Expect(text).To(ContainSubstring(`sync.chainsync.dev/allowed-destinations: "http://127.0.0.1:8080/scim/v2"`))

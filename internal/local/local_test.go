@@ -73,8 +73,12 @@ func TestLocalRunsTheDemoToCompletionStopsCleanlyAndKeepsItsData(t *testing.T) {
 		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 		g.Expect(lines).To(HaveLen(8))
 		g.Expect(lines).To(HaveEach(Or(MatchRegexp(`\sTrue\s+business-as-usual\s+hr-bau\s+Completed`),
-			MatchRegexp(`^(john-backus|frances-allen|radia-perlman)\s+True\s+application\s+directory-to-app\s+Completed`))))
+			MatchRegexp(`^new-hires-(john-backus|frances-allen|radia-perlman)-[0-9a-f]{8}\s+True\s+application\s+directory-to-app\s+Completed`))))
 	}
+	enrolment := &syncv1alpha1.SyncEnrolment{}
+	g.Expect(c.Get(context.Background(), key("new-hires"), enrolment)).To(Succeed())
+	g.Expect(enrolment.Status.Managed).To(BeEquivalentTo(3), "the new hires are enrolled from the HR export")
+	g.Expect(enrolment.Status.Skipped).To(BeZero())
 	g.Eventually(run.output).WithTimeout(time.Minute).Should(MatchRegexp(`chain chainsync-demo/employee-onboarding completed=5/5`), "the progress shows the chain complete")
 	g.Eventually(run.output).WithTimeout(time.Minute).Should(MatchRegexp(`chain chainsync-demo/directory-and-app-onboarding completed=3/3`))
 	g.Expect(directoryMails(t, dataDir)).To(ConsistOf("ada.lovelace@example.com", "alan.turing@example.com",
