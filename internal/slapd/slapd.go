@@ -1,7 +1,8 @@
 // Package slapd runs an OpenLDAP server from the system's binary (Debian's slapd package) with a
 // configuration of its own: cn=config made once by slapadd in a directory of the caller's, one
 // mdb database, the standard schemas plus the caller's, and content synchronisation (RFC 4533,
-// the syncprov overlay, with a session log so that deletions are told by entryUUID). The ldap
+// the syncprov overlay, with a session log so that deletions are told by entryUUID), and the
+// memberOf overlay, so a group's members are found with a filter (memberOf=<group DN>). The ldap
 // connector's tests start one in a temporary directory; `chainsync local` keeps one in its data
 // directory for the demo.
 package slapd
@@ -109,6 +110,7 @@ cn: module{0}
 olcModulePath: /usr/lib/ldap
 olcModuleLoad: back_mdb
 olcModuleLoad: syncprov
+olcModuleLoad: memberof
 
 dn: cn=schema,cn=config
 objectClass: olcSchemaConfig
@@ -161,6 +163,11 @@ objectClass: olcOverlayConfig
 objectClass: olcSyncProvConfig
 olcOverlay: syncprov
 olcSpSessionlog: 10000
+
+dn: olcOverlay=memberof,olcDatabase={1}mdb,cn=config
+objectClass: olcOverlayConfig
+objectClass: olcMemberOf
+olcOverlay: memberof
 `, cfg.ServiceDN)
 	return b.String()
 }
