@@ -195,6 +195,16 @@ func TestMembersOfASQLTableAreEnrolledAndMassRemovalWaitsForApproval(t *testing.
 		g.Expect(meta.IsStatusConditionTrue(e.Status.Conditions, syncv1alpha1.ReadyCondition)).To(BeTrue())
 	}, time.Minute, time.Second).Should(Succeed())
 	g.Expect(enrolledUsers(g, t, ns, "staff")["row:150"].Spec.Suspend).To(BeTrue())
+
+	// Row 2's person is renamed: the same user, with the new identity.
+	_, err = db.Exec(`UPDATE staff SET mail = 'renamed2@example.com', login = 'renamed2' WHERE id = 2`)
+	g.Expect(err).NotTo(HaveOccurred())
+	requestRead(g, t, ns, "staff", "2")
+	g.Eventually(func(g Gomega) {
+		u := enrolledUsers(g, t, ns, "staff")["row:2"]
+		g.Expect(u.Spec.Identity).To(Equal(syncv1alpha1.UserIdentity{Email: "renamed2@example.com", Name: "renamed2"}))
+		g.Expect(u.UID).To(Equal(users["row:2"].UID))
+	}, time.Minute, time.Second).Should(Succeed())
 }
 
 func TestListedAndSelectedUsersAreEnrolledAndOthersAreNeverTouched(t *testing.T) {
