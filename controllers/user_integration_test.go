@@ -82,9 +82,12 @@ func TestUserMovedToAnotherPolicyKeepsItsRecords(t *testing.T) {
 	})
 
 	// A GitOps change moves the user to the other policy over the same endpoints.
+	// A merge patch, as kubectl apply sends: the cycle writes the user's status meanwhile, which
+	// an update with the resourceVersion read before would lose to.
 	g.Expect(k8s.Get(ctx(t), client.ObjectKeyFromObject(user), user)).To(Succeed())
+	base := user.DeepCopy()
 	user.Spec.PolicyRef.Name = "second"
-	g.Expect(k8s.Update(ctx(t), user)).To(Succeed())
+	g.Expect(k8s.Patch(ctx(t), user, client.MergeFrom(base))).To(Succeed())
 
 	moved := eventuallyCycled(t, ns, "ada", "second", func(g Gomega, c *syncv1alpha1.CycleResult) {
 		g.Expect(c.Failure).To(BeEmpty())

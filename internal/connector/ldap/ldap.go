@@ -243,9 +243,11 @@ func (c *Connector) mustExist(dn, field string) error {
 	return nil
 }
 
-// endpointError words a failure of the directory itself.
+// endpointError words a failure of the directory itself. A server gone while a request was on
+// the wire is not always a network error code: the request gets the reader's "unable to read
+// LDAP response packet: EOF", with the connection closing.
 func (c *Connector) endpointError(doing string, err error) error {
-	if goldap.IsErrorWithCode(err, goldap.ErrorNetwork) {
+	if goldap.IsErrorWithCode(err, goldap.ErrorNetwork) || c.conn.IsClosing() {
 		return fmt.Errorf("%s: cannot reach %s: %w", doing, c.host, unwrapNetwork(err))
 	}
 	return fmt.Errorf("%s: %w", doing, err)
