@@ -1,6 +1,7 @@
 package controllers_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
@@ -64,6 +66,18 @@ func TestFiveHundredMembersOfACSVExportAreEnrolledAndRunTheChainThenOneLeavesAnd
 			p.Spec.JobTemplate.UsersPerJob = n
 		}))).To(Succeed())
 	}
+	// Left running, 500 users cycling every 10 seconds would hold the suite's shared Job
+	// executor for every test after this one.
+	t.Cleanup(func() {
+		c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		for _, name := range []string{"import", "bau"} {
+			p := &syncv1alpha1.SyncPolicy{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}
+			if err := k8s.Patch(c, p, client.RawPatch(types.MergePatchType, []byte(`{"spec":{"suspend":true}}`))); err != nil {
+				t.Errorf("suspending policy %s: %v", name, err)
+			}
+		}
+	})
 	g.Expect(k8s.Create(ctx(t), &syncv1alpha1.OnboardingChain{
 		ObjectMeta: metav1.ObjectMeta{Name: "onboarding", Namespace: ns},
 		Spec:       syncv1alpha1.OnboardingChainSpec{Steps: []syncv1alpha1.ChainStep{{Name: "import", Policy: "import"}, {Name: "bau", Policy: "bau"}}},
