@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -176,7 +177,6 @@ func planEnrolment(enrolment *syncv1alpha1.SyncEnrolment, found []member, owned,
 			leaving = append(leaving, u)
 		}
 	}
-	plan.managed = len(owned)
 	if len(leaving) > 0 {
 		slices.Sort(names)
 		id := removalsID(names)
@@ -192,30 +192,36 @@ func planEnrolment(enrolment *syncv1alpha1.SyncEnrolment, found []member, owned,
 			plan.heldID = id
 		}
 	}
+	plan.managed, plan.suspended = countAfter(owned, plan, enrolment.Spec.Removals.Action)
+	return plan
+}
+
+// countAfter counts the users as they will be once the plan is applied: those not being
+// deleted, and among them those suspended because their member left.
+func countAfter(owned []syncv1alpha1.SyncUser, plan enrolmentPlan, action syncv1alpha1.RemovalAction) (managed, suspended int) {
+	after := make(map[string]*syncv1alpha1.SyncUser, len(owned)+len(plan.apply))
 	for i := range owned {
-		if owned[i].Annotations[memberLeftAnnotation] != "" {
-			plan.suspended++
-		}
+		after[owned[i].Name] = &owned[i]
 	}
 	for _, u := range plan.apply {
-		if ownedByName[u.Name] == nil {
-			plan.managed++
-		}
-		if ownedByName[u.Name] != nil && ownedByName[u.Name].Annotations[memberLeftAnnotation] != "" {
-			plan.suspended-- // Back: resumed.
-		}
+		after[u.Name] = u
 	}
 	for _, u := range plan.remove {
-		if enrolment.Spec.Removals.Action == syncv1alpha1.DeleteRemoved {
-			plan.managed--
-			if u.Annotations[memberLeftAnnotation] != "" {
-				plan.suspended--
-			}
+		if action == syncv1alpha1.DeleteRemoved {
+			delete(after, u.Name)
 		} else {
-			plan.suspended++
+			after[u.Name] = u
 		}
 	}
-	return plan
+	for _, u := range after {
+		if u.DeletionTimestamp.IsZero() {
+			managed++
+			if u.Annotations[memberLeftAnnotation] != "" {
+				suspended++
+			}
+		}
+	}
+	return managed, suspended
 }
 
 func (p *enrolmentPlan) skip(m member, reason syncv1alpha1.MemberSkipReason, message string) {
@@ -388,7 +394,7 @@ func removalsID(names []string) string {
 // why the source's members are not all known (its read failed, its policy is missing), if so.
 func setEnrolmentStatus(enrolment *syncv1alpha1.SyncEnrolment, plan enrolmentPlan, sourceReason, sourceProblem string) {
 	st := &enrolment.Status
-	st.Members, st.Managed, st.Suspended = int32(plan.members), int32(plan.managed), int32(max(plan.suspended, 0))
+	st.Members, st.Managed, st.Suspended = int32(plan.members), int32(plan.managed), int32(plan.suspended)
 	st.Skipped, st.SkippedMembers = int32(plan.skippedCount), plan.skipped
 	st.PendingRemovals, st.PendingRemovalsID = int32(len(plan.held)), plan.heldID
 	gen := enrolment.Generation
@@ -431,10 +437,8 @@ func shortenTo(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	for n > 0 && !utf8RuneStart(s[n]) {
+	for n > 0 && !utf8.RuneStart(s[n]) {
 		n--
 	}
 	return s[:n]
 }
-
-func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
