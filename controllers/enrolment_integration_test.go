@@ -110,8 +110,11 @@ func TestFiveHundredMembersOfACSVExportAreEnrolledAndRunTheChainThenOneLeavesAnd
 		g.Expect(k8s.Get(ctx(t), client.ObjectKey{Namespace: ns, Name: "onboarding"}, chain)).To(Succeed())
 		var list syncv1alpha1.SyncUserList
 		g.Expect(k8s.List(ctx(t), &list, client.InNamespace(ns))).To(Succeed())
-		cycled, failed, why := 0, 0, ""
+		cycled, failed, why, waiting := 0, 0, "", ""
 		for _, u := range list.Items {
+			if !meta.IsStatusConditionTrue(u.Status.Conditions, syncv1alpha1.CompletedCondition) && waiting == "" {
+				waiting = fmt.Sprintf("%s on step %s: %s", u.Name, u.Status.Step, readyOf(&u))
+			}
 			if c := u.Status.LastCycle; c != nil {
 				cycled++
 				if c.Failure != "" {
@@ -122,7 +125,7 @@ func TestFiveHundredMembersOfACSVExportAreEnrolledAndRunTheChainThenOneLeavesAnd
 		}
 		var jobs batchv1.JobList
 		g.Expect(k8s.List(ctx(t), &jobs, client.InNamespace(ns))).To(Succeed())
-		g.Expect(chain.Status.CompletedUsers).To(BeEquivalentTo(n), "cycled %d failed %d (%s), %d jobs", cycled, failed, why, len(jobs.Items))
+		g.Expect(chain.Status.CompletedUsers).To(BeEquivalentTo(n), "cycled %d failed %d (%s), %d jobs; one not completed: %s", cycled, failed, why, len(jobs.Items), waiting)
 	}, 4*time.Minute, 2*time.Second).Should(Succeed())
 	g.Expect(peopleIn(t, db)).To(HaveLen(n), "each member's person was created once")
 
@@ -300,6 +303,14 @@ func TestAFailedReadOfTheSourceSaysWhyAndRemovesNobody(t *testing.T) {
 		g.Expect(u.Spec.Suspend).To(BeFalse())
 	}
 	g.Expect(getEnrolment(g, t, ns, "hr").Status.Managed).To(BeEquivalentTo(2))
+}
+
+// readyOf is what a user's Ready condition says.
+func readyOf(u *syncv1alpha1.SyncUser) string {
+	if c := meta.FindStatusCondition(u.Status.Conditions, syncv1alpha1.ReadyCondition); c != nil {
+		return string(c.Status) + " " + c.Reason + ": " + c.Message
+	}
+	return "no Ready condition"
 }
 
 func writeFile(dir, name, content string) error {

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
+	"github.com/chainsync/chainsync/internal/userstatus"
 )
 
 // Metrics served on the manager's /metrics. Cycle outcomes are counted when the operator sees a
@@ -177,7 +178,7 @@ func summarizeState(policies []syncv1alpha1.SyncPolicy, chains []syncv1alpha1.On
 		if c := meta.FindStatusCondition(u.Status.Conditions, syncv1alpha1.StalledCondition); c != nil && c.Status == "True" {
 			stalled[stalledKey{u.Namespace, policy, c.Reason}]++
 		}
-		if c := cycleOnCurrentStep(&u.Status); c != nil && c.PendingDeletes > 0 {
+		if c := userstatus.CycleOnCurrentStep(&u.Status); c != nil && c.PendingDeletes > 0 {
 			k := policyKey{u.Namespace, policy}
 			pending[k] = [2]int{pending[k][0] + int(c.PendingDeletes), pending[k][1] + 1}
 		}

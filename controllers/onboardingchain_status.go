@@ -8,6 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
+	"github.com/chainsync/chainsync/internal/kstatus"
 )
 
 // summarizeChain counts the chain's users per step and sets its conditions. policies holds each
@@ -66,10 +67,10 @@ func summarizeChain(chain *syncv1alpha1.OnboardingChain, policies []*syncv1alpha
 
 	switch {
 	case len(missing) > 0:
-		markStalled(&st.Conditions, gen, syncv1alpha1.OnboardingChainPolicyNotFoundReason, strings.Join(missing, "; "))
+		kstatus.MarkStalled(&st.Conditions, gen, syncv1alpha1.OnboardingChainPolicyNotFoundReason, strings.Join(missing, "; "))
 	case len(stores) > 1:
 		msg := "The steps' policies use different record stores (spec.store), so users moving along the chain would be synced from scratch and items created twice; give them one store"
-		markStalled(&st.Conditions, gen, syncv1alpha1.OnboardingChainMixedStoresReason, msg)
+		kstatus.MarkStalled(&st.Conditions, gen, syncv1alpha1.OnboardingChainMixedStoresReason, msg)
 	case len(stuck) > 0:
 		msg := strings.Join(stuck, "; ")
 		meta.RemoveStatusCondition(&st.Conditions, syncv1alpha1.StalledCondition)

@@ -9,7 +9,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -17,33 +16,18 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
-
-	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
 )
 
 // patchStatus is each reconcile's one status write: a merge patch from base, sent only when the
 // status changed, since thousands of users would multiply every empty request.
-func patchStatus[T client.Object](ctx context.Context, c client.Client, obj, base T, status func(T) any) error {
+func patchStatus[T client.Object](ctx context.Context, c client.Client, obj, base T, status func(T) any, opts ...client.MergeFromOption) error {
 	if equality.Semantic.DeepEqual(status(base), status(obj)) {
 		return nil
 	}
-	if err := c.Status().Patch(ctx, obj, client.MergeFrom(base)); err != nil && !apierrors.IsNotFound(err) {
+	if err := c.Status().Patch(ctx, obj, client.MergeFromWithOptions(base, opts...)); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("patching status of %T %s: %w", obj, klog.KObj(obj), err)
 	}
 	return nil
-}
-
-// markStalled says a person must act, as kstatus reads "failed": Stalled=True and Ready=False
-// with the same reason and message, and no Reconciling.
-func markStalled(conds *[]metav1.Condition, generation int64, reason, message string) {
-	for _, t := range []string{syncv1alpha1.StalledCondition, syncv1alpha1.ReadyCondition} {
-		status := metav1.ConditionTrue
-		if t == syncv1alpha1.ReadyCondition {
-			status = metav1.ConditionFalse
-		}
-		meta.SetStatusCondition(conds, metav1.Condition{Type: t, Status: status, Reason: reason, Message: message, ObservedGeneration: generation})
-	}
-	meta.RemoveStatusCondition(conds, syncv1alpha1.ReconcilingCondition)
 }
 
 // reconciled says whether a reconcile that returned err finished with the spec it read, so the

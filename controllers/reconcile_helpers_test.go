@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
+	"github.com/chainsync/chainsync/internal/kstatus"
 )
 
 func TestObservedGenerationWaitsForAFinishedReconcile(t *testing.T) {
@@ -29,7 +30,7 @@ func TestObservedGenerationWaitsForAFinishedReconcile(t *testing.T) {
 func TestMarkStalledReadsAsFailedToKstatus(t *testing.T) {
 	g := NewWithT(t)
 	conds := []metav1.Condition{{Type: syncv1alpha1.ReconcilingCondition, Status: metav1.ConditionTrue, Reason: "Progressing"}}
-	markStalled(&conds, 3, "SecretNotFound", `Secret "crm-db" not found`)
+	kstatus.MarkStalled(&conds, 3, "SecretNotFound", `Secret "crm-db" not found`)
 	g.Expect(meta.FindStatusCondition(conds, syncv1alpha1.ReconcilingCondition)).To(BeNil())
 	for _, c := range []struct {
 		t      string

@@ -27,7 +27,9 @@ import (
 
 	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
 	"github.com/chainsync/chainsync/internal/jobargs"
+	"github.com/chainsync/chainsync/internal/kstatus"
 	"github.com/chainsync/chainsync/internal/members"
+	"github.com/chainsync/chainsync/internal/userstatus"
 )
 
 // SyncEnrolmentReconciler makes one SyncUser per member of an enrolment, from its list, its
@@ -87,7 +89,7 @@ func (r *SyncEnrolmentReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	}
 	found, err := gatherMembers(enrolment, others, src.read)
 	if err != nil {
-		markStalled(&enrolment.Status.Conditions, enrolment.Generation, syncv1alpha1.InvalidSpecReason, err.Error())
+		kstatus.MarkStalled(&enrolment.Status.Conditions, enrolment.Generation, syncv1alpha1.InvalidSpecReason, err.Error())
 		return ctrl.Result{}, reconcile.TerminalError(err)
 	}
 	complete := map[string]bool{listOrigin: true, selectorOrigin: true, sourceOrigin: src.complete}
@@ -286,7 +288,7 @@ func sourceReadDue(enrolment *syncv1alpha1.SyncEnrolment, read *members.List, ha
 		at := lastRead.Add(interval)
 		due = sourceRead{at: at, key: "at:" + fmt.Sprint(at.Unix())}
 	}
-	if retry := retryAfterFailedJobs(failedSince, lastRead); retry.After(due.at) {
+	if retry := userstatus.RetryAfterFailedJobs(failedSince, lastRead); retry.After(due.at) {
 		due = sourceRead{at: retry, key: "retry:" + fmt.Sprint(retry.Unix())}
 	}
 	return due

@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
+	"github.com/chainsync/chainsync/internal/kstatus"
 	"github.com/chainsync/chainsync/internal/members"
 )
 
@@ -400,11 +401,11 @@ func setEnrolmentStatus(enrolment *syncv1alpha1.SyncEnrolment, plan enrolmentPla
 	gen := enrolment.Generation
 	switch {
 	case len(plan.held) > 0:
-		markStalled(&st.Conditions, gen, syncv1alpha1.SyncEnrolmentRemovalsHeldReason, fmt.Sprintf(
+		kstatus.MarkStalled(&st.Conditions, gen, syncv1alpha1.SyncEnrolmentRemovalsHeldReason, fmt.Sprintf(
 			"%d users' members left, more than spec.removals allows at once; set annotation %s=%s to remove them",
 			len(plan.held), syncv1alpha1.ApproveRemovalsAnnotation, plan.heldID))
 	case sourceProblem != "" && sourceReason == syncv1alpha1.SyncEnrolmentPolicyNotFoundReason:
-		markStalled(&st.Conditions, gen, sourceReason, sourceProblem)
+		kstatus.MarkStalled(&st.Conditions, gen, sourceReason, sourceProblem)
 	case sourceReason == syncv1alpha1.SyncEnrolmentReadingReason:
 		meta.RemoveStatusCondition(&st.Conditions, syncv1alpha1.StalledCondition)
 		for _, t := range []string{syncv1alpha1.ReconcilingCondition, syncv1alpha1.ReadyCondition} {

@@ -26,6 +26,7 @@ import (
 
 	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
 	cyclerun "github.com/chainsync/chainsync/internal/cycle"
+	"github.com/chainsync/chainsync/internal/userstatus"
 )
 
 // SyncPolicyReconciler launches the cycles of a policy's users as Jobs, on schedule, at once for
@@ -61,7 +62,7 @@ func (r *SyncPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		retErr = errors.Join(retErr, patchStatus(ctx, r.Client, policy, base, func(p *syncv1alpha1.SyncPolicy) any { return p.Status }))
 	}()
 
-	sched, err := parseSchedule(policy.Spec)
+	sched, err := userstatus.ParseSchedule(policy.Spec)
 	if err != nil {
 		setPolicyStalled(policy, syncv1alpha1.InvalidSpecReason, err.Error())
 		return ctrl.Result{}, reconcile.TerminalError(err)
@@ -185,7 +186,7 @@ func (r *SyncPolicyReconciler) launch(ctx context.Context, policy *syncv1alpha1.
 		keys := make([]string, 0, len(batch))
 		users := make([]string, 0, len(batch))
 		for _, d := range batch {
-			keys = append(keys, d.user+"@"+d.due.key)
+			keys = append(keys, d.user+"@"+d.due.Key)
 			users = append(users, d.user)
 		}
 		job := r.Jobs.CycleJob(policy, cycleJobName(policy.Name, keys), users)

@@ -10,6 +10,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
+	"github.com/chainsync/chainsync/internal/kstatus"
+	"github.com/chainsync/chainsync/internal/userstatus"
 )
 
 // jobWorld is what a policy's Jobs say about its users.
@@ -49,7 +51,7 @@ func observeJobs(jobs []batchv1.Job) jobWorld {
 // userCycle is one user's due cycle.
 type userCycle struct {
 	user string
-	due  dueCycle
+	due  userstatus.Due
 }
 
 // cyclePlan is what a policy should launch now, and when to look again.
@@ -63,11 +65,11 @@ type cyclePlan struct {
 
 // earlyWindow is how early a scheduled user may ride along in a Job launched for others: a
 // tenth of the interval, at most 30 seconds, so users drift into shared Jobs.
-func earlyWindow(sched cycleSchedule) time.Duration {
-	return min(sched.interval/10, 30*time.Second)
+func earlyWindow(sched userstatus.Schedule) time.Duration {
+	return min(sched.Interval/10, 30*time.Second)
 }
 
-func planCycles(sched cycleSchedule, policy *syncv1alpha1.SyncPolicy, users []syncv1alpha1.SyncUser,
+func planCycles(sched userstatus.Schedule, policy *syncv1alpha1.SyncPolicy, users []syncv1alpha1.SyncUser,
 	world jobWorld, policyRequest string, now time.Time) cyclePlan {
 	var plan cyclePlan
 	var candidates []userCycle
@@ -83,30 +85,30 @@ func planCycles(sched cycleSchedule, policy *syncv1alpha1.SyncPolicy, users []sy
 		if world.running[u.Name] || !u.DeletionTimestamp.IsZero() {
 			continue
 		}
-		due, ok := userDue(sched, policy, u, policyRequest, world.failedEnds[u.Name], now)
+		due, ok := userstatus.UserDue(sched, policy, u, policyRequest, world.failedEnds[u.Name], now)
 		if !ok {
 			continue
 		}
 		switch {
-		case !due.at.After(now):
+		case !due.At.After(now):
 			candidates = append(candidates, userCycle{u.Name, due})
-			launch = launch || due.requested
-			if oldest.IsZero() || due.at.Before(oldest) {
-				oldest = due.at
+			launch = launch || due.Requested
+			if oldest.IsZero() || due.At.Before(oldest) {
+				oldest = due.At
 			}
-		case !due.at.After(now.Add(earlyWindow(sched))):
+		case !due.At.After(now.Add(earlyWindow(sched))):
 			candidates = append(candidates, userCycle{u.Name, due})
-			soonest(due.at)
+			soonest(due.At)
 		default:
-			soonest(due.at)
+			soonest(due.At)
 		}
 	}
 	if oldest.IsZero() {
 		return cyclePlan{next: plan.next} // Nobody due yet; early riders wait for their turn.
 	}
-	launch = launch || len(candidates) >= int(max(1, policy.Spec.JobTemplate.UsersPerJob)) || !oldest.After(now.Add(-sched.gather))
+	launch = launch || len(candidates) >= int(max(1, policy.Spec.JobTemplate.UsersPerJob)) || !oldest.After(now.Add(-sched.Gather))
 	if !launch {
-		soonest(oldest.Add(sched.gather))
+		soonest(oldest.Add(sched.Gather))
 		return plan
 	}
 	plan.due = candidates
@@ -147,12 +149,12 @@ func summarizeUsers(users []syncv1alpha1.SyncUser, world jobWorld) userSummary {
 			n.Syncing++
 		}
 		// The users listed are on this policy, so a cycle on their current step is one of its.
-		c := cycleOnCurrentStep(&u.Status)
+		c := userstatus.CycleOnCurrentStep(&u.Status)
 		switch {
 		case c == nil:
 			s.waiting++
 			continue
-		case cycleClean(c):
+		case userstatus.CycleClean(c):
 			n.Synced++
 		default:
 			n.Failing++
@@ -163,7 +165,7 @@ func summarizeUsers(users []syncv1alpha1.SyncUser, world jobWorld) userSummary {
 }
 
 func setPolicyStalled(policy *syncv1alpha1.SyncPolicy, reason, message string) {
-	markStalled(&policy.Status.Conditions, policy.Generation, reason, message)
+	kstatus.MarkStalled(&policy.Status.Conditions, policy.Generation, reason, message)
 }
 
 // setPolicyReady marks a policy whose spec and references are good. Ready speaks of the policy

@@ -5,6 +5,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
+	"github.com/chainsync/chainsync/internal/kstatus"
 	"github.com/chainsync/chainsync/internal/webhook"
 )
 
@@ -24,12 +25,12 @@ func setReceiverStatus(rcv *syncv1alpha1.SyncReceiver, w receiverWorld) {
 	conds := &rcv.Status.Conditions
 	if w.tokenProblem != nil {
 		rcv.Status.WebhookPath = ""
-		markStalled(conds, rcv.Generation, w.tokenProblem.Reason, w.tokenProblem.Message)
+		kstatus.MarkStalled(conds, rcv.Generation, w.tokenProblem.Reason, w.tokenProblem.Message)
 		return
 	}
 	rcv.Status.WebhookPath = webhook.Path(w.token, rcv.Namespace, rcv.Name)
 	if !w.policyFound {
-		markStalled(conds, rcv.Generation, syncv1alpha1.SyncReceiverPolicyNotFoundReason,
+		kstatus.MarkStalled(conds, rcv.Generation, syncv1alpha1.SyncReceiverPolicyNotFoundReason,
 			"spec.policyRef: SyncPolicy \""+rcv.Spec.PolicyRef.Name+"\" not found; calls find no users")
 		return
 	}

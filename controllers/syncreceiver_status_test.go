@@ -8,6 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
+	"github.com/chainsync/chainsync/internal/kstatus"
 	"github.com/chainsync/chainsync/internal/webhook"
 )
 
@@ -36,7 +37,7 @@ func TestSetReceiverStatus(t *testing.T) {
 			rcv.Spec.Suspend = tc.suspend
 			// A stale path and a Stalled condition from before must not survive.
 			rcv.Status.WebhookPath = "/hook/old"
-			markStalled(&rcv.Status.Conditions, 2, "Old", "old")
+			kstatus.MarkStalled(&rcv.Status.Conditions, 2, "Old", "old")
 			setReceiverStatus(rcv, tc.world)
 			g.Expect(rcv.Status.WebhookPath).To(Equal(tc.wantPath))
 			ready := meta.FindStatusCondition(rcv.Status.Conditions, syncv1alpha1.ReadyCondition)

@@ -28,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
+	"github.com/chainsync/chainsync/internal/userstatus"
 )
 
 // RecordsFinalizer holds a deleted SyncUser until its records are retained or deleted as its
@@ -44,10 +45,11 @@ type SyncUserReconciler struct {
 	// Jobs builds the Job that deletes a user's records.
 	Jobs CycleJobBuilder
 
-	// startedAt and counted make each cycle result count once in the metrics: results that
-	// finished before this process started were counted by its predecessor.
+	// startedAt and seen make each cycle result count once in the metrics, and each move and
+	// completion make one event: what happened before this process started was counted and
+	// announced by its predecessor.
 	startedAt time.Time
-	counted   sync.Map // user UID -> last counted cycle ID
+	seen      sync.Map // user (namespace and name) -> seenUser
 }
 
 // Reconcile handles one SyncUser.
@@ -55,17 +57,17 @@ func (r *SyncUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	log := ctrl.LoggerFrom(ctx)
 	user := &syncv1alpha1.SyncUser{}
 	if err := r.Get(ctx, req.NamespacedName, user); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.seen.Delete(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 
 	if !user.DeletionTimestamp.IsZero() {
 		return r.reconcileDelete(ctx, user)
 	}
-	if controllerutil.AddFinalizer(user, RecordsFinalizer) {
-		// The finalizer goes on before the user is synced, so its records are never orphaned.
-		if err := r.Update(ctx, user); err != nil {
-			return ctrl.Result{}, fmt.Errorf("adding finalizer to SyncUser %s: %w", klog.KObj(user), err)
-		}
+	if err := r.keepFinalizer(ctx, user); err != nil {
+		return ctrl.Result{}, err
 	}
 
 	base := user.DeepCopy()
@@ -73,69 +75,120 @@ func (r *SyncUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		if reconciled(retErr) {
 			user.Status.ObservedGeneration = user.Generation
 		}
-		retErr = errors.Join(retErr, patchStatus(ctx, r.Client, user, base, func(u *syncv1alpha1.SyncUser) any { return u.Status }))
+		// Cycle Jobs write users' status too: a patch computed from an older read must not undo theirs.
+		retErr = errors.Join(retErr, patchStatus(ctx, r.Client, user, base, func(u *syncv1alpha1.SyncUser) any { return u.Status },
+			client.MergeFromWithOptimisticLock{}))
 	}()
 
 	chain, err := r.chainOf(ctx, user)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	current, problem := placeUser(user, chain)
-	if problem != nil {
-		setUserConditions(user, current, problem, nil, nil)
-		return ctrl.Result{}, nil // Terminal until the chain or the spec changes; both are watched.
-	}
-
 	r.countCycle(user)
-	now := metav1.NewTime(r.Clock.Now())
-	if moveTo(&user.Status, current, now) {
-		meta.RemoveStatusCondition(&user.Status.Conditions, syncv1alpha1.CompletedCondition)
-		log.Info("Placed user", "policy", current.policy, "step", current.step)
-	}
-	if left := advanceAlongChain(&user.Status, chain, current); left != "" {
-		log.Info("Moved user along its chain", "from", left, "to", user.Status.Step)
-		r.Recorder.Eventf(user, nil, corev1.EventTypeNormal, syncv1alpha1.SyncUserChainAdvancedReason, "Advance",
-			"Cycle on step %s came back empty: moved to step %s (policy %s)", left, user.Status.Step, user.Status.Policy)
-		current, _ = placeUser(user, chain)
-	}
-
-	policy := &syncv1alpha1.SyncPolicy{}
-	err = r.Get(ctx, client.ObjectKey{Namespace: user.Namespace, Name: current.policy}, policy)
-	if err != nil && !apierrors.IsNotFound(err) {
-		return ctrl.Result{}, err
-	}
-	wasCompleted := meta.IsStatusConditionTrue(base.Status.Conditions, syncv1alpha1.CompletedCondition)
-	found := policy
-	if err != nil {
-		found = nil
-	}
-	var failed *jobFailure
-	if found != nil {
-		var failedEnds []time.Time
-		failed, failedEnds, err = r.failedCycleJobs(ctx, user)
-		if err != nil {
+	now := r.Clock.Now()
+	current, move, problem := userstatus.Settle(user, chain, now)
+	var policy *syncv1alpha1.SyncPolicy
+	var failed *userstatus.JobFailure
+	var failedEnds []time.Time
+	if problem == nil {
+		if move.Placed {
+			log.Info("Placed user", "policy", current.Policy, "step", current.Step)
+		}
+		if move.Left != "" {
+			log.Info("Moved user along its chain", "from", move.Left, "to", current.Step)
+		}
+		if policy, err = r.policyNamed(ctx, user.Namespace, current.Policy); err != nil {
 			return ctrl.Result{}, err
 		}
-		user.Status.NextSyncTime = nextSyncTime(policy, user, failedEnds, r.Clock.Now())
-		if failed != nil && user.Status.NextSyncTime != nil {
-			failed.retryAt = user.Status.NextSyncTime.Time
+		if policy != nil {
+			if failed, failedEnds, err = r.failedCycleJobs(ctx, user); err != nil {
+				return ctrl.Result{}, err
+			}
 		}
 	}
-	setUserConditions(user, current, nil, found, failed)
-	if !wasCompleted && meta.IsStatusConditionTrue(user.Status.Conditions, syncv1alpha1.CompletedCondition) {
-		r.Recorder.Eventf(user, nil, corev1.EventTypeNormal, syncv1alpha1.SyncUserChainCompletedReason, "Complete",
-			"Synced clean on the last step (policy %s)", current.policy)
-	}
-	if failed != nil && !strings.HasPrefix(readyMessage(base), failed.prefix()) {
+	userstatus.Observe(user, current, problem, policy, failed, failedEnds, now)
+	r.announce(user)
+	if failed != nil && !strings.HasPrefix(readyMessage(base), failed.Prefix()) {
 		r.Recorder.Eventf(user, nil, corev1.EventTypeWarning, syncv1alpha1.SyncUserJobFailedReason, "Cycle", "%s", failed.String())
 	}
-	return ctrl.Result{}, nil
+	return ctrl.Result{}, nil // A problem is terminal until the chain or the spec changes; both are watched.
+}
+
+// keepFinalizer puts the records finalizer on a user whose records are to be deleted with it,
+// before the user is synced, so they are never orphaned; and takes it off a user whose records
+// stay (Retain, the default): deleting such a user has nothing to wait for, and thousands of
+// users need not each cost a write to add a finalizer that does nothing.
+func (r *SyncUserReconciler) keepFinalizer(ctx context.Context, user *syncv1alpha1.SyncUser) error {
+	var changed bool
+	if user.Spec.RecordsOnDelete == syncv1alpha1.DeleteRecords {
+		changed = controllerutil.AddFinalizer(user, RecordsFinalizer)
+	} else {
+		changed = controllerutil.RemoveFinalizer(user, RecordsFinalizer)
+	}
+	if !changed {
+		return nil
+	}
+	if err := r.Update(ctx, user); err != nil {
+		return fmt.Errorf("updating the finalizers of SyncUser %s: %w", klog.KObj(user), err)
+	}
+	return nil
+}
+
+// policyNamed reads a policy from the cache; nil when it does not exist.
+func (r *SyncUserReconciler) policyNamed(ctx context.Context, namespace, name string) (*syncv1alpha1.SyncPolicy, error) {
+	policy := &syncv1alpha1.SyncPolicy{}
+	err := r.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, policy)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("getting SyncPolicy %s: %w", name, err)
+	}
+	return policy, nil
+}
+
+// seenUser is what this process has counted and announced of one user.
+type seenUser struct {
+	cycle     string    // the last cycle result counted in the metrics
+	moved     time.Time // when the last move along the chain that was announced happened
+	completed time.Time // when the completion that was announced happened
+}
+
+// announce records an event for each move along the chain and each completion of the chain
+// that this process has not announced yet, whoever wrote it into the status: a cycle Job writes
+// the move its empty cycle causes with the cycle's result, so the operator learns of it here.
+// What happened before this process started was announced by its predecessor.
+func (r *SyncUserReconciler) announce(user *syncv1alpha1.SyncUser) {
+	key := client.ObjectKeyFromObject(user)
+	prev, _ := r.seen.Load(key)
+	was, _ := prev.(seenUser)
+	now := was
+	st := &user.Status
+	if n := len(st.History); n >= 2 && st.LastCycle != nil && st.LastCycle.CompletionTime != nil {
+		from, to := st.History[n-2], st.History[n-1]
+		// A move by an empty cycle enters the next step when that cycle completed.
+		if entered := to.EnteredTime; entered != nil && entered.Equal(st.LastCycle.CompletionTime) &&
+			st.LastCycle.Policy == from.Policy && !entered.Time.Before(r.startedAt.Truncate(time.Second)) && !entered.Time.Equal(was.moved) {
+			r.Recorder.Eventf(user, nil, corev1.EventTypeNormal, syncv1alpha1.SyncUserChainAdvancedReason, "Advance",
+				"Cycle on step %s came back empty: moved to step %s (policy %s)", from.Step, to.Step, to.Policy)
+			now.moved = entered.Time
+		}
+	}
+	if c := meta.FindStatusCondition(st.Conditions, syncv1alpha1.CompletedCondition); c != nil && c.Status == metav1.ConditionTrue &&
+		!c.LastTransitionTime.Time.Before(r.startedAt.Truncate(time.Second)) && !c.LastTransitionTime.Time.Equal(was.completed) {
+		r.Recorder.Eventf(user, nil, corev1.EventTypeNormal, syncv1alpha1.SyncUserChainCompletedReason, "Complete",
+			"Synced clean on the last step (policy %s)", st.Policy)
+		now.completed = c.LastTransitionTime.Time
+	}
+	if now != was {
+		r.seen.Store(key, now)
+	}
 }
 
 // failedCycleJobs returns the latest cycle Job of the user's policy that failed without a result
 // for the user since its last cycle there (nil if none), and when each failed Job holding the user
 // ended, for the retry backoff.
-func (r *SyncUserReconciler) failedCycleJobs(ctx context.Context, user *syncv1alpha1.SyncUser) (*jobFailure, []time.Time, error) {
+func (r *SyncUserReconciler) failedCycleJobs(ctx context.Context, user *syncv1alpha1.SyncUser) (*userstatus.JobFailure, []time.Time, error) {
 	var jobs batchv1.JobList
 	if err := r.List(ctx, &jobs, client.InNamespace(user.Namespace), client.MatchingFields{jobUserIndex: user.Name},
 		client.UnsafeDisableDeepCopy); err != nil { // Read only.
@@ -146,7 +199,7 @@ func (r *SyncUserReconciler) failedCycleJobs(ctx context.Context, user *syncv1al
 	if n := len(st.History); n > 0 && st.History[n-1].EnteredTime != nil {
 		since = st.History[n-1].EnteredTime.Time
 	}
-	if c := cycleOnCurrentStep(st); c != nil && c.CompletionTime.After(since) {
+	if c := userstatus.CycleOnCurrentStep(st); c != nil && c.CompletionTime.After(since) {
 		since = c.CompletionTime.Time
 	}
 	var ends []time.Time
@@ -166,14 +219,14 @@ func (r *SyncUserReconciler) failedCycleJobs(ctx context.Context, user *syncv1al
 	if latest == nil {
 		return nil, ends, nil
 	}
-	f := &jobFailure{job: latest.Name, reason: "Failed", message: "the Job failed"}
+	f := &userstatus.JobFailure{Job: latest.Name, Reason: "Failed", Message: "the Job failed"}
 	for _, c := range latest.Status.Conditions {
 		if c.Type == batchv1.JobFailed && c.Status == corev1.ConditionTrue {
-			f.reason, f.message = c.Reason, c.Message
+			f.Reason, f.Message = c.Reason, c.Message
 		}
 	}
 	if pod := latest.Annotations[podMessageAnnotation]; pod != "" {
-		f.message += "; " + pod
+		f.Message += "; " + pod
 	}
 	return f, ends, nil
 }
@@ -191,9 +244,14 @@ func (r *SyncUserReconciler) countCycle(user *syncv1alpha1.SyncUser) {
 	if c == nil || c.CompletionTime == nil || c.CompletionTime.Time.Before(r.startedAt) {
 		return
 	}
-	if prev, loaded := r.counted.Swap(user.UID, c.ID); loaded && prev == c.ID {
+	key := client.ObjectKeyFromObject(user)
+	prev, _ := r.seen.Load(key)
+	seen, _ := prev.(seenUser)
+	if seen.cycle == c.ID {
 		return
 	}
+	seen.cycle = c.ID
+	r.seen.Store(key, seen)
 	result := "changed"
 	switch {
 	case c.Failure != "":

@@ -313,7 +313,11 @@ func TestDeletingAUserRetainsOrDeletesItsRecords(t *testing.T) {
 		u := eventuallyCycled(t, ns, name, "import", func(g Gomega, c *syncv1alpha1.CycleResult) {
 			g.Expect(c.Items.Created).To(BeEquivalentTo(1))
 		})
-		g.Expect(u.Finalizers).To(ContainElement("sync.chainsync.dev/records"))
+		if name == "dropped" {
+			g.Expect(u.Finalizers).To(ContainElement("sync.chainsync.dev/records"), "its records are deleted before it goes")
+		} else {
+			g.Expect(u.Finalizers).To(BeEmpty(), "its records stay: nothing to wait for")
+		}
 	}
 	store, err := records.Open(claimDir(ns))
 	g.Expect(err).NotTo(HaveOccurred())

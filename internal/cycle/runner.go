@@ -28,8 +28,7 @@ import (
 	"github.com/chainsync/chainsync/internal/records"
 )
 
-// FieldManager owns the status fields a cycle writes (lastCycle and the handled requests); the
-// operator owns the rest of SyncUser status.
+// FieldManager is who a cycle's writes of SyncUser status are recorded as in managedFields.
 const FieldManager = "chainsync-cycle"
 
 // crashHooks let tests in this package kill a cycle process (SIGKILL) where a crash must be
@@ -41,6 +40,10 @@ var crashHooks = struct {
 	at:   func(string) {},
 	wrap: func(_ string, c connector.Connector) connector.Connector { return c },
 }
+
+// engineRun runs one user's cycle through the engine. A benchmark build replaces it (see
+// engine_stub.go) to move more users than real cycles could in its time.
+var engineRun = engine.Run
 
 // The points crashHooks.at is called at.
 const (
@@ -89,6 +92,7 @@ func (r *Runner) Run(ctx context.Context, users []string) error {
 		return err
 	}
 	rejected := newRejectedRows(store, policy)
+	statuses := newUserStatusWriter(r.Client, r.Namespace, r.Clock, policy)
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(1, r.Concurrency))
 	for _, name := range users {
@@ -98,7 +102,7 @@ func (r *Runner) Run(ctx context.Context, users []string) error {
 			continue
 		}
 		g.Go(func() error {
-			return r.cycleUser(ctx, policy, eps, store, rejected, user)
+			return r.cycleUser(ctx, policy, eps, store, rejected, statuses, user)
 		})
 	}
 	err = g.Wait()
@@ -166,7 +170,7 @@ func (r *Runner) listUsersOn(ctx context.Context, policy string, want map[string
 // cycleUser runs one user's cycle and writes its result. Only a failure to write the result is
 // returned: anything else is the user's result.
 func (r *Runner) cycleUser(ctx context.Context, policy *syncv1alpha1.SyncPolicy, eps endpoints, store *records.Store,
-	rejected *rejectedRows, user *syncv1alpha1.SyncUser) error {
+	rejected *rejectedRows, statuses *userStatusWriter, user *syncv1alpha1.SyncUser) error {
 	log := r.Log.WithValues("user", klog.KObj(user))
 	if c := user.Status.LastCycle; c != nil && c.ID == r.Job && c.CompletionTime != nil {
 		// An earlier attempt of this Job, its pod killed and retried, cycled the user and wrote
@@ -206,7 +210,8 @@ func (r *Runner) cycleUser(ctx context.Context, policy *syncv1alpha1.SyncPolicy,
 		handledReinit = req.reinit
 	}
 	crashHooks.at(crashBeforeStatus)
-	return applyStatus(ctx, r.Client, user, status, lastComplete, req.requestedAt, handledReinit)
+	return statuses.write(ctx, user, cycleOutcome{result: status, lastComplete: lastComplete,
+		handledRequestedAt: req.requestedAt, handledReinit: handledReinit})
 }
 
 // completeDue says whether this cycle must compare everything: completeEvery has passed since
@@ -258,14 +263,14 @@ func (r *Runner) runEngine(ctx context.Context, user *syncv1alpha1.SyncUser, uc 
 			}
 		}
 		if p.DryRun {
-			return engine.Run(ctx, cycle)
+			return engineRun(ctx, cycle)
 		}
 		reports, err := newRejectReports(store, identity, p)
 		if err != nil {
 			return engine.Result{}, fmt.Errorf("preparing the cleansing reports: %w", err)
 		}
 		cycle.OnReject = reports.add
-		result, err := engine.Run(ctx, cycle)
+		result, err := engineRun(ctx, cycle)
 		if rerr := reports.close(); rerr != nil {
 			r.Log.Error(rerr, "Writing the cleansing reports", "user", identity)
 		}

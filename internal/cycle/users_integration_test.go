@@ -7,11 +7,14 @@ import (
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
 	"github.com/chainsync/chainsync/internal/jobargs"
 	"github.com/chainsync/chainsync/internal/testenv"
+	"github.com/chainsync/chainsync/internal/userstatus"
 )
 
 // A Job reads the users it cycles with one List when it holds a good share of the policy's users,
@@ -55,4 +58,73 @@ func TestAJobReadsItsUsersStillOnThePolicy(t *testing.T) {
 		g.Expect(users).To(HaveKey("grace"))
 		g.Expect(users["ada"].Spec.Identity.Email).To(Equal("ada@example.com"))
 	}
+}
+
+// A cycle Job writes its user's whole new status with the result: an empty cycle moves the user
+// to the next step of its chain in that one write, with no operator running. A Job that read the
+// user before someone else wrote it decides again from a fresh read rather than undo that write.
+func TestAnEmptyCycleMovesItsUserInTheSameWriteDecidedFromAFreshRead(t *testing.T) {
+	g := NewWithT(t)
+	env, err := testenv.Start()
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(func() { _ = env.Stop() })
+	c := env.Client
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+
+	const ns = "status-writes"
+	g.Expect(c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
+	chain := &syncv1alpha1.OnboardingChain{ObjectMeta: metav1.ObjectMeta{Name: "onboarding", Namespace: ns},
+		Spec: syncv1alpha1.OnboardingChainSpec{Steps: []syncv1alpha1.ChainStep{{Name: "import", Policy: "import"}, {Name: "verify", Policy: "verify"}}}}
+	g.Expect(c.Create(ctx, chain)).To(Succeed())
+	policies := map[string]*syncv1alpha1.SyncPolicy{}
+	for _, name := range []string{"import", "verify"} {
+		p := &syncv1alpha1.SyncPolicy{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: syncv1alpha1.SyncPolicySpec{
+			Source: syncv1alpha1.Endpoint{Name: "hr", Connector: syncv1alpha1.CSVConnector, CSV: &syncv1alpha1.CSVEndpoint{Directory: syncv1alpha1.VolumePath{Path: "hr"}}},
+			Target: syncv1alpha1.Endpoint{Name: "directory", Connector: syncv1alpha1.SQLiteConnector, SQLite: &syncv1alpha1.SQLiteEndpoint{File: syncv1alpha1.VolumePath{Path: "directory.db"}}},
+			Entities: []syncv1alpha1.Entity{{Name: "people", Source: syncv1alpha1.Collection{Collection: "people.csv", KeyFields: []string{"id"}},
+				Target: syncv1alpha1.Collection{Collection: "people", KeyFields: []string{"id"}}, MatchOn: []string{"email"},
+				Fields: []syncv1alpha1.FieldMapping{{Source: "email", Target: "email"}}}},
+			Schedule: syncv1alpha1.Schedule{Interval: "1h"},
+			Store:    syncv1alpha1.RecordStore{ClaimName: "records"},
+		}}
+		g.Expect(c.Create(ctx, p)).To(Succeed())
+		policies[name] = p
+	}
+	ada := &syncv1alpha1.SyncUser{ObjectMeta: metav1.ObjectMeta{Name: "ada", Namespace: ns},
+		Spec: syncv1alpha1.SyncUserSpec{Identity: syncv1alpha1.UserIdentity{Email: "ada@example.com"},
+			ChainRef: &syncv1alpha1.ChainReference{Name: "onboarding"}}}
+	g.Expect(c.Create(ctx, ada)).To(Succeed())
+	entered := time.Now().Add(-time.Minute).Truncate(time.Second)
+	current, _, _ := userstatus.Settle(ada, chain, entered) // Placed, as the operator does.
+	userstatus.Observe(ada, current, nil, policies["import"], nil, nil, entered)
+	g.Expect(c.Status().Update(ctx, ada)).To(Succeed())
+
+	// The Job reads ada; then a person suspends her before the Job's cycle ends.
+	readByJob := ada.DeepCopy()
+	ada.Spec.Suspend = true
+	g.Expect(c.Update(ctx, ada)).To(Succeed())
+
+	started, ended := metav1.NewTime(entered.Add(10*time.Second)), metav1.NewTime(entered.Add(20*time.Second))
+	w := newUserStatusWriter(c, ns, systemClock{}, policies["import"])
+	g.Expect(w.write(ctx, readByJob, cycleOutcome{result: syncv1alpha1.CycleResult{ID: "import-1", Job: "import-1", Policy: "import",
+		StartTime: &started, CompletionTime: &ended, Empty: true}})).To(Succeed())
+
+	got := &syncv1alpha1.SyncUser{}
+	g.Expect(c.Get(ctx, client.ObjectKeyFromObject(ada), got)).To(Succeed())
+	g.Expect(got.Spec.Suspend).To(BeTrue(), "the person's write stays")
+	g.Expect(got.Status.ObservedGeneration).To(Equal(got.Generation), "decided from the user as it is now")
+	g.Expect(got.Status.LastCycle.ID).To(Equal("import-1"))
+	g.Expect(got.Status.Step).To(Equal("verify"), "an empty cycle moves the user on in the same write")
+	g.Expect(got.Status.Policy).To(Equal("verify"))
+	g.Expect(got.Status.History).To(HaveLen(2))
+	g.Expect(got.Status.History[0].CompletedTime.Time).To(BeTemporally("==", ended.Time))
+	g.Expect(got.Status.History[1].EnteredTime.Time).To(BeTemporally("==", ended.Time))
+	g.Expect(meta.FindStatusCondition(got.Status.Conditions, syncv1alpha1.ReadyCondition).Message).To(
+		ContainSubstring("Waiting for the first cycle on step verify"))
+
+	// A user deleted before its result is written is no one's to tell.
+	g.Expect(c.Delete(ctx, got)).To(Succeed())
+	g.Expect(w.write(ctx, got, cycleOutcome{result: syncv1alpha1.CycleResult{ID: "verify-1", Policy: "verify",
+		StartTime: &started, CompletionTime: &ended, Empty: true}})).To(Succeed())
 }

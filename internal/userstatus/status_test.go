@@ -1,4 +1,4 @@
-package controllers
+package userstatus
 
 import (
 	"cmp"
@@ -83,28 +83,28 @@ func TestPlaceUser(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
-			p, problem := placeUser(tc.user, tc.chain)
+			p, problem := Place(tc.user, tc.chain)
 			if tc.wantProblem != "" {
 				g.Expect(problem).NotTo(BeNil())
-				g.Expect(problem.message).To(ContainSubstring(tc.wantProblem))
-				g.Expect(problem.reason).To(Equal(syncv1alpha1.SyncUserPolicyNotFoundReason))
+				g.Expect(problem.Message).To(ContainSubstring(tc.wantProblem))
+				g.Expect(problem.Reason).To(Equal(syncv1alpha1.SyncUserPolicyNotFoundReason))
 				return
 			}
 			g.Expect(problem).To(BeNil())
-			g.Expect(p.policy).To(Equal(tc.wantPolicy))
-			g.Expect(p.step).To(Equal(tc.wantStep))
-			g.Expect(p.lastStep).To(Equal(tc.wantLast))
+			g.Expect(p.Policy).To(Equal(tc.wantPolicy))
+			g.Expect(p.Step).To(Equal(tc.wantStep))
+			g.Expect(p.LastStep).To(Equal(tc.wantLast))
 		})
 	}
 }
 
 func TestAdvanceAlongChain(t *testing.T) {
 	chain := threeSteps()
-	placed := func(step int) (*syncv1alpha1.SyncUser, placement) {
+	placed := func(step int) (*syncv1alpha1.SyncUser, Placement) {
 		u := chainUser("")
-		p := placement{chain: "onboarding", step: chain.Spec.Steps[step].Name, stepIndex: step,
-			policy: chain.Spec.Steps[step].Policy, lastStep: step == 2}
-		moveTo(&u.Status, p, *at(0))
+		p := Placement{Chain: "onboarding", Step: chain.Spec.Steps[step].Name, StepIndex: step,
+			Policy: chain.Spec.Steps[step].Policy, LastStep: step == 2}
+		MoveTo(&u.Status, p, *at(0))
 		return u, p
 	}
 	cases := []struct {
@@ -132,7 +132,7 @@ func TestAdvanceAlongChain(t *testing.T) {
 			g := NewWithT(t)
 			u, p := placed(tc.step)
 			u.Status.LastCycle = tc.last
-			left := advanceAlongChain(&u.Status, chain, p)
+			left := AdvanceAlongChain(&u.Status, chain, p)
 			g.Expect(u.Status.Step).To(Equal(tc.wantStep))
 			if tc.wantStep == chain.Spec.Steps[tc.step].Name {
 				g.Expect(left).To(BeEmpty())
@@ -145,7 +145,7 @@ func TestAdvanceAlongChain(t *testing.T) {
 			g.Expect(u.Status.History[0].CompletedTime).To(Equal(tc.last.CompletionTime), "the step left is closed when its cycle ended")
 			g.Expect(u.Status.History[1].EnteredTime).To(Equal(tc.last.CompletionTime))
 			// The cycle that moved the user never counts on the new step.
-			g.Expect(cycleOnCurrentStep(&u.Status)).To(BeNil())
+			g.Expect(CycleOnCurrentStep(&u.Status)).To(BeNil())
 		})
 	}
 }
@@ -154,11 +154,11 @@ func TestHistoryIsBounded(t *testing.T) {
 	g := NewWithT(t)
 	var st syncv1alpha1.SyncUserStatus
 	for i := range 50 {
-		moveTo(&st, placement{policy: "p" + string(rune('a'+i%26)) + string(rune('a'+i/26))}, *at(i))
+		MoveTo(&st, Placement{Policy: "p" + string(rune('a'+i%26)) + string(rune('a'+i/26))}, *at(i))
 	}
-	g.Expect(st.History).To(HaveLen(maxHistory))
-	g.Expect(st.History[maxHistory-1].Policy).To(Equal(st.Policy), "the newest entry is kept")
-	g.Expect(st.History[0].EnteredTime).To(Equal(at(50 - maxHistory)))
+	g.Expect(st.History).To(HaveLen(MaxHistory))
+	g.Expect(st.History[MaxHistory-1].Policy).To(Equal(st.Policy), "the newest entry is kept")
+	g.Expect(st.History[0].EnteredTime).To(Equal(at(50 - MaxHistory)))
 }
 
 func TestUserConditions(t *testing.T) {
@@ -171,7 +171,7 @@ func TestUserConditions(t *testing.T) {
 		name    string
 		last    *syncv1alpha1.CycleResult
 		lastStp bool
-		problem *placementProblem
+		problem *Problem
 		found   bool
 		want    want
 		rule    syncv1alpha1.ConflictResolution
@@ -220,22 +220,22 @@ func TestUserConditions(t *testing.T) {
 				readyMessage: "1 items matched more than one item"}, ""},
 		{"policy missing", nil, false, nil, false,
 			want{ready: "False", stalled: syncv1alpha1.SyncUserPolicyNotFoundReason, readyMessage: `SyncPolicy "p" not found`}, ""},
-		{"chain missing", nil, false, &placementProblem{syncv1alpha1.SyncUserPolicyNotFoundReason, "OnboardingChain \"x\" not found"}, false,
+		{"chain missing", nil, false, &Problem{syncv1alpha1.SyncUserPolicyNotFoundReason, "OnboardingChain \"x\" not found"}, false,
 			want{ready: "False", stalled: syncv1alpha1.SyncUserPolicyNotFoundReason, readyMessage: "OnboardingChain"}, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
 			u := chainUser("")
-			p := placement{chain: "onboarding", step: "s", policy: "p", lastStep: tc.lastStp}
-			moveTo(&u.Status, p, *at(0))
+			p := Placement{Chain: "onboarding", Step: "s", Policy: "p", LastStep: tc.lastStp}
+			MoveTo(&u.Status, p, *at(0))
 			u.Status.LastCycle = tc.last
 			var policy *syncv1alpha1.SyncPolicy
 			if tc.found {
 				policy = &syncv1alpha1.SyncPolicy{ObjectMeta: metav1.ObjectMeta{Name: "p"}}
 				policy.Spec.ConflictResolution = cmp.Or(tc.rule, syncv1alpha1.SourceWins)
 			}
-			setUserConditions(u, p, tc.problem, policy, nil)
+			SetConditions(u, p, tc.problem, policy, nil)
 
 			conds := u.Status.Conditions
 			status := func(t string) string {
@@ -269,24 +269,24 @@ func TestUserConditions(t *testing.T) {
 func TestCompletedStaysOnTheLastStep(t *testing.T) {
 	g := NewWithT(t)
 	u := chainUser("")
-	p := placement{chain: "onboarding", step: "bau", policy: "p", lastStep: true}
-	moveTo(&u.Status, p, *at(0))
+	p := Placement{Chain: "onboarding", Step: "bau", Policy: "p", LastStep: true}
+	MoveTo(&u.Status, p, *at(0))
 	u.Status.LastCycle = cycle("p", 1, 2)
-	setUserConditions(u, p, nil, &syncv1alpha1.SyncPolicy{ObjectMeta: metav1.ObjectMeta{Name: "p"}}, nil)
+	SetConditions(u, p, nil, &syncv1alpha1.SyncPolicy{ObjectMeta: metav1.ObjectMeta{Name: "p"}}, nil)
 	g.Expect(meta.IsStatusConditionTrue(u.Status.Conditions, syncv1alpha1.CompletedCondition)).To(BeTrue())
 
 	// Business as usual: later cycles bring changes, the user stays completed and synced.
 	u.Status.LastCycle = cycle("p", 10, 11, func(c *syncv1alpha1.CycleResult) { c.Empty, c.Items.Created = false, 1 })
-	setUserConditions(u, p, nil, &syncv1alpha1.SyncPolicy{ObjectMeta: metav1.ObjectMeta{Name: "p"}}, nil)
+	SetConditions(u, p, nil, &syncv1alpha1.SyncPolicy{ObjectMeta: metav1.ObjectMeta{Name: "p"}}, nil)
 	g.Expect(meta.IsStatusConditionTrue(u.Status.Conditions, syncv1alpha1.CompletedCondition)).To(BeTrue())
 	g.Expect(meta.IsStatusConditionTrue(u.Status.Conditions, syncv1alpha1.ReadyCondition)).To(BeTrue())
 }
 
 func TestUserShowsWhatKeepsItsCyclesFromRunning(t *testing.T) {
-	p := placement{policy: "p", lastStep: true}
+	p := Placement{Policy: "p", LastStep: true}
 	newUser := func() *syncv1alpha1.SyncUser {
 		u := chainUser("")
-		moveTo(&u.Status, p, *at(0))
+		MoveTo(&u.Status, p, *at(0))
 		return u
 	}
 
@@ -294,8 +294,8 @@ func TestUserShowsWhatKeepsItsCyclesFromRunning(t *testing.T) {
 		g := NewWithT(t)
 		u := newUser()
 		policy := &syncv1alpha1.SyncPolicy{ObjectMeta: metav1.ObjectMeta{Name: "p"}}
-		setUserConditions(u, p, nil, policy, &jobFailure{job: "p-1a2b", reason: "BackoffLimitExceeded",
-			message: "Job has reached the specified backoff limit: exit code 1: syncusers.sync.chainsync.dev is forbidden", retryAt: at(4).Time})
+		SetConditions(u, p, nil, policy, &JobFailure{Job: "p-1a2b", Reason: "BackoffLimitExceeded",
+			Message: "Job has reached the specified backoff limit: exit code 1: syncusers.sync.chainsync.dev is forbidden", RetryAt: at(4).Time})
 		ready := meta.FindStatusCondition(u.Status.Conditions, syncv1alpha1.ReadyCondition)
 		g.Expect(ready.Status).To(Equal(metav1.ConditionFalse))
 		g.Expect(ready.Reason).To(Equal(syncv1alpha1.SyncUserJobFailedReason))
@@ -312,11 +312,69 @@ func TestUserShowsWhatKeepsItsCyclesFromRunning(t *testing.T) {
 		policy := &syncv1alpha1.SyncPolicy{ObjectMeta: metav1.ObjectMeta{Name: "p"}}
 		meta.SetStatusCondition(&policy.Status.Conditions, metav1.Condition{Type: syncv1alpha1.StalledCondition, Status: metav1.ConditionTrue,
 			Reason: syncv1alpha1.SyncPolicyJobRejectedReason, Message: "The API server refused cycle Job p-1: spec.template.spec.serviceAccountName: Invalid value"})
-		setUserConditions(u, p, nil, policy, nil)
+		SetConditions(u, p, nil, policy, nil)
 		stalled := meta.FindStatusCondition(u.Status.Conditions, syncv1alpha1.StalledCondition)
 		g.Expect(stalled).NotTo(BeNil())
 		g.Expect(stalled.Reason).To(Equal(syncv1alpha1.SyncPolicyJobRejectedReason))
 		g.Expect(stalled.Message).To(ContainSubstring("SyncPolicy p is stalled: The API server refused cycle Job p-1"))
 		g.Expect(meta.FindStatusCondition(u.Status.Conditions, syncv1alpha1.ReadyCondition).Status).To(Equal(metav1.ConditionFalse))
 	})
+}
+
+// A cycle Job writes a user's status with its result, decided by Settle and Observe; the
+// operator then decides again from what the Job wrote. Deciding again must change nothing, or
+// every cycle would still cost the operator's write after the Job's.
+func TestDecidingAgainFromWhatWasDecidedChangesNothing(t *testing.T) {
+	chain := threeSteps()
+	policies := map[string]*syncv1alpha1.SyncPolicy{}
+	for _, s := range chain.Spec.Steps {
+		policies[s.Policy] = &syncv1alpha1.SyncPolicy{ObjectMeta: metav1.ObjectMeta{Name: s.Policy},
+			Spec: syncv1alpha1.SyncPolicySpec{Schedule: syncv1alpha1.Schedule{Interval: "10s", JitterPercent: 10}}}
+	}
+	decide := func(u *syncv1alpha1.SyncUser, now time.Time) Move {
+		current, move, problem := Settle(u, chain, now)
+		var policy *syncv1alpha1.SyncPolicy
+		if problem == nil {
+			policy = policies[current.Policy]
+		}
+		Observe(u, current, problem, policy, nil, nil, now)
+		return move
+	}
+	cases := []struct {
+		name     string
+		step     int
+		last     func(policy string) *syncv1alpha1.CycleResult
+		wantStep string
+		wantMove string
+	}{
+		{"a cycle with changes keeps the user on its step", 0,
+			func(p string) *syncv1alpha1.CycleResult { return cycle(p, 1, 2, func(c *syncv1alpha1.CycleResult) { c.Empty, c.Items.Created = false, 3 }) },
+			"import", ""},
+		{"an empty cycle moves the user on", 0, func(p string) *syncv1alpha1.CycleResult { return cycle(p, 1, 2) }, "verify", "import"},
+		{"an empty cycle on the last step completes the chain", 2, func(p string) *syncv1alpha1.CycleResult { return cycle(p, 1, 2) }, "bau", ""},
+		{"a failed cycle keeps the user where it is", 1, func(p string) *syncv1alpha1.CycleResult {
+			return cycle(p, 1, 2, func(c *syncv1alpha1.CycleResult) { c.Empty, c.Failure = false, "dial tcp: connection refused" })
+		}, "verify", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			u := chainUser("")
+			u.UID = "uid-ada"
+			u.Spec.ChainRef.StartAt = chain.Spec.Steps[tc.step].Name
+			decide(u, at(0).Time) // Placed, as the operator does before the first cycle.
+			u.Status.LastCycle = tc.last(chain.Spec.Steps[tc.step].Policy)
+
+			move := decide(u, at(3).Time) // The Job, with the result.
+			g.Expect(move.Left).To(Equal(tc.wantMove))
+			g.Expect(u.Status.Step).To(Equal(tc.wantStep))
+			written := u.DeepCopy()
+
+			for _, later := range []int{3, 4, 30} { // The operator, at once or later.
+				again := written.DeepCopy()
+				g.Expect(decide(again, at(later).Time)).To(Equal(Move{}))
+				g.Expect(again.Status).To(Equal(written.Status), "decided again %d minutes in", later)
+			}
+		})
+	}
 }
