@@ -507,6 +507,9 @@ func (r requestCounts) print(steps float64) {
 		if k.subresource != "" {
 			name += "/" + k.subresource
 		}
+		if !strings.HasPrefix(k.code, "2") {
+			name += " (" + k.code + ")" // Conflicts and the like, apart: each is a request repeated.
+		}
 		byKind[name] += v
 	}
 	names := make([]string, 0, len(byKind))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -131,8 +132,12 @@ func (w *userStatusWriter) write(ctx context.Context, user *syncv1alpha1.SyncUse
 func (w *userStatusWriter) decide(ctx context.Context, u *syncv1alpha1.SyncUser, out cycleOutcome) error {
 	st := &u.Status
 	result := out.result
+	// Decided from times as the API stores them (whole seconds), the status is the one the
+	// operator decides from what it reads back: a next cycle time a second apart would be a
+	// write of its own.
+	result.StartTime, result.CompletionTime = asStored(result.StartTime), asStored(result.CompletionTime)
 	st.LastCycle = &result
-	st.LastCompleteTime = out.lastComplete
+	st.LastCompleteTime = asStored(out.lastComplete)
 	st.LastHandledRequestedAt = out.handledRequestedAt
 	st.LastHandledReinit = out.handledReinit
 	var chain *syncv1alpha1.OnboardingChain
@@ -155,6 +160,14 @@ func (w *userStatusWriter) decide(ctx context.Context, u *syncv1alpha1.SyncUser,
 	userstatus.Observe(u, current, problem, policy, nil, nil, now)
 	st.ObservedGeneration = u.Generation
 	return nil
+}
+
+// asStored is t as the API server stores and returns it.
+func asStored(t *metav1.Time) *metav1.Time {
+	if t == nil {
+		return nil
+	}
+	return &metav1.Time{Time: t.Truncate(time.Second)}
 }
 
 func (w *userStatusWriter) chain(ctx context.Context, name string) (*syncv1alpha1.OnboardingChain, error) {
