@@ -119,6 +119,7 @@ func (r *SyncUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 // stay (Retain, the default): deleting such a user has nothing to wait for, and thousands of
 // users need not each cost a write to add a finalizer that does nothing.
 func (r *SyncUserReconciler) keepFinalizer(ctx context.Context, user *syncv1alpha1.SyncUser) error {
+	base := user.DeepCopy()
 	var changed bool
 	if user.Spec.RecordsOnDelete == syncv1alpha1.DeleteRecords {
 		changed = controllerutil.AddFinalizer(user, RecordsFinalizer)
@@ -128,10 +129,17 @@ func (r *SyncUserReconciler) keepFinalizer(ctx context.Context, user *syncv1alph
 	if !changed {
 		return nil
 	}
-	if err := r.Update(ctx, user); err != nil {
+	if err := r.patchFinalizers(ctx, user, base); err != nil {
 		return fmt.Errorf("updating the finalizers of SyncUser %s: %w", klog.KObj(user), err)
 	}
 	return nil
+}
+
+// patchFinalizers writes the user's finalizers as changed from base, and only them: the cached
+// user the operator holds lacks what it does not read (manager.stripUser), so a whole update
+// would drop it. The patch holds only if the user is as read, so no one's finalizer is lost.
+func (r *SyncUserReconciler) patchFinalizers(ctx context.Context, user, base *syncv1alpha1.SyncUser) error {
+	return r.Patch(ctx, user, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
 }
 
 // policyNamed reads a policy from the cache; nil when it does not exist.
@@ -297,8 +305,9 @@ func (r *SyncUserReconciler) reconcileDelete(ctx context.Context, user *syncv1al
 			return ctrl.Result{}, err
 		}
 	}
+	base := user.DeepCopy()
 	controllerutil.RemoveFinalizer(user, RecordsFinalizer)
-	return ctrl.Result{}, client.IgnoreNotFound(r.Update(ctx, user))
+	return ctrl.Result{}, client.IgnoreNotFound(r.patchFinalizers(ctx, user, base))
 }
 
 // deleteRecords runs (once) the Job that deletes the user's records and reports whether it is

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -307,6 +308,9 @@ func TestDeletingAUserRetainsOrDeletesItsRecords(t *testing.T) {
 	keptUser := policyUser(ns, "kept", kept[1], "import")
 	droppedUser := policyUser(ns, "dropped", dropped[1], "import")
 	droppedUser.Spec.RecordsOnDelete = syncv1alpha1.DeleteRecords
+	// As `kubectl apply` leaves it: the operator holds users without this copy, and must not
+	// drop it when it writes their finalizers.
+	droppedUser.Annotations = map[string]string{corev1.LastAppliedConfigAnnotation: `{"kind":"SyncUser"}`}
 	g.Expect(k8s.Create(ctx(t), keptUser)).To(Succeed())
 	g.Expect(k8s.Create(ctx(t), droppedUser)).To(Succeed())
 	for _, name := range []string{"kept", "dropped"} {
@@ -315,6 +319,7 @@ func TestDeletingAUserRetainsOrDeletesItsRecords(t *testing.T) {
 		})
 		if name == "dropped" {
 			g.Expect(u.Finalizers).To(ContainElement("sync.chainsync.dev/records"), "its records are deleted before it goes")
+			g.Expect(u.Annotations).To(HaveKeyWithValue(corev1.LastAppliedConfigAnnotation, `{"kind":"SyncUser"}`))
 		} else {
 			g.Expect(u.Finalizers).To(BeEmpty(), "its records stay: nothing to wait for")
 		}

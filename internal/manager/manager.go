@@ -31,6 +31,25 @@ var enrolmentLabelExists = func() labels.Requirement {
 	return *r
 }()
 
+// stripUser keeps of a SyncUser what the operator reads: not its managedFields, nor kubectl's
+// copy of the applied manifest, nor its last cycle's item reports (for people and the plugin,
+// read from the API). They can be most of a user, and the operator holds every user. It writes
+// users only by patches, which leave what it does not hold as it is.
+func stripUser(obj any) (any, error) {
+	u, ok := obj.(*syncv1alpha1.SyncUser)
+	if !ok {
+		return obj, nil // A tombstone of a deleted user.
+	}
+	u.ManagedFields = nil
+	if _, found := u.Annotations[corev1.LastAppliedConfigAnnotation]; found {
+		delete(u.Annotations, corev1.LastAppliedConfigAnnotation)
+	}
+	if c := u.Status.LastCycle; c != nil {
+		c.ItemReports = nil
+	}
+	return u, nil
+}
+
 // LeaderElectionID names the Lease that replicas of the operator compete for.
 const LeaderElectionID = "chainsync-manager.sync.chainsync.dev"
 
@@ -60,10 +79,11 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 		return nil, err
 	}
 	// Nothing the operator does reads managedFields, and on SyncUsers written by two managers
-	// (the operator and the cycle's server-side apply) they are a large share of each object:
-	// thousands of users held without them take that much less memory.
+	// (the operator and the cycle Jobs) they are a large share of each object: thousands of
+	// users held without them take that much less memory.
 	cacheOpts := cache.Options{DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
+			&syncv1alpha1.SyncUser{}: {Transform: stripUser},
 			// The only ConfigMaps the operator reads are the members its enrolments' sources
 			// yielded: not every ConfigMap of the cluster.
 			&corev1.ConfigMap{}: {Label: labels.SelectorFromSet(nil).Add(enrolmentLabelExists)},
