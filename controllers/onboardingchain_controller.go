@@ -17,6 +17,8 @@ import (
 // OnboardingChainReconciler checks a chain's steps and reports how its users progress.
 type OnboardingChainReconciler struct {
 	client.Client
+	// Users holds the users by chain.
+	Users *userIndex
 }
 
 // Reconcile handles one OnboardingChain.
@@ -45,13 +47,11 @@ func (r *OnboardingChainReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		}
 		policies[i] = p
 	}
-	var users syncv1alpha1.SyncUserList
-	if err := r.List(ctx, &users, client.InNamespace(chain.Namespace), client.MatchingFields{userChainIndex: chain.Name},
-		// Read only: copying thousands of users on every reconcile was the operator's main cost.
-		client.UnsafeDisableDeepCopy); err != nil {
-		return ctrl.Result{}, fmt.Errorf("listing users: %w", err)
+	users, err := r.Users.users(usersByChain, chain.Namespace, chain.Name)
+	if err != nil {
+		return ctrl.Result{}, err
 	}
-	summarizeChain(chain, policies, users.Items)
+	summarizeChain(chain, policies, users)
 	return ctrl.Result{}, nil
 }
 

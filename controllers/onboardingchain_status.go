@@ -13,7 +13,7 @@ import (
 
 // summarizeChain counts the chain's users per step and sets its conditions. policies holds each
 // step's SyncPolicy, nil where it does not exist.
-func summarizeChain(chain *syncv1alpha1.OnboardingChain, policies []*syncv1alpha1.SyncPolicy, users []syncv1alpha1.SyncUser) {
+func summarizeChain(chain *syncv1alpha1.OnboardingChain, policies []*syncv1alpha1.SyncPolicy, users []*syncv1alpha1.SyncUser) {
 	st := &chain.Status
 	gen := chain.Generation
 	set := func(t string, s metav1.ConditionStatus, reason, msg string) {
@@ -28,7 +28,7 @@ func summarizeChain(chain *syncv1alpha1.OnboardingChain, policies []*syncv1alpha
 	}
 	st.Users, st.CompletedUsers = 0, 0
 	for i := range users {
-		u := &users[i]
+		u := users[i]
 		st.Users++
 		if meta.IsStatusConditionTrue(u.Status.Conditions, syncv1alpha1.CompletedCondition) {
 			st.CompletedUsers++

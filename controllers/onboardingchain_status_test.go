@@ -68,7 +68,7 @@ func TestSummarizeChain(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
 			chain := threeSteps()
-			summarizeChain(chain, tc.policies, tc.users)
+			summarizeChain(chain, tc.policies, pointers(tc.users))
 			ready := meta.FindStatusCondition(chain.Status.Conditions, syncv1alpha1.ReadyCondition)
 			g.Expect(ready.Status).To(Equal(tc.ready))
 			g.Expect(ready.Reason).To(Equal(tc.reason))

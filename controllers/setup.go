@@ -31,14 +31,18 @@ func SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error
 			return fmt.Errorf("indexing for the %s controller: %w", name, err)
 		}
 	}
+	users, err := newUserIndex(ctx, mgr)
+	if err != nil {
+		return fmt.Errorf("indexing SyncUsers: %w", err)
+	}
 	if err := (&SyncPolicyReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(), Clock: opts.Clock,
-		Recorder: mgr.GetEventRecorder("syncpolicy-controller"), Jobs: opts.Jobs,
+		Recorder: mgr.GetEventRecorder("syncpolicy-controller"), Jobs: opts.Jobs, Users: users,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the SyncPolicy controller: %w", err)
 	}
 	if err := (&SyncUserReconciler{
-		Client: mgr.GetClient(), Clock: opts.Clock, Recorder: mgr.GetEventRecorder("syncuser-controller"), Jobs: opts.Jobs,
+		Client: mgr.GetClient(), Clock: opts.Clock, Recorder: mgr.GetEventRecorder("syncuser-controller"), Jobs: opts.Jobs, Users: users,
 		startedAt: opts.Clock.Now(),
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the SyncUser controller: %w", err)
@@ -49,7 +53,7 @@ func SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the SyncEnrolment controller: %w", err)
 	}
-	if err := (&OnboardingChainReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+	if err := (&OnboardingChainReconciler{Client: mgr.GetClient(), Users: users}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the OnboardingChain controller: %w", err)
 	}
 	if err := (&SyncReceiverReconciler{Client: mgr.GetClient(),

@@ -33,3 +33,12 @@ func cycle(policy string, start, end int, mutate ...func(*syncv1alpha1.CycleResu
 	}
 	return c
 }
+
+// pointers is users as the user index hands them out.
+func pointers(users []syncv1alpha1.SyncUser) []*syncv1alpha1.SyncUser {
+	out := make([]*syncv1alpha1.SyncUser, len(users))
+	for i := range users {
+		out[i] = &users[i]
+	}
+	return out
+}

@@ -40,6 +40,8 @@ type SyncPolicyReconciler struct {
 	Clock     clock.PassiveClock
 	Recorder  events.EventRecorder
 	Jobs      CycleJobBuilder
+	// Users holds the users by policy.
+	Users *userIndex
 	// secretKeys remembers the key names (never the values) of the Secrets policies name.
 	secretKeys secretKeyCache
 }
@@ -80,11 +82,9 @@ func (r *SyncPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		return ctrl.Result{}, nil // The Secrets and claims are watched: fixed, they requeue this policy.
 	}
 
-	var users syncv1alpha1.SyncUserList
-	if err := r.List(ctx, &users, client.InNamespace(policy.Namespace), client.MatchingFields{userPolicyIndex: policy.Name},
-		// Read only: copying thousands of users on every reconcile was the operator's main cost.
-		client.UnsafeDisableDeepCopy); err != nil {
-		return ctrl.Result{}, fmt.Errorf("listing users: %w", err)
+	users, err := r.Users.users(usersByPolicy, policy.Namespace, policy.Name)
+	if err != nil {
+		return ctrl.Result{}, err
 	}
 	var jobs batchv1.JobList
 	if err := r.List(ctx, &jobs, client.InNamespace(policy.Namespace), client.MatchingFields{jobOwnerIndex: policy.Name},
@@ -104,7 +104,7 @@ func (r *SyncPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	if v := policy.Annotations[syncv1alpha1.RequestedAtAnnotation]; v != "" && v != policy.Status.LastHandledRequestedAt {
 		policyRequest = v
 	}
-	plan := planCycles(sched, policy, users.Items, world, policyRequest, now)
+	plan := planCycles(sched, policy, users, world, policyRequest, now)
 
 	var rejected *jobRejectedError
 	if !policy.Spec.Suspend && len(plan.due) > 0 {
@@ -128,7 +128,7 @@ func (r *SyncPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		policy.Status.LastHandledRequestedAt = policyRequest
 	}
 
-	summary := summarizeUsers(users.Items, world)
+	summary := summarizeUsers(users, world)
 	policy.Status.Users = summary.counts
 	policy.Status.RejectedRows = summary.rejectedRows
 	policy.Status.ActiveJobs = world.active

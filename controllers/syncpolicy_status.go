@@ -69,7 +69,7 @@ func earlyWindow(sched userstatus.Schedule) time.Duration {
 	return min(sched.Interval/10, 30*time.Second)
 }
 
-func planCycles(sched userstatus.Schedule, policy *syncv1alpha1.SyncPolicy, users []syncv1alpha1.SyncUser,
+func planCycles(sched userstatus.Schedule, policy *syncv1alpha1.SyncPolicy, users []*syncv1alpha1.SyncUser,
 	world jobWorld, policyRequest string, now time.Time) cyclePlan {
 	var plan cyclePlan
 	var candidates []userCycle
@@ -81,7 +81,7 @@ func planCycles(sched userstatus.Schedule, policy *syncv1alpha1.SyncPolicy, user
 		}
 	}
 	for i := range users {
-		u := &users[i]
+		u := users[i]
 		if world.running[u.Name] || !u.DeletionTimestamp.IsZero() {
 			continue
 		}
@@ -139,11 +139,11 @@ type userSummary struct {
 }
 
 // summarizeUsers reads the policy's users once, from their last cycle on this policy.
-func summarizeUsers(users []syncv1alpha1.SyncUser, world jobWorld) userSummary {
+func summarizeUsers(users []*syncv1alpha1.SyncUser, world jobWorld) userSummary {
 	var s userSummary
 	n := &s.counts
 	for i := range users {
-		u := &users[i]
+		u := users[i]
 		n.Assigned++
 		if world.running[u.Name] {
 			n.Syncing++

@@ -45,7 +45,7 @@ func TestPlanCyclesBatchesDueUsersAndSkipsRunningOnes(t *testing.T) {
 		policyUser("b", nil, nil), policyUser("d", cycle("p", -20, -10), nil),
 	}
 	world := jobWorld{running: map[string]bool{"b": true}, failedEnds: map[string][]time.Time{}}
-	plan := planCycles(sched, policy, users, world, "", t0)
+	plan := planCycles(sched, policy, pointers(users), world, "", t0)
 
 	var names []string
 	for _, d := range plan.due {
@@ -161,7 +161,7 @@ func TestPlanCyclesGathersBatches(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
-			plan := planCycles(sched, policy, tc.users, jobWorld{running: map[string]bool{}, failedEnds: map[string][]time.Time{}}, "", now)
+			plan := planCycles(sched, policy, pointers(tc.users), jobWorld{running: map[string]bool{}, failedEnds: map[string][]time.Time{}}, "", now)
 			g.Expect(dueNames(plan)).To(Equal(tc.wantDue))
 			if !tc.wantNext.IsZero() {
 				g.Expect(plan.next).To(BeTemporally("~", tc.wantNext, time.Second))
@@ -176,10 +176,10 @@ func TestPlanCyclesGathersBatches(t *testing.T) {
 		sched, err := userstatus.ParseSchedule(policy.Spec)
 		g.Expect(err).NotTo(HaveOccurred())
 		world := jobWorld{running: map[string]bool{}, failedEnds: map[string][]time.Time{}}
-		plan := planCycles(sched, policy, []syncv1alpha1.SyncUser{placedAgo("a", 10*time.Second), placedAgo("b", time.Second)}, world, "", now)
+		plan := planCycles(sched, policy, pointers([]syncv1alpha1.SyncUser{placedAgo("a", 10*time.Second), placedAgo("b", time.Second)}), world, "", now)
 		g.Expect(dueNames(plan)).To(BeEmpty(), "10s into a 30s window, two users wait for company")
 		g.Expect(plan.next).To(BeTemporally("~", now.Add(20*time.Second), time.Second), "and look again when the first one's window ends")
-		plan = planCycles(sched, policy, []syncv1alpha1.SyncUser{placedAgo("a", 31*time.Second), placedAgo("b", time.Second)}, world, "", now)
+		plan = planCycles(sched, policy, pointers([]syncv1alpha1.SyncUser{placedAgo("a", 31*time.Second), placedAgo("b", time.Second)}), world, "", now)
 		g.Expect(dueNames(plan)).To(Equal([]string{"a", "b"}), "past the window, everyone due goes in one Job")
 	})
 }
@@ -216,7 +216,7 @@ func TestSummarizeUsersReadsEachUserOnce(t *testing.T) {
 		policyUser("failing", cycle("p", -20, -10, func(c *syncv1alpha1.CycleResult) { c.Items.Errors, c.RejectedRows = 1, 3 }), nil),
 		policyUser("elsewhere", cycle("other", -20, -10, func(c *syncv1alpha1.CycleResult) { c.RejectedRows = 9 }), nil),
 	}
-	s := summarizeUsers(users, jobWorld{running: map[string]bool{"new": true}})
+	s := summarizeUsers(pointers(users), jobWorld{running: map[string]bool{"new": true}})
 	g.Expect(s.counts).To(Equal(syncv1alpha1.UserCounts{Assigned: 4, Syncing: 1, Synced: 1, Failing: 1}))
 	g.Expect(s.waiting).To(Equal(2), "no cycle on this policy yet: new, and the one whose last cycle was elsewhere")
 	g.Expect(s.rejectedRows).To(BeEquivalentTo(3), "the most any user's cycle on this policy saw; another policy's export is not this one's")

@@ -44,6 +44,8 @@ type SyncUserReconciler struct {
 	Recorder events.EventRecorder
 	// Jobs builds the Job that deletes a user's records.
 	Jobs CycleJobBuilder
+	// Users holds the users by chain and by policy.
+	Users *userIndex
 
 	// startedAt and seen make each cycle result count once in the metrics, and each move and
 	// completion make one event: what happened before this process started was counted and
@@ -354,9 +356,9 @@ func (r *SyncUserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		// Placement reads a chain's steps, never its status: a chain's status, patched as its users
 		// move, would otherwise wake every user of the chain each time (#13's profile: 40% of the
 		// operator's CPU at 3,000 users).
-		Watches(&syncv1alpha1.OnboardingChain{}, handler.EnqueueRequestsFromMapFunc(enqueueByIndex(r, newUserList, userChainIndex)),
+		Watches(&syncv1alpha1.OnboardingChain{}, handler.EnqueueRequestsFromMapFunc(r.Users.enqueue(usersByChain)),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(&syncv1alpha1.SyncPolicy{}, handler.EnqueueRequestsFromMapFunc(enqueueByIndex(r, newUserList, userPolicyIndex)),
+		Watches(&syncv1alpha1.SyncPolicy{}, handler.EnqueueRequestsFromMapFunc(r.Users.enqueue(usersByPolicy)),
 			builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, policyStallChanged()))).
 		Watches(&batchv1.Job{}, handler.EnqueueRequestsFromMapFunc(usersOfJob), builder.WithPredicates(jobFinished())).
 		Named("syncuser").
@@ -365,8 +367,6 @@ func (r *SyncUserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		WithOptions(controller.Options{MaxConcurrentReconciles: 8}).
 		Complete(r)
 }
-
-func newUserList() client.ObjectList { return &syncv1alpha1.SyncUserList{} }
 
 // usersOfJob maps a finished Job to the users it held: a failed cycle Job shows on them, and a
 // records Job lets its deleted user go.
