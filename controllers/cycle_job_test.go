@@ -18,11 +18,12 @@ import (
 
 	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
 	"github.com/chainsync/chainsync/internal/jobargs"
+	fx "github.com/chainsync/chainsync/internal/testutil/userfixtures"
 )
 
 func TestCycleJobSaysWhatToRunInTheContractAndWhomInAnAnnotation(t *testing.T) {
 	g := NewWithT(t)
-	policy := hourlyPolicy()
+	policy := fx.HourlyPolicy()
 	policy.UID = "policy-uid"
 	job := CycleJobBuilder{Image: "chainsync:test"}.CycleJob(policy, "p-abc", []string{"u1", "u2", "u3"})
 
@@ -46,7 +47,7 @@ func TestTheUsersOfTheLargestJobFitInAnAnnotation(t *testing.T) {
 		users[i] = fmt.Sprintf("user-%020d", i)
 	}
 	g.Expect(len(users[0])).To(Equal(25))
-	job := CycleJobBuilder{}.CycleJob(hourlyPolicy(), "p-abc", users)
+	job := CycleJobBuilder{}.CycleJob(fx.HourlyPolicy(), "p-abc", users)
 	job.Annotations[podMessageAnnotation] = strings.Repeat("x", 1100) // added if the Job fails
 	g.Expect(validation.ValidateAnnotations(job.Annotations, field.NewPath("metadata", "annotations"))).To(BeEmpty())
 	g.Expect(jobUsers(job)).To(Equal(users))
@@ -55,7 +56,7 @@ func TestTheUsersOfTheLargestJobFitInAnAnnotation(t *testing.T) {
 func TestForgetJobIsOwnedByItsUserAndRunsItsOwnSubcommand(t *testing.T) {
 	g := NewWithT(t)
 	user := &syncv1alpha1.SyncUser{ObjectMeta: metav1.ObjectMeta{Name: "ada", Namespace: "ns", UID: types.UID("0123456789abcdef")}}
-	job := CycleJobBuilder{Image: "chainsync:test"}.ForgetJob(hourlyPolicy(), user)
+	job := CycleJobBuilder{Image: "chainsync:test"}.ForgetJob(fx.HourlyPolicy(), user)
 
 	g.Expect(job.Name).To(Equal("ada-forget-01234567"))
 	got, err := jobargs.ParseForgetRecords(job.Spec.Template.Spec.Containers[0].Args)

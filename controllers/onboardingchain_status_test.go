@@ -8,6 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
+	fx "github.com/chainsync/chainsync/internal/testutil/userfixtures"
 )
 
 func chainPolicy(name, claim string, mutate ...func(*syncv1alpha1.SyncPolicy)) *syncv1alpha1.SyncPolicy {
@@ -67,7 +68,7 @@ func TestSummarizeChain(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
-			chain := threeSteps()
+			chain := fx.ThreeSteps()
 			summarizeChain(chain, tc.policies, pointers(tc.users))
 			ready := meta.FindStatusCondition(chain.Status.Conditions, syncv1alpha1.ReadyCondition)
 			g.Expect(ready.Status).To(Equal(tc.ready))

@@ -13,6 +13,7 @@ import (
 
 	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
 	"github.com/chainsync/chainsync/internal/members"
+	fx "github.com/chainsync/chainsync/internal/testutil/userfixtures"
 )
 
 func hrEnrolment() *syncv1alpha1.SyncEnrolment {
@@ -50,7 +51,7 @@ var allComplete = map[string]bool{listOrigin: true, selectorOrigin: true, source
 func TestEnrolmentMakesOneOwnedUserPerMemberAndNothingMoreOnTheNextPass(t *testing.T) {
 	g := NewWithT(t)
 	e := hrEnrolment()
-	plan := planEnrolment(e, rows(3), nil, nil, allComplete, t0)
+	plan := planEnrolment(e, rows(3), nil, nil, allComplete, fx.T0)
 	g.Expect(plan.apply).To(HaveLen(3))
 	g.Expect(plan.members).To(Equal(3))
 	g.Expect(plan.managed).To(Equal(3))
@@ -63,7 +64,7 @@ func TestEnrolmentMakesOneOwnedUserPerMemberAndNothingMoreOnTheNextPass(t *testi
 	g.Expect(u.Annotations).To(HaveKeyWithValue(argoCompareOptionsAnnotation, "IgnoreExtraneous"))
 	g.Expect(metav1.IsControlledBy(u, e)).To(BeTrue())
 
-	again := planEnrolment(e, rows(3), enrolled(plan), nil, allComplete, t0)
+	again := planEnrolment(e, rows(3), enrolled(plan), nil, allComplete, fx.T0)
 	g.Expect(again.apply).To(BeEmpty(), "users already as they must be are not written again")
 	g.Expect(again.remove).To(BeEmpty())
 	g.Expect(again.managed).To(Equal(3))
@@ -72,13 +73,13 @@ func TestEnrolmentMakesOneOwnedUserPerMemberAndNothingMoreOnTheNextPass(t *testi
 func TestARenamedMemberKeepsItsUserAndAnotherKeepsAPersonsAnnotations(t *testing.T) {
 	g := NewWithT(t)
 	e := hrEnrolment()
-	users := enrolled(planEnrolment(e, rows(2), nil, nil, allComplete, t0))
+	users := enrolled(planEnrolment(e, rows(2), nil, nil, allComplete, fx.T0))
 	users[1].Annotations[syncv1alpha1.RequestedAtAnnotation] = "now"
 
 	renamed := rows(2)
 	renamed[0].Email = "p0.new@example.com"
 	renamed[1].Email = "P1@EXAMPLE.com"
-	plan := planEnrolment(e, renamed, users, nil, allComplete, t0)
+	plan := planEnrolment(e, renamed, users, nil, allComplete, fx.T0)
 	g.Expect(plan.apply).To(HaveLen(2))
 	g.Expect(plan.apply[0].Name).To(Equal(users[0].Name), "the key names the user, not the email")
 	g.Expect(plan.apply[0].ResourceVersion).To(Equal("1"), "an update, not a create")
@@ -105,7 +106,7 @@ func TestMembersThatCannotBeEnrolledAreSkippedWithTheirReason(t *testing.T) {
 		{ObjectMeta: metav1.ObjectMeta{Name: generatedUserName("hr", found[5].Member)}, Spec: syncv1alpha1.SyncUserSpec{
 			Identity: syncv1alpha1.UserIdentity{Email: "someone@example.com"}, PolicyRef: &syncv1alpha1.PolicyReference{Name: "other"}}},
 	}
-	plan := planEnrolment(e, found, nil, others, allComplete, t0)
+	plan := planEnrolment(e, found, nil, others, allComplete, fx.T0)
 	g.Expect(plan.apply).To(HaveLen(1))
 	g.Expect(plan.apply[0].Spec.Identity.Email).To(Equal("dup@example.com"), "the first of two members with one identity")
 	g.Expect(plan.skippedCount).To(Equal(6))
@@ -122,11 +123,11 @@ func TestMembersThatCannotBeEnrolledAreSkippedWithTheirReason(t *testing.T) {
 
 func TestMembersWhoLeaveAreSuspendedWithinTheThresholdAndHeldBeyondIt(t *testing.T) {
 	e := hrEnrolment()
-	users := enrolled(planEnrolment(e, rows(50), nil, nil, allComplete, t0))
+	users := enrolled(planEnrolment(e, rows(50), nil, nil, allComplete, fx.T0))
 
 	t.Run("one of fifty leaves: suspended, kept", func(t *testing.T) {
 		g := NewWithT(t)
-		plan := planEnrolment(e, rows(50)[1:], users, nil, allComplete, t0)
+		plan := planEnrolment(e, rows(50)[1:], users, nil, allComplete, fx.T0)
 		g.Expect(plan.remove).To(HaveLen(1))
 		g.Expect(plan.remove[0].Name).To(Equal(users[0].Name))
 		g.Expect(plan.remove[0].Spec.Suspend).To(BeTrue())
@@ -136,8 +137,8 @@ func TestMembersWhoLeaveAreSuspendedWithinTheThresholdAndHeldBeyondIt(t *testing
 
 		// Next pass: already suspended, nothing more; when the member is back, resumed.
 		after := append([]syncv1alpha1.SyncUser{*plan.remove[0]}, users[1:]...)
-		g.Expect(planEnrolment(e, rows(50)[1:], after, nil, allComplete, t0).remove).To(BeEmpty())
-		back := planEnrolment(e, rows(50), after, nil, allComplete, t0)
+		g.Expect(planEnrolment(e, rows(50)[1:], after, nil, allComplete, fx.T0).remove).To(BeEmpty())
+		back := planEnrolment(e, rows(50), after, nil, allComplete, fx.T0)
 		g.Expect(back.apply).To(HaveLen(1))
 		g.Expect(back.apply[0].Spec.Suspend).To(BeFalse())
 		g.Expect(back.apply[0].Annotations).NotTo(HaveKey(memberLeftAnnotation))
@@ -145,20 +146,20 @@ func TestMembersWhoLeaveAreSuspendedWithinTheThresholdAndHeldBeyondIt(t *testing
 	})
 	t.Run("an empty export removes nobody without approval", func(t *testing.T) {
 		g := NewWithT(t)
-		plan := planEnrolment(e, nil, users, nil, allComplete, t0)
+		plan := planEnrolment(e, nil, users, nil, allComplete, fx.T0)
 		g.Expect(plan.remove).To(BeEmpty())
 		g.Expect(plan.held).To(HaveLen(50))
 		g.Expect(plan.heldID).NotTo(BeEmpty())
 
 		approved := e.DeepCopy()
 		approved.Annotations = map[string]string{syncv1alpha1.ApproveRemovalsAnnotation: plan.heldID}
-		g.Expect(planEnrolment(approved, nil, users, nil, allComplete, t0).remove).To(HaveLen(50))
-		g.Expect(planEnrolment(approved, rows(1), users, nil, allComplete, t0).remove).To(BeEmpty(),
+		g.Expect(planEnrolment(approved, nil, users, nil, allComplete, fx.T0).remove).To(HaveLen(50))
+		g.Expect(planEnrolment(approved, rows(1), users, nil, allComplete, fx.T0).remove).To(BeEmpty(),
 			"an approval is for the set it names, not another")
 	})
 	t.Run("a source not read in full removes nobody", func(t *testing.T) {
 		g := NewWithT(t)
-		plan := planEnrolment(e, rows(50)[1:], users, nil, map[string]bool{listOrigin: true}, t0)
+		plan := planEnrolment(e, rows(50)[1:], users, nil, map[string]bool{listOrigin: true}, fx.T0)
 		g.Expect(plan.remove).To(BeEmpty())
 		g.Expect(plan.held).To(BeEmpty())
 	})
@@ -166,10 +167,10 @@ func TestMembersWhoLeaveAreSuspendedWithinTheThresholdAndHeldBeyondIt(t *testing
 		g := NewWithT(t)
 		del := e.DeepCopy()
 		del.Spec.Removals = syncv1alpha1.EnrolmentRemovals{Action: syncv1alpha1.DeleteRemoved, MaxCount: ptr.To[int32](5), MaxPercent: ptr.To[int32](100)}
-		plan := planEnrolment(del, rows(50)[5:], users, nil, allComplete, t0)
+		plan := planEnrolment(del, rows(50)[5:], users, nil, allComplete, fx.T0)
 		g.Expect(plan.remove).To(HaveLen(5))
 		g.Expect(plan.managed).To(Equal(45))
-		g.Expect(planEnrolment(del, rows(50)[6:], users, nil, allComplete, t0).held).To(HaveLen(6))
+		g.Expect(planEnrolment(del, rows(50)[6:], users, nil, allComplete, fx.T0).held).To(HaveLen(6))
 	})
 }
 

@@ -14,45 +14,35 @@ import (
 
 	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
 	"github.com/chainsync/chainsync/internal/jobargs"
+	fx "github.com/chainsync/chainsync/internal/testutil/userfixtures"
 	"github.com/chainsync/chainsync/internal/userstatus"
 )
 
-func hourlyPolicy() *syncv1alpha1.SyncPolicy {
-	return &syncv1alpha1.SyncPolicy{
-		ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns"},
-		Spec: syncv1alpha1.SyncPolicySpec{
-			Schedule:    syncv1alpha1.Schedule{Interval: "1h", JitterPercent: 10},
-			Store:       syncv1alpha1.RecordStore{ClaimName: "records", SubPath: "chainsync"},
-			JobTemplate: syncv1alpha1.CycleJobTemplate{UsersPerJob: 2, Parallelism: 4, Concurrency: 3, ServiceAccountName: "chainsync-cycle"},
-		},
-	}
-}
-
 func policyUser(name string, last *syncv1alpha1.CycleResult, ann map[string]string) syncv1alpha1.SyncUser {
 	u := syncv1alpha1.SyncUser{ObjectMeta: metav1.ObjectMeta{Name: name, UID: types.UID("uid-" + name), Annotations: ann,
-		CreationTimestamp: *at(-60)}}
-	userstatus.MoveTo(&u.Status, userstatus.Placement{Policy: "p"}, *at(-30))
+		CreationTimestamp: *fx.At(-60)}}
+	userstatus.MoveTo(&u.Status, userstatus.Placement{Policy: "p"}, *fx.At(-30))
 	u.Status.LastCycle = last
 	return u
 }
 
 func TestPlanCyclesBatchesDueUsersAndSkipsRunningOnes(t *testing.T) {
 	g := NewWithT(t)
-	policy := hourlyPolicy()
+	policy := fx.HourlyPolicy()
 	sched, _ := userstatus.ParseSchedule(policy.Spec)
 	users := []syncv1alpha1.SyncUser{
 		policyUser("e", nil, nil), policyUser("a", nil, nil), policyUser("c", nil, nil),
-		policyUser("b", nil, nil), policyUser("d", cycle("p", -20, -10), nil),
+		policyUser("b", nil, nil), policyUser("d", fx.Cycle("p", -20, -10), nil),
 	}
 	world := jobWorld{running: map[string]bool{"b": true}, failedEnds: map[string][]time.Time{}}
-	plan := planCycles(sched, policy, pointers(users), world, "", t0)
+	plan := planCycles(sched, policy, pointers(users), world, "", fx.T0)
 
 	var names []string
 	for _, d := range plan.due {
 		names = append(names, d.user)
 	}
 	g.Expect(names).To(Equal([]string{"a", "c", "e"}), "due users, sorted; b runs already and d is not due")
-	g.Expect(plan.next).To(BeTemporally(">=", at(50).Time), "d is due an hour after its cycle")
+	g.Expect(plan.next).To(BeTemporally(">=", fx.At(50).Time), "d is due an hour after its cycle")
 	g.Expect(batchCycles(plan.due, 2)).To(HaveLen(2))
 }
 
@@ -67,7 +57,7 @@ func TestCycleJobNamesAreDeterministic(t *testing.T) {
 
 func TestCycleJobRunsLeastPrivilegedAndSpreadsUsers(t *testing.T) {
 	g := NewWithT(t)
-	policy := hourlyPolicy()
+	policy := fx.HourlyPolicy()
 	policy.Spec.Source = syncv1alpha1.Endpoint{Name: "hr", Connector: syncv1alpha1.CSVConnector,
 		CSV: &syncv1alpha1.CSVEndpoint{Directory: syncv1alpha1.VolumePath{ClaimName: "exports", Path: "hr"}}}
 	policy.Spec.Target = syncv1alpha1.Endpoint{Name: "dir", Connector: syncv1alpha1.SQLiteConnector,
@@ -106,10 +96,10 @@ func TestCycleJobRunsLeastPrivilegedAndSpreadsUsers(t *testing.T) {
 func TestObserveJobs(t *testing.T) {
 	g := NewWithT(t)
 	job := func(name string, users []string, cond batchv1.JobConditionType, ended int) batchv1.Job {
-		j := CycleJobBuilder{}.CycleJob(hourlyPolicy(), name, users)
+		j := CycleJobBuilder{}.CycleJob(fx.HourlyPolicy(), name, users)
 		if cond != "" {
-			j.Status.Conditions = []batchv1.JobCondition{{Type: cond, Status: corev1.ConditionTrue, LastTransitionTime: *at(ended)}}
-			j.Status.CompletionTime = ptr.To(*at(ended))
+			j.Status.Conditions = []batchv1.JobCondition{{Type: cond, Status: corev1.ConditionTrue, LastTransitionTime: *fx.At(ended)}}
+			j.Status.CompletionTime = ptr.To(*fx.At(ended))
 		}
 		return *j
 	}
@@ -121,14 +111,14 @@ func TestObserveJobs(t *testing.T) {
 	})
 	g.Expect(w.active).To(Equal([]string{"j2"}))
 	g.Expect(w.running).To(Equal(map[string]bool{"a": true, "b": true}))
-	g.Expect(w.failedEnds).To(Equal(map[string][]time.Time{"c": {at(-5).Time, at(-9).Time}, "d": {at(-9).Time}}))
+	g.Expect(w.failedEnds).To(Equal(map[string][]time.Time{"c": {fx.At(-5).Time, fx.At(-9).Time}, "d": {fx.At(-9).Time}}))
 }
 
 func TestPlanCyclesGathersBatches(t *testing.T) {
-	policy := hourlyPolicy()
+	policy := fx.HourlyPolicy()
 	policy.Spec.JobTemplate.UsersPerJob = 3
 	sched, _ := userstatus.ParseSchedule(policy.Spec)
-	now := t0
+	now := fx.T0
 	placedAgo := func(name string, ago time.Duration) syncv1alpha1.SyncUser {
 		u := policyUser(name, nil, nil)
 		u.Status.History[0].EnteredTime = &metav1.Time{Time: now.Add(-ago)}
@@ -136,7 +126,7 @@ func TestPlanCyclesGathersBatches(t *testing.T) {
 	}
 	scheduledIn := func(name string, in time.Duration) syncv1alpha1.SyncUser {
 		// Synced an hour before it is due again (no jitter for these UIDs matters: see below).
-		u := policyUser(name, cycle("p", -200, -100), nil)
+		u := policyUser(name, fx.Cycle("p", -200, -100), nil)
 		end := now.Add(in).Add(-time.Hour)
 		u.Status.LastCycle.StartTime = &metav1.Time{Time: end}
 		u.Status.LastCycle.CompletionTime = &metav1.Time{Time: end}
@@ -153,7 +143,7 @@ func TestPlanCyclesGathersBatches(t *testing.T) {
 		{"a user placed a moment ago waits for company", []syncv1alpha1.SyncUser{placedAgo("a", time.Second)}, nil, now.Add(time.Second)},
 		{"after the gather delay it goes alone", []syncv1alpha1.SyncUser{placedAgo("a", 3*time.Second)}, []string{"a"}, time.Time{}},
 		{"a full batch goes at once", []syncv1alpha1.SyncUser{placedAgo("a", 0), placedAgo("b", 0), placedAgo("c", 0)}, []string{"a", "b", "c"}, time.Time{}},
-		{"a requested cycle goes at once", []syncv1alpha1.SyncUser{policyUser("a", cycle("p", -20, -10), map[string]string{syncv1alpha1.RequestedAtAnnotation: "now"})}, []string{"a"}, time.Time{}},
+		{"a requested cycle goes at once", []syncv1alpha1.SyncUser{policyUser("a", fx.Cycle("p", -20, -10), map[string]string{syncv1alpha1.RequestedAtAnnotation: "now"})}, []string{"a"}, time.Time{}},
 		{"a user due soon rides along", []syncv1alpha1.SyncUser{placedAgo("a", time.Minute), scheduledIn("b", 20*time.Second-jitter)}, []string{"a", "b"}, time.Time{}},
 		{"but not one due much later", []syncv1alpha1.SyncUser{placedAgo("a", time.Minute), scheduledIn("b", 10*time.Minute-jitter)}, []string{"a"}, now.Add(10 * time.Minute)},
 		{"early riders alone wait for their turn", []syncv1alpha1.SyncUser{scheduledIn("b", 20*time.Second-jitter)}, nil, now.Add(20 * time.Second)},
@@ -196,7 +186,7 @@ func TestAFailedJobKeepsItsLastPodsWords(t *testing.T) {
 	g := NewWithT(t)
 	ended := func(name string, min int, code int32, reason, msg string) corev1.Pod {
 		return corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name}, Status: corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{
-			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: code, Reason: reason, Message: msg, FinishedAt: *at(min)}}}}}}
+			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: code, Reason: reason, Message: msg, FinishedAt: *fx.At(min)}}}}}}
 	}
 	g.Expect(lastPodMessage(nil)).To(BeEmpty())
 	g.Expect(lastPodMessage([]corev1.Pod{
@@ -212,9 +202,9 @@ func TestSummarizeUsersReadsEachUserOnce(t *testing.T) {
 	g := NewWithT(t)
 	users := []syncv1alpha1.SyncUser{
 		policyUser("new", nil, nil),
-		policyUser("clean", cycle("p", -20, -10, func(c *syncv1alpha1.CycleResult) { c.RejectedRows = 2 }), nil),
-		policyUser("failing", cycle("p", -20, -10, func(c *syncv1alpha1.CycleResult) { c.Items.Errors, c.RejectedRows = 1, 3 }), nil),
-		policyUser("elsewhere", cycle("other", -20, -10, func(c *syncv1alpha1.CycleResult) { c.RejectedRows = 9 }), nil),
+		policyUser("clean", fx.Cycle("p", -20, -10, func(c *syncv1alpha1.CycleResult) { c.RejectedRows = 2 }), nil),
+		policyUser("failing", fx.Cycle("p", -20, -10, func(c *syncv1alpha1.CycleResult) { c.Items.Errors, c.RejectedRows = 1, 3 }), nil),
+		policyUser("elsewhere", fx.Cycle("other", -20, -10, func(c *syncv1alpha1.CycleResult) { c.RejectedRows = 9 }), nil),
 	}
 	s := summarizeUsers(pointers(users), jobWorld{running: map[string]bool{"new": true}})
 	g.Expect(s.counts).To(Equal(syncv1alpha1.UserCounts{Assigned: 4, Syncing: 1, Synced: 1, Failing: 1}))
@@ -224,12 +214,12 @@ func TestSummarizeUsersReadsEachUserOnce(t *testing.T) {
 
 func TestRejectedJobsAreRetriedWithBackoff(t *testing.T) {
 	g := NewWithT(t)
-	now := at(0).Time
+	now := fx.At(0).Time
 	policy := &syncv1alpha1.SyncPolicy{}
 	g.Expect(jobRejectedRetryDelay(policy, now)).To(Equal(10*time.Second), "first refusal")
 	stalledSince := func(min int) {
 		policy.Status.Conditions = []metav1.Condition{{Type: syncv1alpha1.StalledCondition, Status: metav1.ConditionTrue,
-			Reason: syncv1alpha1.SyncPolicyJobRejectedReason, LastTransitionTime: *at(min)}}
+			Reason: syncv1alpha1.SyncPolicyJobRejectedReason, LastTransitionTime: *fx.At(min)}}
 	}
 	stalledSince(-2)
 	g.Expect(jobRejectedRetryDelay(policy, now)).To(Equal(2*time.Minute), "as long again as it has been refused")

@@ -17,20 +17,25 @@ import (
 	"github.com/chainsync/chainsync/internal/userstatus"
 )
 
+// apiWithNamespace starts an API server of the test's own, with namespace ns in it.
+func apiWithNamespace(t *testing.T, ns string) (client.Client, context.Context) {
+	g := NewWithT(t)
+	env, err := testenv.Start()
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(func() { _ = env.Stop() })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	g.Expect(env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
+	return env.Client, ctx
+}
+
 // A Job reads the users it cycles with one List when it holds a good share of the policy's users,
 // and with a Get each when it holds a few among many: either way it gets exactly its users still
 // on the policy, never one deleted or moved since the Job was launched.
 func TestAJobReadsItsUsersStillOnThePolicy(t *testing.T) {
 	g := NewWithT(t)
-	env, err := testenv.Start()
-	g.Expect(err).NotTo(HaveOccurred())
-	t.Cleanup(func() { _ = env.Stop() })
-	c := env.Client
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	t.Cleanup(cancel)
-
 	const ns = "read-users"
-	g.Expect(c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
+	c, ctx := apiWithNamespace(t, ns)
 	place := func(name, policy string) {
 		u := &syncv1alpha1.SyncUser{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 			Spec: syncv1alpha1.SyncUserSpec{Identity: syncv1alpha1.UserIdentity{Email: name + "@example.com"},
@@ -65,15 +70,8 @@ func TestAJobReadsItsUsersStillOnThePolicy(t *testing.T) {
 // user before someone else wrote it decides again from a fresh read rather than undo that write.
 func TestAnEmptyCycleMovesItsUserInTheSameWriteDecidedFromAFreshRead(t *testing.T) {
 	g := NewWithT(t)
-	env, err := testenv.Start()
-	g.Expect(err).NotTo(HaveOccurred())
-	t.Cleanup(func() { _ = env.Stop() })
-	c := env.Client
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	t.Cleanup(cancel)
-
 	const ns = "status-writes"
-	g.Expect(c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
+	c, ctx := apiWithNamespace(t, ns)
 	chain := &syncv1alpha1.OnboardingChain{ObjectMeta: metav1.ObjectMeta{Name: "onboarding", Namespace: ns},
 		Spec: syncv1alpha1.OnboardingChainSpec{Steps: []syncv1alpha1.ChainStep{{Name: "import", Policy: "import"}, {Name: "verify", Policy: "verify"}}}}
 	g.Expect(c.Create(ctx, chain)).To(Succeed())

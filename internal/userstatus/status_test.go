@@ -10,23 +10,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
+	fx "github.com/chainsync/chainsync/internal/testutil/userfixtures"
 )
-
-var t0 = time.Date(2026, 11, 22, 8, 0, 0, 0, time.UTC)
-
-func at(minutes int) *metav1.Time {
-	t := metav1.NewTime(t0.Add(time.Duration(minutes) * time.Minute))
-	return &t
-}
-
-func threeSteps() *syncv1alpha1.OnboardingChain {
-	return &syncv1alpha1.OnboardingChain{
-		ObjectMeta: metav1.ObjectMeta{Name: "onboarding"},
-		Spec: syncv1alpha1.OnboardingChainSpec{Steps: []syncv1alpha1.ChainStep{
-			{Name: "import", Policy: "p-import"}, {Name: "verify", Policy: "p-verify"}, {Name: "bau", Policy: "p-bau"},
-		}},
-	}
-}
 
 func chainUser(startAt string) *syncv1alpha1.SyncUser {
 	return &syncv1alpha1.SyncUser{
@@ -38,16 +23,8 @@ func chainUser(startAt string) *syncv1alpha1.SyncUser {
 	}
 }
 
-func cycle(policy string, start, end int, mutate ...func(*syncv1alpha1.CycleResult)) *syncv1alpha1.CycleResult {
-	c := &syncv1alpha1.CycleResult{ID: "job-" + policy, Policy: policy, StartTime: at(start), CompletionTime: at(end), Empty: true}
-	for _, m := range mutate {
-		m(c)
-	}
-	return c
-}
-
 func TestPlaceUser(t *testing.T) {
-	chain := threeSteps()
+	chain := fx.ThreeSteps()
 	cases := []struct {
 		name        string
 		user        *syncv1alpha1.SyncUser
@@ -99,12 +76,12 @@ func TestPlaceUser(t *testing.T) {
 }
 
 func TestAdvanceAlongChain(t *testing.T) {
-	chain := threeSteps()
+	chain := fx.ThreeSteps()
 	placed := func(step int) (*syncv1alpha1.SyncUser, Placement) {
 		u := chainUser("")
 		p := Placement{Chain: "onboarding", Step: chain.Spec.Steps[step].Name, StepIndex: step,
 			Policy: chain.Spec.Steps[step].Policy, LastStep: step == 2}
-		MoveTo(&u.Status, p, *at(0))
+		MoveTo(&u.Status, p, *fx.At(0))
 		return u, p
 	}
 	cases := []struct {
@@ -113,18 +90,18 @@ func TestAdvanceAlongChain(t *testing.T) {
 		last     *syncv1alpha1.CycleResult
 		wantStep string
 	}{
-		{"an empty cycle moves the user on", 0, cycle("p-import", 1, 2), "verify"},
-		{"a cycle that created items does not", 0, cycle("p-import", 1, 2, func(c *syncv1alpha1.CycleResult) {
+		{"an empty cycle moves the user on", 0, fx.Cycle("p-import", 1, 2), "verify"},
+		{"a cycle that created items does not", 0, fx.Cycle("p-import", 1, 2, func(c *syncv1alpha1.CycleResult) {
 			c.Empty, c.Items.Created = false, 3
 		}), "import"},
-		{"a failed cycle does not", 0, cycle("p-import", 1, 2, func(c *syncv1alpha1.CycleResult) {
+		{"a failed cycle does not", 0, fx.Cycle("p-import", 1, 2, func(c *syncv1alpha1.CycleResult) {
 			c.Empty, c.Failure = false, "connection refused"
 		}), "import"},
-		{"a dry run proves nothing", 0, cycle("p-import", 1, 2, func(c *syncv1alpha1.CycleResult) { c.DryRun = true }), "import"},
-		{"a cycle of another policy does not count", 0, cycle("p-verify", 1, 2), "import"},
-		{"a cycle from before the user entered the step does not count", 0, cycle("p-import", -5, -4), "import"},
-		{"still running", 0, cycle("p-import", 1, 2, func(c *syncv1alpha1.CycleResult) { c.CompletionTime = nil }), "import"},
-		{"the last step keeps the user", 2, cycle("p-bau", 1, 2), "bau"},
+		{"a dry run proves nothing", 0, fx.Cycle("p-import", 1, 2, func(c *syncv1alpha1.CycleResult) { c.DryRun = true }), "import"},
+		{"a cycle of another policy does not count", 0, fx.Cycle("p-verify", 1, 2), "import"},
+		{"a cycle from before the user entered the step does not count", 0, fx.Cycle("p-import", -5, -4), "import"},
+		{"still running", 0, fx.Cycle("p-import", 1, 2, func(c *syncv1alpha1.CycleResult) { c.CompletionTime = nil }), "import"},
+		{"the last step keeps the user", 2, fx.Cycle("p-bau", 1, 2), "bau"},
 		{"no cycle yet", 1, nil, "verify"},
 	}
 	for _, tc := range cases {
@@ -154,11 +131,11 @@ func TestHistoryIsBounded(t *testing.T) {
 	g := NewWithT(t)
 	var st syncv1alpha1.SyncUserStatus
 	for i := range 50 {
-		MoveTo(&st, Placement{Policy: "p" + string(rune('a'+i%26)) + string(rune('a'+i/26))}, *at(i))
+		MoveTo(&st, Placement{Policy: "p" + string(rune('a'+i%26)) + string(rune('a'+i/26))}, *fx.At(i))
 	}
 	g.Expect(st.History).To(HaveLen(MaxHistory))
 	g.Expect(st.History[MaxHistory-1].Policy).To(Equal(st.Policy), "the newest entry is kept")
-	g.Expect(st.History[0].EnteredTime).To(Equal(at(50 - MaxHistory)))
+	g.Expect(st.History[0].EnteredTime).To(Equal(fx.At(50 - MaxHistory)))
 }
 
 func TestUserConditions(t *testing.T) {
@@ -178,44 +155,44 @@ func TestUserConditions(t *testing.T) {
 	}{
 		{"waiting for the first cycle", nil, false, nil, true,
 			want{ready: "False", synced: "", completed: "False", reconciling: syncv1alpha1.SyncUserWaitingForCycleReason, readyMessage: "Waiting for the first cycle"}, ""},
-		{"synced with changes mid-chain", cycle("p", 1, 2, func(c *syncv1alpha1.CycleResult) { c.Empty, c.Items.Created = false, 4 }), false, nil, true,
+		{"synced with changes mid-chain", fx.Cycle("p", 1, 2, func(c *syncv1alpha1.CycleResult) { c.Empty, c.Items.Created = false, 4 }), false, nil, true,
 			want{ready: "True", synced: "True", completed: "False", readyMessage: "Synced on step"}, ""},
-		{"empty cycle on the last step completes", cycle("p", 1, 2), true, nil, true,
+		{"empty cycle on the last step completes", fx.Cycle("p", 1, 2), true, nil, true,
 			want{ready: "True", synced: "True", completed: "True", readyMessage: "Completed"}, ""},
-		{"endpoint down", cycle("p", 1, 2, func(c *syncv1alpha1.CycleResult) {
+		{"endpoint down", fx.Cycle("p", 1, 2, func(c *syncv1alpha1.CycleResult) {
 			c.Empty, c.Failure, c.FailureReason = false, "dial tcp: connection refused", "EndpointUnavailable"
 		}), false, nil, true,
 			want{ready: "False", synced: "False", completed: "False", readyMessage: "connection refused"}, ""},
-		{"item errors", cycle("p", 1, 2, func(c *syncv1alpha1.CycleResult) { c.Empty, c.Items.Errors = false, 2 }), false, nil, true,
+		{"item errors", fx.Cycle("p", 1, 2, func(c *syncv1alpha1.CycleResult) { c.Empty, c.Items.Errors = false, 2 }), false, nil, true,
 			want{ready: "False", synced: "False", completed: "False", readyMessage: "2 errors"}, ""},
-		{"deletes held back", cycle("p", 1, 2, func(c *syncv1alpha1.CycleResult) {
+		{"deletes held back", fx.Cycle("p", 1, 2, func(c *syncv1alpha1.CycleResult) {
 			c.Empty, c.PendingDeletes, c.PendingDeletesCycle = false, 40, "p-123"
 		}), false, nil, true,
 			want{ready: "False", synced: "True", completed: "False", stalled: syncv1alpha1.SyncUserDeleteThresholdExceededReason,
 				readyMessage: "sync.chainsync.dev/approve-deletes=p-123"}, ""},
-		{"destination claimed", cycle("p", 1, 2, func(c *syncv1alpha1.CycleResult) {
+		{"destination claimed", fx.Cycle("p", 1, 2, func(c *syncv1alpha1.CycleResult) {
 			c.Empty, c.Failure, c.FailureReason = false, `policy "b" cannot sync ada into "crm": claimed by "a"`, syncv1alpha1.SyncUserDestinationClaimedReason
 		}), false, nil, true,
 			want{ready: "False", synced: "False", completed: "False", stalled: syncv1alpha1.SyncUserDestinationClaimedReason, readyMessage: "claimed"}, ""},
-		{"records corrupt", cycle("p", 1, 2, func(c *syncv1alpha1.CycleResult) {
+		{"records corrupt", fx.Cycle("p", 1, 2, func(c *syncv1alpha1.CycleResult) {
 			c.Empty, c.Failure, c.FailureReason = false, "records.db: checksum mismatch", syncv1alpha1.CycleRecordsCorruptReason
 		}), false, nil, true,
 			want{ready: "False", synced: "False", completed: "False", stalled: syncv1alpha1.SyncUserRecordsCorruptReason,
 				readyMessage: "sync.chainsync.dev/reinit=clear"}, ""},
-		{"policy wrong, found by the cycle", cycle("p", 1, 2, func(c *syncv1alpha1.CycleResult) {
+		{"policy wrong, found by the cycle", fx.Cycle("p", 1, 2, func(c *syncv1alpha1.CycleResult) {
 			c.Empty, c.Failure, c.FailureReason = false, `table "peple" does not exist`, syncv1alpha1.CycleInvalidSpecReason
 		}), false, nil, true,
 			want{ready: "False", synced: "False", completed: "False", stalled: syncv1alpha1.InvalidSpecReason,
 				readyMessage: `SyncPolicy p cannot work as written: table "peple" does not exist`}, ""},
-		{"items given up", cycle("p", 1, 2, func(c *syncv1alpha1.CycleResult) { c.Empty, c.Items.Errors, c.Items.GivenUp = false, 3, 2 }), false, nil, true,
+		{"items given up", fx.Cycle("p", 1, 2, func(c *syncv1alpha1.CycleResult) { c.Empty, c.Items.Errors, c.Items.GivenUp = false, 3, 2 }), false, nil, true,
 			want{ready: "False", synced: "False", completed: "False", stalled: syncv1alpha1.SyncUserItemsGivenUpReason,
 				readyMessage: "2 items failed on every attempt"}, ""},
-		{"conflicts left for a person", cycle("p", 1, 2, func(c *syncv1alpha1.CycleResult) { c.Empty, c.Items.Conflicts, c.Items.Skipped = false, 4, 4 }), false, nil, true,
+		{"conflicts left for a person", fx.Cycle("p", 1, 2, func(c *syncv1alpha1.CycleResult) { c.Empty, c.Items.Conflicts, c.Items.Skipped = false, 4, 4 }), false, nil, true,
 			want{ready: "False", synced: "True", completed: "False", stalled: syncv1alpha1.SyncUserConflictsPendingReason,
 				readyMessage: "4 items changed on both sides"}, syncv1alpha1.Manual},
-		{"conflicts settled by the rule", cycle("p", 1, 2, func(c *syncv1alpha1.CycleResult) { c.Items.Conflicts, c.Items.Updated = 4, 4 }), false, nil, true,
+		{"conflicts settled by the rule", fx.Cycle("p", 1, 2, func(c *syncv1alpha1.CycleResult) { c.Items.Conflicts, c.Items.Updated = 4, 4 }), false, nil, true,
 			want{ready: "True", synced: "True", completed: "False", readyMessage: "Synced"}, syncv1alpha1.SourceWins},
-		{"items quarantined", cycle("p", 1, 2, func(c *syncv1alpha1.CycleResult) { c.Empty, c.Items.Quarantined, c.Items.Skipped = false, 1, 1 }), false, nil, true,
+		{"items quarantined", fx.Cycle("p", 1, 2, func(c *syncv1alpha1.CycleResult) { c.Empty, c.Items.Quarantined, c.Items.Skipped = false, 1, 1 }), false, nil, true,
 			want{ready: "False", synced: "True", completed: "False", stalled: syncv1alpha1.SyncUserItemsQuarantinedReason,
 				readyMessage: "1 items matched more than one item"}, ""},
 		{"policy missing", nil, false, nil, false,
@@ -228,7 +205,7 @@ func TestUserConditions(t *testing.T) {
 			g := NewWithT(t)
 			u := chainUser("")
 			p := Placement{Chain: "onboarding", Step: "s", Policy: "p", LastStep: tc.lastStp}
-			MoveTo(&u.Status, p, *at(0))
+			MoveTo(&u.Status, p, *fx.At(0))
 			u.Status.LastCycle = tc.last
 			var policy *syncv1alpha1.SyncPolicy
 			if tc.found {
@@ -270,13 +247,13 @@ func TestCompletedStaysOnTheLastStep(t *testing.T) {
 	g := NewWithT(t)
 	u := chainUser("")
 	p := Placement{Chain: "onboarding", Step: "bau", Policy: "p", LastStep: true}
-	MoveTo(&u.Status, p, *at(0))
-	u.Status.LastCycle = cycle("p", 1, 2)
+	MoveTo(&u.Status, p, *fx.At(0))
+	u.Status.LastCycle = fx.Cycle("p", 1, 2)
 	SetConditions(u, p, nil, &syncv1alpha1.SyncPolicy{ObjectMeta: metav1.ObjectMeta{Name: "p"}}, nil)
 	g.Expect(meta.IsStatusConditionTrue(u.Status.Conditions, syncv1alpha1.CompletedCondition)).To(BeTrue())
 
 	// Business as usual: later cycles bring changes, the user stays completed and synced.
-	u.Status.LastCycle = cycle("p", 10, 11, func(c *syncv1alpha1.CycleResult) { c.Empty, c.Items.Created = false, 1 })
+	u.Status.LastCycle = fx.Cycle("p", 10, 11, func(c *syncv1alpha1.CycleResult) { c.Empty, c.Items.Created = false, 1 })
 	SetConditions(u, p, nil, &syncv1alpha1.SyncPolicy{ObjectMeta: metav1.ObjectMeta{Name: "p"}}, nil)
 	g.Expect(meta.IsStatusConditionTrue(u.Status.Conditions, syncv1alpha1.CompletedCondition)).To(BeTrue())
 	g.Expect(meta.IsStatusConditionTrue(u.Status.Conditions, syncv1alpha1.ReadyCondition)).To(BeTrue())
@@ -286,7 +263,7 @@ func TestUserShowsWhatKeepsItsCyclesFromRunning(t *testing.T) {
 	p := Placement{Policy: "p", LastStep: true}
 	newUser := func() *syncv1alpha1.SyncUser {
 		u := chainUser("")
-		MoveTo(&u.Status, p, *at(0))
+		MoveTo(&u.Status, p, *fx.At(0))
 		return u
 	}
 
@@ -295,12 +272,12 @@ func TestUserShowsWhatKeepsItsCyclesFromRunning(t *testing.T) {
 		u := newUser()
 		policy := &syncv1alpha1.SyncPolicy{ObjectMeta: metav1.ObjectMeta{Name: "p"}}
 		SetConditions(u, p, nil, policy, &JobFailure{Job: "p-1a2b", Reason: "BackoffLimitExceeded",
-			Message: "Job has reached the specified backoff limit: exit code 1: syncusers.sync.chainsync.dev is forbidden", RetryAt: at(4).Time})
+			Message: "Job has reached the specified backoff limit: exit code 1: syncusers.sync.chainsync.dev is forbidden", RetryAt: fx.At(4).Time})
 		ready := meta.FindStatusCondition(u.Status.Conditions, syncv1alpha1.ReadyCondition)
 		g.Expect(ready.Status).To(Equal(metav1.ConditionFalse))
 		g.Expect(ready.Reason).To(Equal(syncv1alpha1.SyncUserJobFailedReason))
 		g.Expect(ready.Message).To(And(ContainSubstring("Cycle Job p-1a2b failed (BackoffLimitExceeded)"),
-			ContainSubstring("is forbidden"), ContainSubstring("retried at "+at(4).UTC().Format(time.RFC3339))))
+			ContainSubstring("is forbidden"), ContainSubstring("retried at "+fx.At(4).UTC().Format(time.RFC3339))))
 		g.Expect(meta.FindStatusCondition(u.Status.Conditions, syncv1alpha1.StalledCondition)).To(BeNil())
 		g.Expect(meta.FindStatusCondition(u.Status.Conditions, syncv1alpha1.ReconcilingCondition)).To(BeNil(),
 			"not 'waiting for the first cycle' for ever")
@@ -325,7 +302,7 @@ func TestUserShowsWhatKeepsItsCyclesFromRunning(t *testing.T) {
 // operator then decides again from what the Job wrote. Deciding again must change nothing, or
 // every cycle would still cost the operator's write after the Job's.
 func TestDecidingAgainFromWhatWasDecidedChangesNothing(t *testing.T) {
-	chain := threeSteps()
+	chain := fx.ThreeSteps()
 	policies := map[string]*syncv1alpha1.SyncPolicy{}
 	for _, s := range chain.Spec.Steps {
 		policies[s.Policy] = &syncv1alpha1.SyncPolicy{ObjectMeta: metav1.ObjectMeta{Name: s.Policy},
@@ -348,12 +325,14 @@ func TestDecidingAgainFromWhatWasDecidedChangesNothing(t *testing.T) {
 		wantMove string
 	}{
 		{"a cycle with changes keeps the user on its step", 0,
-			func(p string) *syncv1alpha1.CycleResult { return cycle(p, 1, 2, func(c *syncv1alpha1.CycleResult) { c.Empty, c.Items.Created = false, 3 }) },
+			func(p string) *syncv1alpha1.CycleResult {
+				return fx.Cycle(p, 1, 2, func(c *syncv1alpha1.CycleResult) { c.Empty, c.Items.Created = false, 3 })
+			},
 			"import", ""},
-		{"an empty cycle moves the user on", 0, func(p string) *syncv1alpha1.CycleResult { return cycle(p, 1, 2) }, "verify", "import"},
-		{"an empty cycle on the last step completes the chain", 2, func(p string) *syncv1alpha1.CycleResult { return cycle(p, 1, 2) }, "bau", ""},
+		{"an empty cycle moves the user on", 0, func(p string) *syncv1alpha1.CycleResult { return fx.Cycle(p, 1, 2) }, "verify", "import"},
+		{"an empty cycle on the last step completes the chain", 2, func(p string) *syncv1alpha1.CycleResult { return fx.Cycle(p, 1, 2) }, "bau", ""},
 		{"a failed cycle keeps the user where it is", 1, func(p string) *syncv1alpha1.CycleResult {
-			return cycle(p, 1, 2, func(c *syncv1alpha1.CycleResult) { c.Empty, c.Failure = false, "dial tcp: connection refused" })
+			return fx.Cycle(p, 1, 2, func(c *syncv1alpha1.CycleResult) { c.Empty, c.Failure = false, "dial tcp: connection refused" })
 		}, "verify", ""},
 	}
 	for _, tc := range cases {
@@ -362,17 +341,17 @@ func TestDecidingAgainFromWhatWasDecidedChangesNothing(t *testing.T) {
 			u := chainUser("")
 			u.UID = "uid-ada"
 			u.Spec.ChainRef.StartAt = chain.Spec.Steps[tc.step].Name
-			decide(u, at(0).Time) // Placed, as the operator does before the first cycle.
+			decide(u, fx.At(0).Time) // Placed, as the operator does before the first cycle.
 			u.Status.LastCycle = tc.last(chain.Spec.Steps[tc.step].Policy)
 
-			move := decide(u, at(3).Time) // The Job, with the result.
+			move := decide(u, fx.At(3).Time) // The Job, with the result.
 			g.Expect(move.Left).To(Equal(tc.wantMove))
 			g.Expect(u.Status.Step).To(Equal(tc.wantStep))
 			written := u.DeepCopy()
 
 			for _, later := range []int{3, 4, 30} { // The operator, at once or later.
 				again := written.DeepCopy()
-				g.Expect(decide(again, at(later).Time)).To(Equal(Move{}))
+				g.Expect(decide(again, fx.At(later).Time)).To(Equal(Move{}))
 				g.Expect(again.Status).To(Equal(written.Status), "decided again %d minutes in", later)
 			}
 		})
