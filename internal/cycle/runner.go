@@ -114,12 +114,18 @@ func (r *Runner) Run(ctx context.Context, users []string) error {
 	return err
 }
 
-// readUsers reads the Job's users that are still on the policy, by name. A Job holding a good
-// share of the policy's users reads them all with one paged List rather than a Get each; a Job
-// of a few among thousands Gets its own, rather than transfer all the others.
+// usersPerPage is how many users a page of the List of a policy's users holds.
+const usersPerPage = 500
+
+// readUsers reads the Job's users that are still on the policy, by name: with a paged List of
+// the policy's users when that takes a quarter of the requests a Get each would, or fewer; else
+// with a Get each, so that a Job of a few users among thousands does not transfer all the
+// others. (At 10,000 users the Jobs held about a fortieth of their policy's users each, and
+// Gets were a quarter of all the API requests a user-step cost.)
 func (r *Runner) readUsers(ctx context.Context, policy *syncv1alpha1.SyncPolicy, names []string) (map[string]*syncv1alpha1.SyncUser, error) {
 	users := make(map[string]*syncv1alpha1.SyncUser, len(names))
-	if len(names)*10 >= int(policy.Status.Users.Assigned) {
+	pages := (int(policy.Status.Users.Assigned) + usersPerPage - 1) / usersPerPage
+	if 4*pages <= len(names) {
 		for _, name := range names {
 			users[name] = nil
 		}
@@ -147,7 +153,7 @@ func (r *Runner) listUsersOn(ctx context.Context, policy string, want map[string
 	for {
 		var page syncv1alpha1.SyncUserList // A page of its own: the users point into it.
 		if err := r.Client.List(ctx, &page, client.InNamespace(r.Namespace), client.MatchingFields{syncv1alpha1.UserPolicyField: policy},
-			client.Limit(500), client.Continue(continueAt)); err != nil {
+			client.Limit(usersPerPage), client.Continue(continueAt)); err != nil {
 			return fmt.Errorf("reading the SyncUsers on policy %s: %w", policy, err)
 		}
 		for i := range page.Items {

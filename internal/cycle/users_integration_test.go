@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	syncv1alpha1 "github.com/chainsync/chainsync/api/v1alpha1"
 	"github.com/chainsync/chainsync/internal/jobargs"
@@ -18,15 +19,17 @@ import (
 )
 
 // apiWithNamespace starts an API server of the test's own, with namespace ns in it.
-func apiWithNamespace(t *testing.T, ns string) (client.Client, context.Context) {
+func apiWithNamespace(t *testing.T, ns string) (client.WithWatch, context.Context) {
 	g := NewWithT(t)
 	env, err := testenv.Start()
 	g.Expect(err).NotTo(HaveOccurred())
 	t.Cleanup(func() { _ = env.Stop() })
+	c, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Client.Scheme()})
+	g.Expect(err).NotTo(HaveOccurred())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)
-	g.Expect(env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
-	return env.Client, ctx
+	g.Expect(c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
+	return c, ctx
 }
 
 // A Job reads the users it cycles with one List when it holds a good share of the policy's users,
@@ -51,17 +54,36 @@ func TestAJobReadsItsUsersStillOnThePolicy(t *testing.T) {
 		place("other"+string(rune('a'+i%26))+string(rune('a'+i/26)), "crm")
 	}
 
-	r := &Runner{Cycle: jobargs.Cycle{Namespace: ns}, Client: c}
+	var gets, lists int
+	counting := interceptor.NewClient(c, interceptor.Funcs{
+		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+			gets++
+			return c.Get(ctx, key, obj, opts...)
+		},
+		List: func(ctx context.Context, c client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
+			lists++
+			return c.List(ctx, list, opts...)
+		},
+	})
+	r := &Runner{Cycle: jobargs.Cycle{Namespace: ns}, Client: counting}
 	names := []string{"ada", "grace", "moved", "deleted"}
-	for _, assigned := range []int32{4, 42} { // A List for a Job of 4 users among 4, a Get each among 42.
+	for _, tc := range []struct {
+		assigned            int32
+		wantGets, wantLists int
+	}{
+		{42, 0, 1},   // One page of the policy's users for four of them.
+		{4000, 4, 0}, // Eight pages: a Get each is fewer requests.
+	} {
+		gets, lists = 0, 0
 		policy := &syncv1alpha1.SyncPolicy{ObjectMeta: metav1.ObjectMeta{Name: "crm"},
-			Status: syncv1alpha1.SyncPolicyStatus{Users: syncv1alpha1.UserCounts{Assigned: assigned}}}
+			Status: syncv1alpha1.SyncPolicyStatus{Users: syncv1alpha1.UserCounts{Assigned: tc.assigned}}}
 		users, err := r.readUsers(ctx, policy, names)
 		g.Expect(err).NotTo(HaveOccurred())
-		g.Expect(users).To(HaveLen(2), "assigned %d", assigned)
+		g.Expect(users).To(HaveLen(2), "assigned %d", tc.assigned)
 		g.Expect(users).To(HaveKey("ada"))
 		g.Expect(users).To(HaveKey("grace"))
 		g.Expect(users["ada"].Spec.Identity.Email).To(Equal("ada@example.com"))
+		g.Expect([]int{gets, lists}).To(Equal([]int{tc.wantGets, tc.wantLists}), "gets and lists among %d assigned", tc.assigned)
 	}
 }
 
