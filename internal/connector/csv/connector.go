@@ -312,6 +312,18 @@ func (c *Connector) ReadAll(ctx context.Context, req connector.ReadRequest) iter
 			yield(connector.Item{}, fmt.Errorf("%s.scope: %w", path, err))
 			return
 		}
+		if c.cfg.Shared != nil {
+			c.readShared(ctx, req, path, coll, scope, yield)
+			return
+		}
+		c.readFile(ctx, req, path, coll, scope, yield)
+	}
+}
+
+// readFile is ReadAll from the file itself.
+func (c *Connector) readFile(ctx context.Context, req connector.ReadRequest, path string, coll collection.Collection,
+	scope map[string]string, yield func(connector.Item, error) bool) {
+	{
 		f, err := os.Open(c.cfg.file(coll))
 		if errors.Is(err, fs.ErrNotExist) && c.cfg.MissingFileIsEmpty {
 			return
