@@ -14,6 +14,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/text/encoding"
@@ -29,6 +30,9 @@ type Connector struct {
 	enc encoding.Encoding
 	// now stamps the modified field of written rows; tests replace it.
 	now func() time.Time
+
+	memosMu sync.Mutex
+	memos   map[string]*rewriteMemo // by file name, for Writes without Shared
 }
 
 var _ connector.Connector = (*Connector)(nil)

@@ -99,6 +99,7 @@ type sharedFile struct {
 	flushing bool
 	again    bool // a flush was asked for while one ran
 	timer    *time.Timer
+	memo     rewriteMemo
 }
 
 // heldWrite is a Write waiting for the Job's shared rewrite.
@@ -235,7 +236,7 @@ func (s *Shared) rewrite(f *sharedFile, taken []*heldWrite) {
 		batches[i] = hw.b
 	}
 	first := taken[0]
-	done, err := first.c.rewrite(s.ctx, first.path, first.coll, batches)
+	done, err := first.c.rewrite(s.ctx, first.path, first.coll, batches, &f.memo)
 	f.readMu.Lock()
 	if snap := f.snap; snap != nil {
 		if err == nil && snap.ids.same(done.before) {

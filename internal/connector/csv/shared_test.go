@@ -180,7 +180,7 @@ func countRewrites(t *testing.T) func() map[string]int {
 	var mu sync.Mutex
 	counts := map[string]int{}
 	saved := rewrote
-	rewrote = func(file string, _ int) {
+	rewrote = func(file string, _ int, _ bool) {
 		mu.Lock()
 		defer mu.Unlock()
 		counts[filepath.Base(file)]++
@@ -243,4 +243,51 @@ func TestSharedWritesGoInOneRewritePerJob(t *testing.T) {
 	}
 	g.Expect(rewrites()).To(Equal(map[string]int{"people.csv": 1}))
 	g.Expect(peopleRows(t, tgt)).To(Equal(peopleRows(t, src)))
+}
+
+// A first sync writes a large file in batches of creates: each batch after the first appends to
+// the file as the last one left it rather than parsing and rewriting it all. A create whose key
+// the file holds, an update, or a file another writer replaced meanwhile takes the full rewrite,
+// which checks and keeps everything as before.
+func TestBatchesOfCreatesAppend(t *testing.T) {
+	g := NewWithT(t)
+	var mu sync.Mutex
+	var appended []bool
+	saved := rewrote
+	rewrote = func(_ string, _ int, a bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		appended = append(appended, a)
+	}
+	t.Cleanup(func() { rewrote = saved })
+	dir := t.TempDir()
+	c := sharedConnector(t, "target", dir, nil, nil)
+	other := sharedConnector(t, "target", dir, nil, nil)
+	write := func(c *Connector, who string, ws ...connector.Write) []connector.WriteResult {
+		res, err := c.Write(context.Background(), connector.WriteRequest{Scope: email(who), Entity: "people", Writes: ws})
+		g.Expect(err).NotTo(HaveOccurred())
+		return res
+	}
+	create := func(id string) connector.Write {
+		return connector.Write{Op: connector.OpCreate, Fields: map[string]connector.Value{"id": connector.String(id), "name": connector.String("n" + id)}}
+	}
+	for b := range 4 {
+		for _, r := range write(c, "ann", create(fmt.Sprintf("%d-a", b)), create(fmt.Sprintf("%d-b", b))) {
+			g.Expect(r.Err).NotTo(HaveOccurred())
+		}
+	}
+	g.Expect(appended).To(Equal([]bool{false, true, true, true}))
+
+	res := write(c, "ann", create("1-b"), create("5-a"))
+	g.Expect(res[0].Err).To(MatchError(ContainSubstring("already exists")))
+	g.Expect(res[1].Err).NotTo(HaveOccurred())
+	write(c, "ann", connector.Write{Op: connector.OpUpdate, ID: "0-a", Fields: map[string]connector.Value{"name": connector.String("renamed")}})
+	write(c, "ann", create("6-a"))
+	write(other, "bob", create("7-a"))
+	write(c, "ann", create("8-a"))
+	g.Expect(appended[4:]).To(Equal([]bool{false, false, true, false, false}))
+	g.Expect(peopleRows(t, dir)).To(Equal([]string{
+		"ann@example.com 0-a renamed", "ann@example.com 0-b n0-b", "ann@example.com 1-a n1-a", "ann@example.com 1-b n1-b",
+		"ann@example.com 2-a n2-a", "ann@example.com 2-b n2-b", "ann@example.com 3-a n3-a", "ann@example.com 3-b n3-b",
+		"ann@example.com 5-a n5-a", "ann@example.com 6-a n6-a", "ann@example.com 8-a n8-a", "bob@example.com 7-a n7-a"}))
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/chainsync/chainsync/internal/connector"
@@ -46,7 +47,7 @@ func (c *Connector) Write(ctx context.Context, req connector.WriteRequest) ([]co
 	if c.cfg.Shared != nil {
 		return c.cfg.Shared.write(ctx, c, c.cfg.entityPath(req.Entity), coll, b)
 	}
-	if _, err := c.rewrite(ctx, c.cfg.entityPath(req.Entity), coll, []*batch{b}); err != nil {
+	if _, err := c.rewrite(ctx, c.cfg.entityPath(req.Entity), coll, []*batch{b}, c.memo(coll)); err != nil {
 		return nil, err
 	}
 	return b.results, nil
@@ -84,7 +85,7 @@ type rewritten struct {
 
 // rewrite applies batches, in order, in one rewrite of the file under its lock. Each batch's
 // results are filled in; the error is for the file as a whole.
-func (c *Connector) rewrite(ctx context.Context, path string, coll collection.Collection, batches []*batch) (rewritten, error) {
+func (c *Connector) rewrite(ctx context.Context, path string, coll collection.Collection, batches []*batch, memo *rewriteMemo) (rewritten, error) {
 	var done rewritten
 	unlock, err := lockFile(ctx, c.cfg.lockFile(coll))
 	if err != nil {
@@ -165,6 +166,9 @@ func (c *Connector) rewrite(ctx context.Context, path string, coll collection.Co
 		}
 	}
 
+	appending := old != nil && len(changes) == 0 && memo.holds(done.before.file, creates) && c.appendSafe()
+	keys := memo.start(appending)
+
 	dir := filepath.Dir(c.cfg.file(coll))
 	tmp, err := os.CreateTemp(dir, "."+coll.Name+".*.tmp")
 	if err != nil {
@@ -192,13 +196,22 @@ func (c *Connector) rewrite(ctx context.Context, path string, coll collection.Co
 	encoded := encodingWriter(buf, c.enc)
 	w := stdcsv.NewWriter(encoded)
 	w.Comma = c.cfg.delimiter()
-	if err := w.Write(hdr.names); err != nil {
-		return done, fmt.Errorf("writing %s: %w", coll.Name, err)
-	}
-
-	if old != nil {
-		if err := c.rewriteRows(ctx, old, w, coll, changes, creates, now); err != nil {
-			return done, err
+	switch {
+	case appending:
+		// Only creates, none of whose keys the file holds, into the file as the last rewrite
+		// left it: its bytes are copied as they are, which costs a fraction of parsing them, so
+		// that writing a large file in batches is not quadratic.
+		if err := copyFile(tmp, old.f); err != nil {
+			return done, fmt.Errorf("copying %s: %w", coll.Name, err)
+		}
+	default:
+		if err := w.Write(hdr.names); err != nil {
+			return done, fmt.Errorf("writing %s: %w", coll.Name, err)
+		}
+		if old != nil {
+			if err := c.rewriteRows(ctx, old, w, coll, changes, creates, now, keys); err != nil {
+				return done, err
+			}
 		}
 	}
 	for _, b := range batches {
@@ -208,6 +221,7 @@ func (c *Connector) rewrite(ctx context.Context, path string, coll collection.Co
 			}
 			rec := make([]string, len(hdr.names))
 			c.apply(rec, hdr, coll, wr.Fields, b.values, now, &b.results[i])
+			keys.add(b.results[i].ID)
 			if err := w.Write(rec); err != nil {
 				return done, fmt.Errorf("writing %s: %w", coll.Name, err)
 			}
@@ -232,18 +246,44 @@ func (c *Connector) rewrite(ctx context.Context, path string, coll collection.Co
 	}
 	committed = true
 	done.after = c.fileIDs(coll)
-	rewrote(c.cfg.file(coll), len(batches))
+	memo.keep(done.after.file, keys)
+	rewrote(c.cfg.file(coll), len(batches), appending)
 	return done, nil
+}
+
+// copyFile copies f from its start to the end of tmp, ending it with a line break.
+func copyFile(tmp, f *os.File) error {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	n, err := io.Copy(tmp, f)
+	if err != nil || n == 0 {
+		return err
+	}
+	last := make([]byte, 1)
+	if _, err := f.ReadAt(last, n-1); err != nil {
+		return err
+	}
+	if last[0] != '\n' {
+		_, err = tmp.Write([]byte{'\n'})
+	}
+	return err
+}
+
+// appendSafe says whether rows can be appended to the file's bytes: not in UTF-16, whose
+// encoder starts what it writes with a byte order mark.
+func (c *Connector) appendSafe() bool {
+	return !strings.HasPrefix(strings.ToLower(c.cfg.Encoding), "utf-16")
 }
 
 // rewrote is told of each rewrite of a file, with how many Writes' batches went into it; tests
 // count them.
-var rewrote = func(file string, batches int) {}
+var rewrote = func(file string, batches int, appended bool) {}
 
 // rewriteRows copies the old file's rows to w, applying the batches' updates
 // and deletes to their users' rows, and fails the creates whose key is taken.
 func (c *Connector) rewriteRows(ctx context.Context, old *fileReader, w *stdcsv.Writer, coll collection.Collection,
-	changes map[string][]change, creates map[string]change, now time.Time) error {
+	changes map[string][]change, creates map[string]change, now time.Time, keys *keySet) error {
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -277,11 +317,15 @@ func (c *Connector) rewriteRows(ctx context.Context, old *fileReader, w *stdcsv.
 					break
 				}
 				c.apply(rec, old.header, coll, ch.b.writes[ch.i].Fields, ch.b.values, now, res)
+				id = res.ID
 				break
 			}
 			if deleted {
 				continue
 			}
+			keys.add(id)
+		} else {
+			keys.add(recordID(rec, old.header, coll))
 		}
 		if err := w.Write(rec); err != nil {
 			return fmt.Errorf("writing %s: %w", coll.Name, err)
