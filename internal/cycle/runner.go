@@ -106,8 +106,14 @@ func (r *Runner) Run(ctx context.Context, users []string) error {
 			r.Log.Info("Skipping user: deleted, or moved to another policy, since the Job was launched", "user", klog.KRef(r.Namespace, name))
 			continue
 		}
+		// Taken here, not in the goroutine, so that users start in the Job's order.
+		if err := gate.Acquire(ctx); err != nil {
+			g.Go(func() error { return err })
+			break
+		}
 		g.Go(func() error {
-			return gate.Do(ctx, func() error { return r.cycleUser(ctx, policy, eps, store, rejected, user) })
+			defer gate.Release()
+			return r.cycleUser(ctx, policy, eps, store, rejected, user)
 		})
 	}
 	err = g.Wait()

@@ -39,12 +39,20 @@ func (g *Gate) OnQuiet(f func()) {
 
 // Do runs fn once a slot is free, holding it meanwhile except while fn is in Wait.
 func (g *Gate) Do(ctx context.Context, fn func() error) error {
-	if err := g.acquire(ctx, false); err != nil {
+	if err := g.Acquire(ctx); err != nil {
 		return err
 	}
-	defer g.release()
+	defer g.Release()
 	return fn()
 }
+
+// Acquire takes a slot, waiting for one as long as ctx allows; slots are handed out in the
+// order they were asked for, so a caller that acquires before it starts each cycle starts them
+// in its own order. Release gives it back.
+func (g *Gate) Acquire(ctx context.Context) error { return g.acquire(ctx, false) }
+
+// Release gives back a slot taken by Acquire.
+func (g *Gate) Release() { g.release() }
 
 // Wait gives up the caller's slot until done is closed or ctx ends, then takes a slot again
 // before it returns: the caller, called from Do's fn, always holds one afterwards. When ctx

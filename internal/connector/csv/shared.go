@@ -114,6 +114,8 @@ type heldWrite struct {
 	taken bool // by a rewrite: its outcome is coming
 	err   error
 	done  chan struct{}
+	// resumed is closed once the Write has its slot again (or gave up waiting).
+	resumed chan struct{}
 }
 
 // sharedKey names a file and everything that changes how it parses and who its rows are.
@@ -140,7 +142,8 @@ func (s *Shared) file(key string) *sharedFile {
 // write holds b back until the Job's next shared rewrite of the file, and returns its results.
 func (s *Shared) write(ctx context.Context, c *Connector, path string, coll collection.Collection, b *batch) ([]connector.WriteResult, error) {
 	f := s.file(c.sharedKey(coll))
-	hw := &heldWrite{c: c, path: path, coll: coll, b: b, done: make(chan struct{})}
+	hw := &heldWrite{c: c, path: path, coll: coll, b: b, done: make(chan struct{}), resumed: make(chan struct{})}
+	defer close(hw.resumed)
 	f.mu.Lock()
 	f.pending = append(f.pending, hw)
 	held := 0
@@ -258,8 +261,16 @@ func (s *Shared) rewrite(f *sharedFile, taken []*heldWrite) {
 	f.readMu.Unlock()
 	for _, hw := range taken {
 		hw.err = err
-		close(hw.done)
 	}
+	// The users resume in the order they wrote, each once the one before has its slot again:
+	// woken at once, they would take the Job's slots in any order, and a Job's users would end
+	// in a different order on every run.
+	go func() {
+		for _, hw := range taken {
+			close(hw.done)
+			<-hw.resumed
+		}
+	}()
 }
 
 // fileIDs identify the versions of an entity's file and its origins file: every writer
