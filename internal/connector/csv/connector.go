@@ -49,8 +49,10 @@ func New(cfg Config) (*Connector, error) {
 	return &Connector{cfg: cfg, enc: enc, now: time.Now}, nil
 }
 
-// MaxBatch is large because every Write rewrites the whole file: small
-// batches would make writing a large file quadratic.
+// MaxBatch is large because every Write replaces the whole file: a batch of
+// creates copies the file's bytes as the last Write left them (see
+// rewriteMemo), any other parses and rewrites it, so small batches would
+// make writing a large file quadratic.
 const MaxBatch = 50_000
 
 // Capabilities: modification times when every entity names a modified
