@@ -44,6 +44,8 @@ type Shared struct {
 	gate     Gate
 	scopes   []connector.Scope
 	spillDir string
+	// maxWrites is sharedMaxWrites; tests lower it.
+	maxWrites int
 
 	mu     sync.Mutex
 	files  map[string]*sharedFile // by file and how it is parsed (sharedKey)
@@ -73,7 +75,7 @@ const (
 // Shared rewrites run under ctx. gate may be nil: each Write then goes into the file at once, as
 // without sharing. Close it when the Job is done.
 func NewShared(ctx context.Context, gate Gate, scopes []connector.Scope, spillDir string) *Shared {
-	s := &Shared{ctx: ctx, gate: gate, scopes: scopes, spillDir: spillDir, files: map[string]*sharedFile{}}
+	s := &Shared{ctx: ctx, gate: gate, scopes: scopes, spillDir: spillDir, maxWrites: sharedMaxWrites, files: map[string]*sharedFile{}}
 	if gate != nil {
 		gate.OnQuiet(s.flushAll)
 	}
@@ -116,6 +118,9 @@ type heldWrite struct {
 	done  chan struct{}
 	// resumed is closed once the Write has its slot again (or gave up waiting).
 	resumed chan struct{}
+	// keptSlot is set for a Write that waits without giving up its slot. Set before the
+	// write is held, never changed.
+	keptSlot bool
 }
 
 // sharedKey names a file and everything that changes how it parses and who its rows are.
@@ -150,7 +155,8 @@ func (s *Shared) write(ctx context.Context, c *Connector, path string, coll coll
 	for _, p := range f.pending {
 		held += len(p.b.writes)
 	}
-	full := held >= sharedMaxWrites
+	full := held >= s.maxWrites
+	hw.keptSlot = full || s.gate == nil
 	if !full && f.timer == nil {
 		f.timer = time.AfterFunc(sharedMaxWait, func() { s.flush(f) })
 	}
@@ -262,11 +268,21 @@ func (s *Shared) rewrite(f *sharedFile, taken []*heldWrite) {
 	for _, hw := range taken {
 		hw.err = err
 	}
-	// The users resume in the order they wrote, each once the one before has its slot again:
-	// woken at once, they would take the Job's slots in any order, and a Job's users would end
-	// in a different order on every run.
+	// The users that gave up their slots resume in the order they wrote, each once the one
+	// before has its slot again: woken at once, they would take the Job's slots in any order,
+	// and a Job's users would end in a different order on every run. Those that kept their
+	// slots (see sharedMaxWrites) go first and at once: a user waiting for a slot behind them
+	// would otherwise wait for ever.
+	var parked []*heldWrite
+	for _, hw := range taken {
+		if hw.keptSlot {
+			close(hw.done)
+		} else {
+			parked = append(parked, hw)
+		}
+	}
 	go func() {
-		for _, hw := range taken {
+		for _, hw := range parked {
 			close(hw.done)
 			<-hw.resumed
 		}

@@ -140,11 +140,15 @@ func TestSharedReadGivesEachUserItsOwnShare(t *testing.T) {
 
 // jobOf runs users' first cycles, csv to csv, as one Job does: a gate of concurrency cycles at a
 // time, the csv files shared.
-func jobOf(t *testing.T, concurrency int, src, tgt, store string, users []connector.Scope, id string) []engine.Result {
+func jobOf(t *testing.T, concurrency int, src, tgt, store string, users []connector.Scope, id string, maxWrites ...int) []engine.Result {
 	t.Helper()
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	gate := jobgate.New(concurrency)
 	shared := NewShared(ctx, gate, users, t.TempDir())
+	if len(maxWrites) > 0 {
+		shared.maxWrites = maxWrites[0]
+	}
 	defer shared.Close()
 	st, err := records.Open(store)
 	if err != nil {
@@ -290,4 +294,28 @@ func TestBatchesOfCreatesAppend(t *testing.T) {
 		"ann@example.com 0-a renamed", "ann@example.com 0-b n0-b", "ann@example.com 1-a n1-a", "ann@example.com 1-b n1-b",
 		"ann@example.com 2-a n2-a", "ann@example.com 2-b n2-b", "ann@example.com 3-a n3-a", "ann@example.com 3-b n3-b",
 		"ann@example.com 5-a n5-a", "ann@example.com 6-a n6-a", "ann@example.com 8-a n8-a", "bob@example.com 7-a n7-a"}))
+}
+
+// More rows to write than a Job holds back: the users past the bound wait for the rewrite
+// keeping their slots, the others resume in order behind them, and the Job ends with every row
+// written, none lost or doubled (it once waited for ever).
+func TestSharedWritesBeyondTheBoundEnd(t *testing.T) {
+	g := NewWithT(t)
+	rewrites := countRewrites(t)
+	const users, rows = 12, 20
+	src, tgt, store := t.TempDir(), t.TempDir(), t.TempDir()
+	var lines []string
+	var scopes []connector.Scope
+	for u := range users {
+		scopes = append(scopes, connector.Scope{Email: owner(u)})
+		for i := range rows {
+			lines = append(lines, fmt.Sprintf("u%d-%03d,%s,person %d,2024-01-01T00:00:00Z", u, i, owner(u), i))
+		}
+	}
+	writeFile(t, src, "people.csv", "id,owner,name,modified\n"+joinLines(lines))
+	for u, r := range jobOf(t, 3, src, tgt, store, scopes, "first", 50) {
+		g.Expect(r.Total).To(Equal(engine.Counts{Created: rows}), "user %d: %+v", u, r.Entities)
+	}
+	g.Expect(rewrites()["people.csv"]).To(BeNumerically(">=", users*rows/50/2), "rewrites past the bound")
+	g.Expect(peopleRows(t, tgt)).To(Equal(peopleRows(t, src)))
 }
