@@ -18,6 +18,8 @@ type Gate struct {
 	limit  int
 	active int             // cycles holding a slot
 	queue  []chan struct{} // cycles waiting for a slot, oldest first
+	// resuming is how many at the head of the queue are back from Wait.
+	resuming int
 	parked int             // cycles in Wait
 	quiet  bool            // as last told to onQuiet
 	// onQuiet are told each time the Job becomes quiet: no cycle runs or waits for a slot, and
@@ -92,7 +94,14 @@ func (g *Gate) acquire(ctx context.Context, unpark bool) error {
 		return nil
 	}
 	turn := make(chan struct{})
-	g.queue = append(g.queue, turn)
+	if unpark {
+		// Before the cycles not started yet: a cycle back from Wait holds its work in memory
+		// until it ends, and new ones started before it would pile up more.
+		g.queue = slices.Insert(g.queue, g.resuming, turn)
+		g.resuming++
+	} else {
+		g.queue = append(g.queue, turn)
+	}
 	g.checkQuietLocked()
 	g.mu.Unlock()
 	select {
@@ -103,6 +112,9 @@ func (g *Gate) acquire(ctx context.Context, unpark bool) error {
 		defer g.mu.Unlock()
 		if i := slices.Index(g.queue, turn); i >= 0 {
 			g.queue = slices.Delete(g.queue, i, i+1)
+			if i < g.resuming {
+				g.resuming--
+			}
 			g.checkQuietLocked()
 			return ctx.Err()
 		}
@@ -121,6 +133,7 @@ func (g *Gate) releaseLocked() {
 	if len(g.queue) > 0 && g.active <= g.limit {
 		close(g.queue[0])
 		g.queue = g.queue[1:]
+		g.resuming = max(0, g.resuming-1)
 	} else {
 		g.active--
 	}
