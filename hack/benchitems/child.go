@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/chainsync/chainsync/internal/connector"
 	"github.com/chainsync/chainsync/internal/connector/collection"
@@ -19,8 +18,6 @@ import (
 	"github.com/chainsync/chainsync/internal/connector/postgres"
 	"github.com/chainsync/chainsync/internal/delta"
 	"github.com/chainsync/chainsync/internal/engine"
-	"github.com/chainsync/chainsync/internal/jobargs"
-	"github.com/chainsync/chainsync/internal/jobgate"
 	"github.com/chainsync/chainsync/internal/records"
 )
 
@@ -44,11 +41,8 @@ type job struct {
 	Changed string
 	// WantIncremental fails a cycle that was not an Incremental one.
 	WantIncremental bool
-	// Users, when set, makes the cycle a Job of that many users, each owning the export's rows
-	// whose owner column names it, their csv files shared as `chainsync cycle` shares them.
-	Users    int
-	Rows     int
-	SpillDir string
+	Rows            int
+	SpillDir        string
 }
 
 // end is one endpoint: a csv folder or a postgres schema.
@@ -86,20 +80,11 @@ func policy() engine.Policy {
 }
 
 func open(ctx context.Context, e end, side string) (connector.Connector, error) {
-	return openShared(ctx, e, side, nil)
-}
-
-// openShared opens an endpoint; with shared, a csv one is one user's among a Job's, scoped by
-// the owner column.
-func openShared(ctx context.Context, e end, side string, shared *csv.Shared) (connector.Connector, error) {
 	coll := collection.Collection{Name: "items", KeyFields: []string{"id"}, ModifiedField: "modified"}
 	if e.CSV != "" {
 		coll.Name = exportFile
-		if shared != nil {
-			coll.Scope = []collection.ScopeMatch{{Field: ownerColumn, Identity: "email"}}
-		}
 		return csv.New(csv.Config{Side: side, Directory: e.CSV, Entities: map[string]collection.Collection{entity: coll},
-			MissingFileIsEmpty: side == "target", Shared: shared})
+			MissingFileIsEmpty: side == "target"})
 	}
 	return postgres.New(ctx, postgres.Config{Side: side, Host: e.Host, Port: e.Port, User: e.User, Password: e.Password,
 		Database: e.Database, Schema: e.Schema, SSLMode: "disable", Entities: map[string]collection.Collection{entity: coll}})
@@ -150,9 +135,6 @@ func (j job) run(ctx context.Context) error {
 }
 
 func (j job) cycle(ctx context.Context) error {
-	if j.Users > 0 {
-		return j.sharedCycle(ctx)
-	}
 	src, err := open(ctx, j.Source, "source")
 	if err != nil {
 		return err
@@ -270,50 +252,4 @@ func (j job) deltaRecords(ctx context.Context) error {
 	}
 	runtime.KeepAlive(u)
 	return j.expect(counts)
-}
-
-// ownerColumn says whose a row of the shared export is.
-const ownerColumn = "owner"
-
-func owner(i int) string { return fmt.Sprintf("user%04d@example.com", i) }
-
-// sharedCycle cycles j.Users users as one `chainsync cycle` Job does: a few at a time through a
-// jobgate, their csv files shared through csv.Shared.
-func (j job) sharedCycle(ctx context.Context) error {
-	gate := jobgate.New(jobargs.DefaultConcurrency)
-	scopes := make([]connector.Scope, j.Users)
-	for i := range scopes {
-		scopes[i] = connector.Scope{Email: owner(i)}
-	}
-	shared := csv.NewShared(ctx, gate, scopes, j.SpillDir)
-	defer shared.Close()
-	store, err := records.Open(j.Store)
-	if err != nil {
-		return err
-	}
-	g, ctx := errgroup.WithContext(ctx)
-	for _, scope := range scopes {
-		g.Go(func() error {
-			return gate.Do(ctx, func() error {
-				src, err := openShared(ctx, j.Source, "source", shared)
-				if err != nil {
-					return err
-				}
-				tgt, err := openShared(ctx, j.Target, "target", shared)
-				if err != nil {
-					return err
-				}
-				r, err := engine.Run(ctx, engine.Cycle{ID: j.ID, User: scope.Email, Scope: scope, Policy: policy(), Source: src, Target: tgt,
-					Records: store, LockTimeout: time.Minute, Log: logr.Discard(), SpillDir: j.SpillDir})
-				if err != nil {
-					return fmt.Errorf("%s: %w", scope.Email, err)
-				}
-				if r.Total.Errors > 0 || r.Total.Skipped > 0 {
-					return fmt.Errorf("cycle %s of %s: %+v", j.ID, scope.Email, r.Total)
-				}
-				return nil
-			})
-		})
-	}
-	return g.Wait()
 }

@@ -28,7 +28,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -47,7 +46,7 @@ func main() {
 	slowRuns := flag.Int("slow-runs", 0, "runs of the initial syncs and the cycles after them; 0 means -runs")
 	profile := flag.String("profile", "", "directory to write a CPU and a heap profile of each chainsync row's first run into")
 	keep := flag.Bool("keep", false, "keep the generated files and stores (their folder is printed)")
-	only := flag.String("only", "", "measure only these groups of rows, comma-separated: delta, csv, postgres, feed, shared (for a quick look; the goals of the others print 0)")
+	only := flag.String("only", "", "measure only these groups of rows, comma-separated: delta, csv, postgres, feed (for a quick look; the goals of the others print 0)")
 	flag.Parse()
 	for _, g := range strings.Split(*only, ",") {
 		if g != "" {
@@ -178,15 +177,6 @@ func run(rows, runs, slowRuns int, profile string, keep bool) error {
 	completePG := &row{name: "next cycle csv -> postgres, 1% changed (Complete: csv has no change feed)", comparison: "csvdiff"}
 	initialFeed := &row{name: "Initial sync postgres -> postgres (source with a change feed)", comparison: "psql \\copy"}
 	nextFeed := &row{name: "next cycle postgres -> postgres, 1% changed (Incremental: modifiedField)", comparison: "—"}
-	sharedJob := &row{name: fmt.Sprintf("a Job of %d users sharing the export, Complete csv -> csv, 1%% changed", sharedUsers),
-		comparison: "one user owning the whole export, same cycle"}
-
-	var sharedSeeds *sharedSeeds
-	if measured("shared") {
-		if sharedSeeds, err = b.seedShared(base, changed); err != nil {
-			return err
-		}
-	}
 
 	for i := range max(runs, slowRuns) {
 		fmt.Fprintf(os.Stderr, "run %d of %d\n", i+1, max(runs, slowRuns))
@@ -249,11 +239,6 @@ func run(rows, runs, slowRuns int, profile string, keep bool) error {
 			os.RemoveAll(store)
 			os.RemoveAll(target)
 		}
-		if i < runs && measured("shared") {
-			if err := b.measureShared(i, sharedSeeds, sharedJob, step, add); err != nil {
-				return err
-			}
-		}
 		if i >= slowRuns {
 			continue
 		}
@@ -315,18 +300,8 @@ func run(rows, runs, slowRuns int, profile string, keep bool) error {
 	fmt.Printf("| %s | %.2f s (%.1f cpu-s) | — | %.1f%% of the initial | %.0f MiB |\n", nextFeed.name,
 		median(nextFeed.chainsync, wallOf), median(nextFeed.chainsync, cpuOf),
 		100*median(nextFeed.chainsync, wallOf)/median(initialFeed.chainsync, wallOf), median(nextFeed.chainsync, peakOf))
-	fmt.Printf("| (the csv -> postgres next cycle above, against its initial) | | | %.1f%% of the initial | |\n",
+	fmt.Printf("| (the csv -> postgres next cycle above, against its initial) | | | %.1f%% of the initial | |\n\n",
 		100*median(completePG.chainsync, wallOf)/median(initialPG.chainsync, wallOf))
-	fmt.Printf("| %s | %.2f s (%.1f cpu-s) | %s %.2f s (%.1f cpu-s), peak %.0f MiB | %.2f× (cpu %.2f×) | %.0f MiB |\n\n", sharedJob.name,
-		median(sharedJob.chainsync, wallOf), median(sharedJob.chainsync, cpuOf), sharedJob.comparison, median(sharedJob.other, wallOf),
-		median(sharedJob.other, cpuOf), median(sharedJob.other, peakOf), ratio(sharedJob), median(sharedJob.chainsync, cpuOf)/median(sharedJob.other, cpuOf),
-		median(sharedJob.chainsync, peakOf))
-	if sharedSeeds != nil {
-		fmt.Printf("shared export, first cycles (setup, one run): a Job of %d users %.2f s, peak %.0f MiB; one user owning it all %.2f s, peak %.0f MiB\n",
-			sharedUsers, sharedSeeds.job.wall.Seconds(), sharedSeeds.job.peakMiB, sharedSeeds.one.wall.Seconds(), sharedSeeds.one.peakMiB)
-		fmt.Printf("shared export, one user of the %d cycled alone (Complete, 1%% changed, one run): %.2f s, peak %.0f MiB\n\n",
-			sharedUsers, sharedSeeds.alone.wall.Seconds(), sharedSeeds.alone.peakMiB)
-	}
 
 	goal := func(name string, measured float64, cmp string, target float64) {
 		fmt.Printf("GOAL %s measured=%.3g target%s%g\n", name, measured, cmp, target)
@@ -339,115 +314,7 @@ func run(rows, runs, slowRuns int, profile string, keep bool) error {
 	goal("initial-peak-mib", median(initialPG.chainsync, peakOf), "<=", 512)
 	goal("next-csv-vs-initial", median(completePG.chainsync, wallOf)/median(initialPG.chainsync, wallOf), "<=", 0.25)
 	goal("next-changefeed-vs-initial", median(nextFeed.chainsync, wallOf)/median(initialFeed.chainsync, wallOf), "<=", 0.05)
-	goal(fmt.Sprintf("shared-export-%d-users-vs-one", sharedUsers), ratio(sharedJob), "<=", 2)
 	return nil
-}
-
-// sharedUsers own the shared export's rows between them.
-const sharedUsers = 1000
-
-// sharedSeeds are the records and targets of the first cycles on the shared export, which the
-// measured cycles start from: a Job of sharedUsers users, and one user owning every row.
-type sharedSeeds struct {
-	base, changed       string
-	jobStore, jobTarget string
-	oneStore, oneTarget string
-	job, one, alone     sample
-}
-
-// seedShared writes the shared export (the export and its changed copy, with an owner column
-// giving each row to one of sharedUsers users) and runs the first cycles on it.
-func (b *bench) seedShared(base, changed string) (*sharedSeeds, error) {
-	s := &sharedSeeds{base: filepath.Join(b.work, "shared-base"), changed: filepath.Join(b.work, "shared-changed"),
-		jobStore: filepath.Join(b.work, "shared-job-store"), jobTarget: filepath.Join(b.work, "shared-job-target"),
-		oneStore: filepath.Join(b.work, "shared-one-store"), oneTarget: filepath.Join(b.work, "shared-one-target")}
-	for from, to := range map[string]string{base: s.base, changed: s.changed} {
-		if err := withOwners(filepath.Join(from, exportFile), filepath.Join(to, exportFile)); err != nil {
-			return nil, err
-		}
-	}
-	os.MkdirAll(s.jobTarget, 0o755)
-	os.MkdirAll(s.oneTarget, 0o755)
-	var err error
-	if s.job, err = b.chainsync("shared-initial-job", job{Kind: "cycle", ID: "seed", Source: csvEnd(s.base), Target: csvEnd(s.jobTarget),
-		Store: s.jobStore, Users: sharedUsers}); err != nil {
-		return nil, fmt.Errorf("first cycle of the shared export's users: %w", err)
-	}
-	if s.one, err = b.chainsync("shared-initial-one", job{Kind: "cycle", ID: "seed", Source: csvEnd(s.base), Target: csvEnd(s.oneTarget),
-		Store: s.oneStore}); err != nil {
-		return nil, fmt.Errorf("first cycle of the shared export's one user: %w", err)
-	}
-	// For the record: one of the users, cycled alone, still reads the whole export.
-	store, target := filepath.Join(b.work, "shared-alone-store"), filepath.Join(b.work, "shared-alone-target")
-	if err := copyTree(s.jobStore, store); err != nil {
-		return nil, err
-	}
-	if err := copyTree(s.jobTarget, target); err != nil {
-		return nil, err
-	}
-	if s.alone, err = b.chainsync("", job{Kind: "cycle", ID: "next", Source: csvEnd(s.changed), Target: csvEnd(target), Store: store, Users: 1}); err != nil {
-		return nil, fmt.Errorf("one user of the shared export alone: %w", err)
-	}
-	os.RemoveAll(store)
-	os.RemoveAll(target)
-	return s, nil
-}
-
-// measureShared measures the next cycle of the Job of sharedUsers users against the one user's.
-func (b *bench) measureShared(i int, s *sharedSeeds, r *row, step stepFunc, add addFunc) error {
-	stores := [2]string{filepath.Join(b.work, fmt.Sprintf("shared-job-store-%d", i)), filepath.Join(b.work, fmt.Sprintf("shared-one-store-%d", i))}
-	targets := [2]string{filepath.Join(b.work, fmt.Sprintf("shared-job-target-%d", i)), filepath.Join(b.work, fmt.Sprintf("shared-one-target-%d", i))}
-	for k, from := range [2][2]string{{s.jobStore, s.jobTarget}, {s.oneStore, s.oneTarget}} {
-		if err := copyTree(from[0], stores[k]); err != nil {
-			return err
-		}
-		if err := copyTree(from[1], targets[k]); err != nil {
-			return err
-		}
-		defer os.RemoveAll(stores[k])
-		defer os.RemoveAll(targets[k])
-	}
-	return step(r, add(&r.chainsync, func() (sample, error) {
-		return b.chainsync("shared-next-job", job{Kind: "cycle", ID: "next", Source: csvEnd(s.changed), Target: csvEnd(targets[0]), Store: stores[0],
-			Users: sharedUsers})
-	}), add(&r.other, func() (sample, error) {
-		return b.chainsync("shared-next-one", job{Kind: "cycle", ID: "next", Source: csvEnd(s.changed), Target: csvEnd(targets[1]), Store: stores[1]})
-	}))
-}
-
-// withOwners copies an export adding an owner column: row E<n> is user n mod sharedUsers's, so
-// every user owns as many rows, spread over the file.
-func withOwners(from, to string) error {
-	in, err := os.Open(from)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := newCSVFile(to)
-	if err != nil {
-		return err
-	}
-	sc := bufio.NewScanner(in)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	header := true
-	for sc.Scan() {
-		line := sc.Text()
-		if header {
-			out.w.WriteString(line + "," + ownerColumn + "\n")
-			header = false
-			continue
-		}
-		id, _, _ := strings.Cut(line, ",")
-		n, err := strconv.Atoi(strings.TrimPrefix(id, "E"))
-		if err != nil {
-			return fmt.Errorf("%s: id %q: %w", from, id, err)
-		}
-		out.w.WriteString(line + "," + owner(n%sharedUsers) + "\n")
-	}
-	if err := sc.Err(); err != nil {
-		return err
-	}
-	return out.close()
 }
 
 type (

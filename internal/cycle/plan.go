@@ -24,9 +24,10 @@ type userCycle struct {
 
 // planUserCycle translates the user's next cycle of policy, run by job at now.
 func planUserCycle(policy *syncv1alpha1.SyncPolicy, user *syncv1alpha1.SyncUser, job string, now time.Time) userCycle {
+	id := user.Spec.Identity
 	uc := userCycle{
 		identity: RecordsIdentity(user),
-		scope:    scopeOf(user),
+		scope:    connector.Scope{Email: id.Email, Name: id.Name, Attributes: id.Attributes},
 		policy:   enginePolicy(policy),
 		requests: requestsOf(user),
 	}
@@ -51,12 +52,6 @@ func planUserCycle(policy *syncv1alpha1.SyncPolicy, user *syncv1alpha1.SyncUser,
 			After: user.Status.LastHandledReinit, CycleID: job, At: now}
 	}
 	return uc
-}
-
-// scopeOf is what selects the user's items on each endpoint.
-func scopeOf(user *syncv1alpha1.SyncUser) connector.Scope {
-	id := user.Spec.Identity
-	return connector.Scope{Email: id.Email, Name: id.Name, Attributes: id.Attributes}
 }
 
 // RecordsIdentity is the identity a user's records are kept under: the email, else the name.

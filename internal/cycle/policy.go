@@ -74,12 +74,7 @@ type endpoints struct {
 	volumes string
 	// onRejectedRow, by side, receives a csv export's rows that are no one's.
 	onRejectedRow map[string]func(entity string, row csv.RejectedRow)
-	// shared lets the Job's users' cycles read and write each csv file once for all of them.
-	shared *csv.Shared
 }
-
-// CSVShared implements csv.SharedEnv.
-func (e endpoints) CSVShared() *csv.Shared { return e.shared }
 
 func (e endpoints) open(ctx context.Context, side string) (connector.Connector, error) {
 	return registry.Open(ctx, endpointSpec(e.policy, side), e)

@@ -25,7 +25,6 @@ import (
 	"github.com/chainsync/chainsync/internal/connector/csv"
 	"github.com/chainsync/chainsync/internal/engine"
 	"github.com/chainsync/chainsync/internal/jobargs"
-	"github.com/chainsync/chainsync/internal/jobgate"
 	"github.com/chainsync/chainsync/internal/records"
 )
 
@@ -86,37 +85,23 @@ func (r *Runner) Run(ctx context.Context, users []string) error {
 	if err != nil {
 		return fmt.Errorf("opening the record store: %w", err)
 	}
+	eps := endpoints{policy: policy, secrets: secrets, fsRoot: r.FSRoot, volumes: r.Volumes}
+
 	onPolicy, err := r.readUsers(ctx, policy, users)
 	if err != nil {
 		return err
 	}
-	// The users' cycles share the policy's csv files: each is read once for all of them, and
-	// their writes to it wait for one another to go in with one rewrite (see csv.Shared). The
-	// gate bounds the cycles running at once, a cycle waiting for such a rewrite not counted.
-	gate := jobgate.New(r.Concurrency)
-	scopes := make([]connector.Scope, 0, len(onPolicy))
-	for _, user := range onPolicy {
-		scopes = append(scopes, scopeOf(user))
-	}
-	shared := csv.NewShared(ctx, gate, scopes, "")
-	defer shared.Close()
-	eps := endpoints{policy: policy, secrets: secrets, fsRoot: r.FSRoot, volumes: r.Volumes, shared: shared}
 	rejected := newRejectedRows(store, policy)
 	statuses := newUserStatusWriter(r.Client, r.Namespace, r.Clock, policy)
 	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(1, r.Concurrency))
 	for _, name := range users {
 		user, ok := onPolicy[name]
 		if !ok {
 			r.Log.Info("Skipping user: deleted, or moved to another policy, since the Job was launched", "user", klog.KRef(r.Namespace, name))
 			continue
 		}
-		// Taken here, not in the goroutine, so that users start in the Job's order.
-		if err := gate.Acquire(ctx); err != nil {
-			g.Go(func() error { return err })
-			break
-		}
 		g.Go(func() error {
-			defer gate.Release()
 			return r.cycleUser(ctx, policy, eps, store, rejected, statuses, user)
 		})
 	}

@@ -144,28 +144,24 @@ func (r *runner) apply(ctx context.Context, p *entityPlan) error {
 			return fmt.Errorf("forgetting records for reinit: %w", err)
 		}
 	}
-	// Each commit syncs the records to disk: one with nothing in it would cost a Job of many
-	// small users more than their reads.
-	if len(p.dropKeys) > 0 || len(p.putLinks) > 0 {
-		err := r.update(func(tx *records.Tx) error {
-			for _, k := range p.dropKeys {
-				if err := tx.DeleteLink(p.pair, 0, k); err != nil {
-					return err
-				}
+	err := r.update(func(tx *records.Tx) error {
+		for _, k := range p.dropKeys {
+			if err := tx.DeleteLink(p.pair, 0, k); err != nil {
+				return err
 			}
-			for _, l := range p.putLinks {
-				if l.SyncedAt.IsZero() {
-					l.SyncedAt = r.now
-				}
-				if err := tx.PutLink(p.pair, l); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("recording links: %w", err)
 		}
+		for _, l := range p.putLinks {
+			if l.SyncedAt.IsZero() {
+				l.SyncedAt = r.now
+			}
+			if err := tx.PutLink(p.pair, l); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("recording links: %w", err)
 	}
 
 	for _, w := range []records.Side{0, 1} {

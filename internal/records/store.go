@@ -195,14 +195,9 @@ func (s *Store) OpenUser(identity string, opts OpenOptions) (*User, error) {
 		return nil, fmt.Errorf("opening records of %s at %s: %w", identity, path, err)
 	}
 	if !opts.ReadOnly {
-		// Written once: the folder's name is made from the identity, so the file never changes,
-		// and rewriting it costs every cycle a file created and renamed.
-		path := filepath.Join(dir, identityFile)
-		if had, err := os.ReadFile(path); err != nil || string(had) != identity {
-			if err := writeFileAtomic(path, []byte(identity)); err != nil {
-				db.Close()
-				return nil, err
-			}
+		if err := writeFileAtomic(filepath.Join(dir, identityFile), []byte(identity)); err != nil {
+			db.Close()
+			return nil, err
 		}
 	}
 	return u, nil

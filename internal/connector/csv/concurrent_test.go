@@ -16,12 +16,10 @@ import (
 
 	"github.com/go-logr/logr"
 	. "github.com/onsi/gomega"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/chainsync/chainsync/internal/connector"
 	"github.com/chainsync/chainsync/internal/connector/collection"
 	"github.com/chainsync/chainsync/internal/engine"
-	"github.com/chainsync/chainsync/internal/jobgate"
 	"github.com/chainsync/chainsync/internal/records"
 )
 
@@ -39,7 +37,6 @@ type childJob struct {
 	Source  string // the csv source's directory (cycle)
 	Store   string // the record store (cycle)
 	Owner   string
-	Owners  []string // a Job's users (job)
 	Prefix  string
 	Rows    int
 	GoFile  string // the child starts once this file exists
@@ -85,8 +82,6 @@ func TestHelperProcessConcurrent(t *testing.T) {
 		out, err = childWrites(job)
 	case "cycle":
 		out, err = childCycle(job)
-	case "job":
-		out, err = childJobOfUsers(job)
 	default:
 		err = fmt.Errorf("unknown mode %q", job.Mode)
 	}
@@ -200,39 +195,6 @@ func childCycle(job childJob) (engine.Result, error) {
 		return engine.Result{}, err
 	}
 	return runCycle(context.Background(), job, smallBatches{tgt})
-}
-
-// childJobOfUsers cycles job.Owners as one Job does: two at a time, the csv files shared, the
-// target written in small batches so that the Job's shared rewrites are many.
-func childJobOfUsers(job childJob) ([]engine.Result, error) {
-	ctx := context.Background()
-	gate := jobgate.New(2)
-	var scopes []connector.Scope
-	for _, o := range job.Owners {
-		scopes = append(scopes, connector.Scope{Email: o})
-	}
-	shared := NewShared(ctx, gate, scopes, "")
-	defer shared.Close()
-	results := make([]engine.Result, len(scopes))
-	g, ctx := errgroup.WithContext(ctx)
-	for i, scope := range scopes {
-		g.Go(func() error {
-			return gate.Do(ctx, func() error {
-				cfg := sharedPeople("target", job.Dir)
-				cfg.Shared = shared
-				tgt, err := New(cfg)
-				if err != nil {
-					return err
-				}
-				user := job
-				user.Owner = scope.Email
-				user.Prefix += "-" + scope.Email
-				results[i], err = runCycle(ctx, user, smallBatches{tgt})
-				return err
-			})
-		})
-	}
-	return results, g.Wait()
 }
 
 // startChildren runs one child process per job, lets them all start at
@@ -387,45 +349,6 @@ func TestConcurrentCyclesKeepEveryRow(t *testing.T) {
 		r, err := runCycle(context.Background(), jobs[u], nil)
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(r.Total).To(Equal(engine.Counts{}), "user %d's second cycle: %+v", u, r.Entities)
-	}
-}
-
-// Three Jobs at once, each of four users sharing the csv files, write one target in small
-// batches: each Job's rewrites take turns with the others' under the file's lock, so every row
-// of every user is there, once, and the records agree with the file.
-func TestConcurrentJobsOfSharedFilesKeepEveryRow(t *testing.T) {
-	g := NewWithT(t)
-	const jobsN, usersPerJob, rows = 3, 4, 30
-	src, tgt, store := t.TempDir(), t.TempDir(), t.TempDir()
-	var lines []string
-	jobs := make([]childJob, jobsN)
-	for j := range jobs {
-		jobs[j] = childJob{Mode: "job", Dir: tgt, Source: src, Store: store, Prefix: fmt.Sprintf("job%d", j)}
-		for u := range usersPerJob {
-			o := owner(j*usersPerJob + u)
-			jobs[j].Owners = append(jobs[j].Owners, o)
-			for i := range rows {
-				lines = append(lines, fmt.Sprintf("j%du%d-%03d,%s,person %d", j, u, i, o, i))
-			}
-		}
-	}
-	writeFile(t, src, "people.csv", "id,owner,name\n"+joinLines(lines))
-
-	for j, results := range startChildren[[]engine.Result](t, jobs) {
-		for u, r := range results {
-			g.Expect(r.Total).To(Equal(engine.Counts{Created: rows}), "job %d user %d: %+v", j, u, r.Entities)
-		}
-	}
-	got, want := peopleRows(t, tgt), peopleRows(t, src)
-	g.Expect(len(got)).To(Equal(len(want)), "rows on the target")
-	g.Expect(got).To(Equal(want))
-	for _, job := range jobs {
-		for _, o := range job.Owners {
-			job.Owner, job.Prefix = o, o+"-again"
-			r, err := runCycle(context.Background(), job, nil)
-			g.Expect(err).NotTo(HaveOccurred())
-			g.Expect(r.Total).To(Equal(engine.Counts{}), "%s's second cycle: %+v", o, r.Entities)
-		}
 	}
 }
 

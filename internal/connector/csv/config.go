@@ -68,9 +68,6 @@ type Config struct {
 	// every read: each user's read of a shared export finds the same ones.
 	// The cycle writes them for a person (reports.RowReport) and counts them.
 	OnRejectedRow func(entity string, row RejectedRow)
-	// Shared, when set, shares reads and writes of the files with the other cycles of the
-	// Job (see Shared).
-	Shared *Shared
 }
 
 func (c Config) side() string {

@@ -14,7 +14,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/text/encoding"
@@ -30,9 +29,6 @@ type Connector struct {
 	enc encoding.Encoding
 	// now stamps the modified field of written rows; tests replace it.
 	now func() time.Time
-
-	memosMu sync.Mutex
-	memos   map[string]*rewriteMemo // by file name, for Writes without Shared
 }
 
 var _ connector.Connector = (*Connector)(nil)
@@ -49,10 +45,8 @@ func New(cfg Config) (*Connector, error) {
 	return &Connector{cfg: cfg, enc: enc, now: time.Now}, nil
 }
 
-// MaxBatch is large because every Write replaces the whole file: a batch of
-// creates copies the file's bytes as the last Write left them (see
-// rewriteMemo), any other parses and rewrites it, so small batches would
-// make writing a large file quadratic.
+// MaxBatch is large because every Write rewrites the whole file: small
+// batches would make writing a large file quadratic.
 const MaxBatch = 50_000
 
 // Capabilities: modification times when every entity names a modified
@@ -318,18 +312,6 @@ func (c *Connector) ReadAll(ctx context.Context, req connector.ReadRequest) iter
 			yield(connector.Item{}, fmt.Errorf("%s.scope: %w", path, err))
 			return
 		}
-		if c.cfg.Shared != nil {
-			c.readShared(ctx, req, path, coll, scope, yield)
-			return
-		}
-		c.readFile(ctx, req, path, coll, scope, yield)
-	}
-}
-
-// readFile is ReadAll from the file itself.
-func (c *Connector) readFile(ctx context.Context, req connector.ReadRequest, path string, coll collection.Collection,
-	scope map[string]string, yield func(connector.Item, error) bool) {
-	{
 		f, err := os.Open(c.cfg.file(coll))
 		if errors.Is(err, fs.ErrNotExist) && c.cfg.MissingFileIsEmpty {
 			return

@@ -25,9 +25,6 @@ var Kind = endpoint.Kind[Config]{
 		if r, ok := env.(RejectedRowsEnv); ok {
 			cfg.OnRejectedRow = r.OnRejectedRow(spec.Side)
 		}
-		if s, ok := env.(SharedEnv); ok {
-			cfg.Shared = s.CSVShared()
-		}
 		return New(cfg)
 	},
 }
@@ -36,10 +33,4 @@ var Kind = endpoint.Kind[Config]{
 // them); csv asks for it when the Env offers it.
 type RejectedRowsEnv interface {
 	OnRejectedRow(side string) func(entity string, row RejectedRow)
-}
-
-// SharedEnv is an Env of a Job whose users' cycles share the files they read and write (see
-// Shared); csv asks for it when the Env offers it.
-type SharedEnv interface {
-	CSVShared() *Shared
 }

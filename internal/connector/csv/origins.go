@@ -44,35 +44,28 @@ func readOrigins(path string) (origins, error) {
 	return o, nil
 }
 
-// recordCreates replaces each batch's scope's entry in the origins file with
-// the origins of that batch's creates, in one write.
-func (c *Connector) recordCreates(coll collection.Collection, batches []*batch) error {
+// recordCreates replaces the scope's entry in the origins file with the
+// origins of this batch's creates.
+func (c *Connector) recordCreates(coll collection.Collection, s connector.Scope, writes []connector.Write, results []connector.WriteResult) error {
 	path := c.cfg.originsFile(coll)
 	o, err := readOrigins(path)
 	if err != nil {
 		return err
 	}
-	changed := false
-	for _, b := range batches {
-		created := map[string]string{}
-		for i, w := range b.writes {
-			if w.Op == connector.OpCreate && b.results[i].Err == nil && w.Origin != "" {
-				created[b.results[i].ID] = w.Origin
-			}
-		}
-		key := b.scope.Key()
-		if len(created) == 0 && o[key] == nil {
-			continue
-		}
-		changed = true
-		if len(created) == 0 {
-			delete(o, key)
-		} else {
-			o[key] = created
+	created := map[string]string{}
+	for i, w := range writes {
+		if w.Op == connector.OpCreate && results[i].Err == nil && w.Origin != "" {
+			created[results[i].ID] = w.Origin
 		}
 	}
-	if !changed {
+	key := s.Key()
+	if len(created) == 0 && o[key] == nil {
 		return nil
+	}
+	if len(created) == 0 {
+		delete(o, key)
+	} else {
+		o[key] = created
 	}
 	raw, err := json.Marshal(o)
 	if err != nil {

@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/chainsync/chainsync/internal/connector"
@@ -32,68 +31,23 @@ import (
 // longer the user's, fails with ErrNotFound; a create whose key another
 // writer has taken meanwhile fails as existing. Both are item errors, as
 // they would be had the writes come one after the other.
-//
-// With Config.Shared, the batch waits for the other cycles of the Job and
-// goes into the file in one rewrite with theirs (see Shared).
 func (c *Connector) Write(ctx context.Context, req connector.WriteRequest) ([]connector.WriteResult, error) {
 	coll, err := c.entity(req.Entity)
 	if err != nil {
 		return nil, err
 	}
-	b, err := c.newBatch(coll, req)
-	if err != nil {
-		return nil, err
-	}
-	if c.cfg.Shared != nil {
-		return c.cfg.Shared.write(ctx, c, c.cfg.entityPath(req.Entity), coll, b)
-	}
-	if _, err := c.rewrite(ctx, c.cfg.entityPath(req.Entity), coll, []*batch{b}, c.memo(coll)); err != nil {
-		return nil, err
-	}
-	return b.results, nil
-}
-
-// batch is one Write's batch on its way into the file, alone or with other users' batches of
-// the same Job.
-type batch struct {
-	scope   connector.Scope
-	values  map[string]string // the scope's columns
-	writes  []connector.Write
-	results []connector.WriteResult
-}
-
-func (c *Connector) newBatch(coll collection.Collection, req connector.WriteRequest) (*batch, error) {
+	path := c.cfg.entityPath(req.Entity)
 	scope, err := coll.ScopeValues(req.Scope)
 	if err != nil {
-		return nil, fmt.Errorf("%s.scope: %w", c.cfg.entityPath(req.Entity), err)
+		return nil, fmt.Errorf("%s.scope: %w", path, err)
 	}
-	return &batch{scope: req.Scope, values: scope, writes: req.Writes, results: make([]connector.WriteResult, len(req.Writes))}, nil
-}
-
-// change is an update or delete of a batch, by the ID it names.
-type change struct {
-	b *batch
-	i int
-}
-
-// rewritten says what a rewrite replaced: the file and origins file as they were when the lock
-// was taken, and as the rewrite left them. A Job's shared read of the file (see Shared) uses it
-// to tell its own writes from other writers'.
-type rewritten struct {
-	before, after fileIDs
-}
-
-// rewrite applies batches, in order, in one rewrite of the file under its lock. Each batch's
-// results are filled in; the error is for the file as a whole.
-func (c *Connector) rewrite(ctx context.Context, path string, coll collection.Collection, batches []*batch, memo *rewriteMemo) (rewritten, error) {
-	var done rewritten
 	unlock, err := lockFile(ctx, c.cfg.lockFile(coll))
 	if err != nil {
-		return done, err
+		return nil, err
 	}
 	defer unlock()
 	now := c.now().UTC()
-	done.before = c.fileIDs(coll)
+	results := make([]connector.WriteResult, len(req.Writes))
 
 	var old *fileReader
 	var hdr header
@@ -103,76 +57,60 @@ func (c *Connector) rewrite(ctx context.Context, path string, coll collection.Co
 		defer old.f.Close()
 		hdr = fr.header
 	case errors.Is(err, fs.ErrNotExist):
-		var all []connector.Write
-		for _, b := range batches {
-			all = append(all, b.writes...)
-		}
-		hdr = newHeader(newFileColumns(coll, all))
+		hdr = newHeader(newFileColumns(coll, req.Writes))
 	default:
-		return done, fmt.Errorf("opening %s: %w", coll.Name, err)
+		return nil, fmt.Errorf("opening %s: %w", coll.Name, err)
 	}
 
-	// Index the batches. Memory is proportional to the batches, not the file.
-	changes := map[string][]change{} // update or delete, by ID
-	creates := map[string]change{}   // create, by the ID its key fields give
-	for _, b := range batches {
-		mine := map[string]bool{}
-		for i, w := range b.writes {
-			res := &b.results[i]
-			switch w.Op {
-			case connector.OpUpdate, connector.OpDelete:
-				if mine[w.ID] {
-					res.Err = connector.NewItemError(w.ID, errors.New("the batch changes this item twice"))
+	// Index the batch. Memory is proportional to the batch, not the file.
+	byID := map[string]int{} // update or delete, by ID
+	for i, w := range req.Writes {
+		switch w.Op {
+		case connector.OpUpdate, connector.OpDelete:
+			if _, dup := byID[w.ID]; dup {
+				results[i].Err = connector.NewItemError(w.ID, errors.New("the batch changes this item twice"))
+				continue
+			}
+			results[i].ID = w.ID
+			if w.Op == connector.OpUpdate {
+				if err := hdr.checkFields(w.Fields, coll.Name); err != nil {
+					results[i].Err = connector.NewItemError(w.ID, err)
 					continue
 				}
-				res.ID = w.ID
-				if w.Op == connector.OpUpdate {
-					if err := hdr.checkFields(w.Fields, coll.Name); err != nil {
-						res.Err = connector.NewItemError(w.ID, err)
-						continue
-					}
-				}
-				mine[w.ID] = true
-				changes[w.ID] = append(changes[w.ID], change{b, i})
-				res.Err = connector.NewItemError(w.ID, connector.ErrNotFound) // until found
-			case connector.OpCreate:
-				if err := hdr.checkFields(w.Fields, coll.Name); err != nil {
-					res.Err = connector.NewItemError(w.ID, err)
-				}
-			default:
-				res.Err = connector.NewItemError(w.ID, fmt.Errorf("unknown write op %v", w.Op))
 			}
-		}
-		for i, w := range b.writes {
-			if w.Op != connector.OpCreate || b.results[i].Err != nil {
-				continue
+			byID[w.ID] = i
+			results[i].Err = connector.NewItemError(w.ID, connector.ErrNotFound) // until found
+		case connector.OpCreate:
+			if err := hdr.checkFields(w.Fields, coll.Name); err != nil {
+				results[i].Err = connector.NewItemError(w.ID, err)
 			}
-			id, err := c.createID(coll, b.values, w.Fields)
-			if err == nil {
-				if other, dup := creates[id]; dup && other.b == b {
-					err = fmt.Errorf("another create in the batch has the key %s", id)
-				} else if dup {
-					// Another user's create in the same rewrite came first: as if its Write
-					// had come before this one.
-					err = errors.New("an item with this key already exists")
-				}
-			}
-			if err != nil {
-				b.results[i].Err = connector.NewItemError(id, err)
-				continue
-			}
-			creates[id] = change{b, i}
-			b.results[i].ID = id
+		default:
+			results[i].Err = connector.NewItemError(w.ID, fmt.Errorf("unknown write op %v", w.Op))
 		}
 	}
-
-	appending := old != nil && len(changes) == 0 && memo.holds(done.before.file, creates) && c.appendSafe()
-	keys := memo.start(appending)
+	creates := map[string]int{} // create, by the ID its key fields give
+	for i, w := range req.Writes {
+		if w.Op != connector.OpCreate || results[i].Err != nil {
+			continue
+		}
+		id, err := c.createID(coll, scope, w.Fields)
+		if err == nil {
+			if _, dup := creates[id]; dup {
+				err = fmt.Errorf("another create in the batch has the key %s", id)
+			}
+		}
+		if err != nil {
+			results[i].Err = connector.NewItemError(id, err)
+			continue
+		}
+		creates[id] = i
+		results[i].ID = id
+	}
 
 	dir := filepath.Dir(c.cfg.file(coll))
 	tmp, err := os.CreateTemp(dir, "."+coll.Name+".*.tmp")
 	if err != nil {
-		return done, fmt.Errorf("creating a temporary file for %s: %w", coll.Name, err)
+		return nil, fmt.Errorf("creating a temporary file for %s: %w", coll.Name, err)
 	}
 	mode := fs.FileMode(0o644)
 	if old != nil {
@@ -183,7 +121,7 @@ func (c *Connector) rewrite(ctx context.Context, path string, coll collection.Co
 	if err := tmp.Chmod(mode); err != nil {
 		tmp.Close()
 		os.Remove(tmp.Name())
-		return done, fmt.Errorf("creating a temporary file for %s: %w", coll.Name, err)
+		return nil, fmt.Errorf("creating a temporary file for %s: %w", coll.Name, err)
 	}
 	committed := false
 	defer func() {
@@ -196,94 +134,50 @@ func (c *Connector) rewrite(ctx context.Context, path string, coll collection.Co
 	encoded := encodingWriter(buf, c.enc)
 	w := stdcsv.NewWriter(encoded)
 	w.Comma = c.cfg.delimiter()
-	switch {
-	case appending:
-		// Only creates, none of whose keys the file holds, into the file as the last rewrite
-		// left it: its bytes are copied as they are, which costs a fraction of parsing them, so
-		// that writing a large file in batches is not quadratic.
-		if err := copyFile(tmp, old.f); err != nil {
-			return done, fmt.Errorf("copying %s: %w", coll.Name, err)
-		}
-	default:
-		if err := w.Write(hdr.names); err != nil {
-			return done, fmt.Errorf("writing %s: %w", coll.Name, err)
-		}
-		if old != nil {
-			if err := c.rewriteRows(ctx, old, w, coll, changes, creates, now, keys); err != nil {
-				return done, err
-			}
+	if err := w.Write(hdr.names); err != nil {
+		return nil, fmt.Errorf("writing %s: %w", coll.Name, err)
+	}
+
+	if old != nil {
+		if err := c.rewriteRows(ctx, old, w, coll, scope, req.Writes, byID, creates, results, now); err != nil {
+			return nil, err
 		}
 	}
-	for _, b := range batches {
-		for i, wr := range b.writes {
-			if wr.Op != connector.OpCreate || b.results[i].Err != nil {
-				continue
-			}
-			rec := make([]string, len(hdr.names))
-			c.apply(rec, hdr, coll, wr.Fields, b.values, now, &b.results[i])
-			keys.add(b.results[i].ID)
-			if err := w.Write(rec); err != nil {
-				return done, fmt.Errorf("writing %s: %w", coll.Name, err)
-			}
+	for i, wr := range req.Writes {
+		if wr.Op != connector.OpCreate || results[i].Err != nil {
+			continue
+		}
+		rec := make([]string, len(hdr.names))
+		c.apply(rec, hdr, coll, wr.Fields, scope, now, &results[i])
+		if err := w.Write(rec); err != nil {
+			return nil, fmt.Errorf("writing %s: %w", coll.Name, err)
 		}
 	}
 
 	w.Flush()
 	if err := w.Error(); err != nil {
-		return done, fmt.Errorf("writing %s: %w", coll.Name, err)
+		return nil, fmt.Errorf("writing %s: %w", coll.Name, err)
 	}
 	if err := encoded.Close(); err != nil {
-		return done, fmt.Errorf("encoding %s as %s: %w", coll.Name, c.cfg.Encoding, err)
+		return nil, fmt.Errorf("encoding %s as %s: %w", coll.Name, c.cfg.Encoding, err)
 	}
 	if err := buf.Flush(); err != nil {
-		return done, fmt.Errorf("writing %s: %w", coll.Name, err)
+		return nil, fmt.Errorf("writing %s: %w", coll.Name, err)
 	}
-	if err := c.recordCreates(coll, batches); err != nil {
-		return done, err
+	if err := c.recordCreates(coll, req.Scope, req.Writes, results); err != nil {
+		return nil, err
 	}
 	if err := replaceFile(tmp, c.cfg.file(coll)); err != nil {
-		return done, err
+		return nil, err
 	}
 	committed = true
-	done.after = c.fileIDs(coll)
-	memo.keep(done.after.file, keys)
-	rewrote(c.cfg.file(coll), len(batches), appending)
-	return done, nil
+	return results, nil
 }
 
-// copyFile copies f from its start to the end of tmp, ending it with a line break.
-func copyFile(tmp, f *os.File) error {
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return err
-	}
-	n, err := io.Copy(tmp, f)
-	if err != nil || n == 0 {
-		return err
-	}
-	last := make([]byte, 1)
-	if _, err := f.ReadAt(last, n-1); err != nil {
-		return err
-	}
-	if last[0] != '\n' {
-		_, err = tmp.Write([]byte{'\n'})
-	}
-	return err
-}
-
-// appendSafe says whether rows can be appended to the file's bytes: not in UTF-16, whose
-// encoder starts what it writes with a byte order mark.
-func (c *Connector) appendSafe() bool {
-	return !strings.HasPrefix(strings.ToLower(c.cfg.Encoding), "utf-16")
-}
-
-// rewrote is told of each rewrite of a file, with how many Writes' batches went into it; tests
-// count them.
-var rewrote = func(file string, batches int, appended bool) {}
-
-// rewriteRows copies the old file's rows to w, applying the batches' updates
-// and deletes to their users' rows, and fails the creates whose key is taken.
+// rewriteRows copies the old file's rows to w, applying the batch's updates
+// and deletes to the user's rows, and fails the creates whose key is taken.
 func (c *Connector) rewriteRows(ctx context.Context, old *fileReader, w *stdcsv.Writer, coll collection.Collection,
-	changes map[string][]change, creates map[string]change, now time.Time, keys *keySet) error {
+	scope map[string]string, writes []connector.Write, byID, creates map[string]int, results []connector.WriteResult, now time.Time) error {
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -301,31 +195,17 @@ func (c *Connector) rewriteRows(ctx context.Context, old *fileReader, w *stdcsv.
 			// Keys identify items within the whole file, so a create
 			// clashes with any user's row, not only this user's.
 			id := recordID(rec, old.header, coll)
-			if cr, ok := creates[id]; ok && id != "" {
-				cr.b.results[cr.i].Err = connector.NewItemError(id, errors.New("an item with this key already exists"))
+			if i, ok := creates[id]; ok && id != "" {
+				results[i].Err = connector.NewItemError(id, errors.New("an item with this key already exists"))
 				delete(creates, id)
 			}
-			deleted := false
-			for _, ch := range changes[id] {
-				if id == "" || !old.inScope(rec, ch.b.values) {
+			if i, ok := byID[id]; ok && id != "" && old.inScope(rec, scope) {
+				results[i].Err = nil
+				if writes[i].Op == connector.OpDelete {
 					continue
 				}
-				res := &ch.b.results[ch.i]
-				res.Err = nil
-				if ch.b.writes[ch.i].Op == connector.OpDelete {
-					deleted = true
-					break
-				}
-				c.apply(rec, old.header, coll, ch.b.writes[ch.i].Fields, ch.b.values, now, res)
-				id = res.ID
-				break
+				c.apply(rec, old.header, coll, writes[i].Fields, scope, now, &results[i])
 			}
-			if deleted {
-				continue
-			}
-			keys.add(id)
-		} else {
-			keys.add(recordID(rec, old.header, coll))
 		}
 		if err := w.Write(rec); err != nil {
 			return fmt.Errorf("writing %s: %w", coll.Name, err)
