@@ -157,6 +157,12 @@ func (r *SyncUserReconciler) policyNamed(ctx context.Context, namespace, name st
 	return policy, nil
 }
 
+// sinceStart says whether t, as the API stores times (whole seconds), is not before this process
+// started: what happened earlier was counted and announced by its predecessor.
+func (r *SyncUserReconciler) sinceStart(t time.Time) bool {
+	return !t.Before(r.startedAt.Truncate(time.Second))
+}
+
 // seenUser is what this process has counted and announced of one user.
 type seenUser struct {
 	cycle     string    // the last cycle result counted in the metrics
@@ -178,14 +184,14 @@ func (r *SyncUserReconciler) announce(user *syncv1alpha1.SyncUser) {
 		from, to := st.History[n-2], st.History[n-1]
 		// A move by an empty cycle enters the next step when that cycle completed.
 		if entered := to.EnteredTime; entered != nil && entered.Equal(st.LastCycle.CompletionTime) &&
-			st.LastCycle.Policy == from.Policy && !entered.Time.Before(r.startedAt.Truncate(time.Second)) && !entered.Time.Equal(was.moved) {
+			st.LastCycle.Policy == from.Policy && r.sinceStart(entered.Time) && !entered.Time.Equal(was.moved) {
 			r.Recorder.Eventf(user, nil, corev1.EventTypeNormal, syncv1alpha1.SyncUserChainAdvancedReason, "Advance",
 				"Cycle on step %s came back empty: moved to step %s (policy %s)", from.Step, to.Step, to.Policy)
 			now.moved = entered.Time
 		}
 	}
 	if c := meta.FindStatusCondition(st.Conditions, syncv1alpha1.CompletedCondition); c != nil && c.Status == metav1.ConditionTrue &&
-		!c.LastTransitionTime.Time.Before(r.startedAt.Truncate(time.Second)) && !c.LastTransitionTime.Time.Equal(was.completed) {
+		r.sinceStart(c.LastTransitionTime.Time) && !c.LastTransitionTime.Time.Equal(was.completed) {
 		r.Recorder.Eventf(user, nil, corev1.EventTypeNormal, syncv1alpha1.SyncUserChainCompletedReason, "Complete",
 			"Synced clean on the last step (policy %s)", st.Policy)
 		now.completed = c.LastTransitionTime.Time
@@ -251,7 +257,7 @@ func readyMessage(u *syncv1alpha1.SyncUser) string {
 // countCycle adds the user's latest cycle result to the metrics, once.
 func (r *SyncUserReconciler) countCycle(user *syncv1alpha1.SyncUser) {
 	c := user.Status.LastCycle
-	if c == nil || c.CompletionTime == nil || c.CompletionTime.Time.Before(r.startedAt) {
+	if c == nil || c.CompletionTime == nil || !r.sinceStart(c.CompletionTime.Time) {
 		return
 	}
 	key := client.ObjectKeyFromObject(user)
